@@ -1,0 +1,50 @@
+# digest — two commands: `make run` (the service on embedded defaults) and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CONFIG ?= config/digest.toml
+
+.PHONY: run test install install-test lint typecheck pytest fmt check clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+## run: install, migrate, then start scheduler + web on embedded defaults
+run: install
+	$(BIN)/digest --config $(CONFIG) migrate
+	$(BIN)/digest --config $(CONFIG) run
+
+## test: lint, type-check and run the test suite
+test: install-test lint typecheck pytest
+
+lint:
+	$(BIN)/ruff check digest tests benchmarks
+	$(BIN)/ruff format --check digest tests benchmarks
+
+typecheck:
+	$(BIN)/mypy
+
+pytest:
+	$(BIN)/pytest
+
+fmt: install-test
+	$(BIN)/ruff format digest tests benchmarks
+	$(BIN)/ruff check --fix digest tests benchmarks
+
+check: install
+	$(BIN)/digest --config $(CONFIG) check
+
+clean:
+	rm -rf $(VENV) var build dist *.egg-info

@@ -1,0 +1,119 @@
+"""The editor's configuration as validated, immutable values.
+
+``digest.editorial`` builds these from ``config/digest.toml``; everything else only
+reads them. Paths are absolute (resolved against the config file's directory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+SourceKind = Literal["feed", "folder"]
+ScheduleKind = Literal["cron", "daily", "weekly"]
+TransportKind = Literal["outbox", "smtp"]
+TlsMode = Literal["starttls", "tls", "none"]
+
+DEFAULT_SUBJECT = (
+    "{{ newsletter.title }}: {{ posts[0].title }}"
+    "{% if posts|length > 1 %} (+{{ posts|length - 1 }} more){% endif %}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    """``[site]``: who sends, where the web app is reachable, the footer's postal address."""
+
+    name: str
+    base_url: str  # public URL of `digest run`'s web app, no trailing slash
+    postal_address: str
+    sender_name: str
+    sender_email: str  # normalized; its domain is the Message-ID domain
+    reply_to: str = ""
+    unsubscribe_mailto: str = ""  # optional mailbox for List-Unsubscribe's mailto form
+    timezone: str = "UTC"  # IANA zone for display and the default for schedules
+
+    @property
+    def sender_domain(self) -> str:
+        return self.sender_email.rpartition("@")[2]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """``[sources.<id>]``: a feed (``url`` http(s) or ``path`` to a local file) or a folder."""
+
+    id: str
+    kind: SourceKind
+    url: str = ""  # feed over HTTP(S)
+    path: Path | None = None  # local feed file, or the folder of a folder source
+    title: str = ""
+    timeout_seconds: float = 20.0
+    max_bytes: int = 5_000_000
+    fetch_every_minutes: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleConfig:
+    """``[newsletters.<id>.schedule]``: cron, or daily/weekly at a local time."""
+
+    kind: ScheduleKind
+    timezone: str
+    cron: str = ""  # five crontab fields, for kind = "cron"
+    time: str = "08:00"  # HH:MM local time, for daily and weekly
+    weekday: str = "mon"  # mon..sun, for weekly
+
+
+@dataclass(frozen=True, slots=True)
+class NewsletterConfig:
+    """``[newsletters.<id>]``."""
+
+    id: str
+    title: str
+    description: str
+    source_ids: tuple[str, ...]
+    schedule: ScheduleConfig
+    max_items: int = 10
+    subject: str = DEFAULT_SUBJECT  # a Jinja2 template over `newsletter` and `posts`
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    """``[delivery.smtp]``. The password is read from the environment variable named here."""
+
+    host: str
+    port: int = 587
+    tls: TlsMode = "starttls"
+    username: str = ""
+    password_env: str = "DIGEST_SMTP_PASSWORD"
+    timeout_seconds: float = 60.0
+    concurrency: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    """``[delivery]``: ``outbox`` (a Maildir folder, the default) or ``smtp``."""
+
+    transport: TransportKind
+    outbox_dir: Path
+    smtp: SmtpConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    """``[web]``: where `digest run` serves the unsubscribe and archive pages."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    site: SiteConfig
+    delivery: DeliveryConfig
+    data_dir: Path
+    database_url: str
+    web: WebConfig = field(default_factory=WebConfig)
+    sources: dict[str, SourceConfig] = field(default_factory=dict)
+    newsletters: dict[str, NewsletterConfig] = field(default_factory=dict)

@@ -1,0 +1,49 @@
+"""The one exception tree of digest.
+
+Every error a user can cause derives from :class:`DigestError` and from the builtin
+that matches it, and its message names the file, key, id or address at fault and
+says what to do. Entry points (cli, web) catch ``DigestError`` and show the message;
+anything else is a bug and may show a traceback.
+"""
+
+from __future__ import annotations
+
+
+class DigestError(Exception):
+    """Base of every error digest raises on purpose."""
+
+
+class ConfigError(DigestError, ValueError):
+    """The configuration is wrong; the message names file, table and key."""
+
+
+class InvalidAddress(DigestError, ValueError):
+    """An email address failed validation; the message names it."""
+
+
+class NotFound(DigestError, LookupError):
+    """A newsletter, source, subscriber or edition id does not exist."""
+
+
+class AlreadyExists(DigestError, ValueError):
+    """A row that must be unique already exists."""
+
+
+class SourceError(DigestError, OSError):
+    """A source could not be fetched or parsed; the message names the source."""
+
+
+class InvalidToken(DigestError, ValueError):
+    """A signed link token is malformed, forged or for another purpose."""
+
+
+class TransportError(DigestError, ConnectionError):
+    """The mail transport itself is at fault (site-level, not one recipient).
+
+    Examples: connection refused, TLS failure, 5xx on greeting, AUTH or MAIL FROM,
+    an unwritable outbox. The edition is paused; no subscriber is marked bounced.
+    """
+
+
+class StoreError(DigestError, RuntimeError):
+    """The database is unreachable or its schema is not at the expected revision."""

@@ -1,0 +1,13 @@
+"""Shared fixtures. Area-specific helpers live in tests/support/."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+
+@pytest.fixture
+def now() -> datetime:
+    """A fixed, aware UTC instant: the clock every pure-core test passes in."""
+    return datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
