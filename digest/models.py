@@ -115,10 +115,12 @@ class DeliveryStatus(enum.StrEnum):
     DEFERRED = "deferred"  # 4xx: try again later
     FAILED = "failed"  # 5xx for this recipient: hard bounce
     UNCERTAIN = "uncertain"  # connection lost after the final dot: the server may have it
+    SUPPRESSED = "suppressed"  # not sent: the reader left (or bounced) before their turn
+    EXPIRED = "expired"  # gave up after repeated temporary failures
 
     @property
     def is_final(self) -> bool:
-        return self in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.UNCERTAIN)
+        return self not in (DeliveryStatus.PENDING, DeliveryStatus.DEFERRED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,8 +110,12 @@ class Store(Protocol):
         post_keys: Sequence[str],
         status: EditionStatus,
         subject: str = "",
+        edition_id: str | None = None,
     ) -> Edition | None:
         """Create the edition for (newsletter, period), or return None if one exists.
+
+        ``edition_id`` lets the caller choose the opaque id (the renderer needs it for
+        the "view in browser" link before the row exists); a fresh one is made if None.
 
         Uniqueness is enforced by the database, so concurrent callers (two schedulers,
         a restart, a DST fold) cannot create twins. The post keys are stored in order.
@@ -128,6 +132,10 @@ class Store(Protocol):
 
     def last_edition(self, newsletter_id: str) -> Edition | None:
         """The most recently created edition of the newsletter (skipped ones included)."""
+        ...
+
+    def first_edition(self, newsletter_id: str) -> Edition | None:
+        """The earliest created edition of the newsletter (skipped ones included)."""
         ...
 
     def list_editions(
@@ -169,6 +177,10 @@ class Store(Protocol):
 
     def list_deliveries(self, edition_id: str) -> list[Delivery]:
         """Every ledger row of the edition, ordered by email."""
+        ...
+
+    def editions_with_status(self, status: EditionStatus) -> list[Edition]:
+        """Editions in ``status`` (e.g. ``sending`` ones to resume), oldest first."""
         ...
 
 

@@ -1,0 +1,400 @@
+"""Reads the editor's ``config/digest.toml`` into validated, immutable :mod:`digest.config` values.
+
+Every problem names file, TOML table and key and says what to do; all problems found are
+reported together, one per line. Cron expressions are checked by
+``digest.scheduler.check_schedules`` (this module must not import APScheduler).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import jinja2
+from email_validator import EmailNotValidError, validate_email
+
+from digest.config import (
+    DEFAULT_SUBJECT,
+    Config,
+    DeliveryConfig,
+    NewsletterConfig,
+    ScheduleConfig,
+    SiteConfig,
+    SmtpConfig,
+    SourceConfig,
+    SourceKind,
+    TlsMode,
+    TransportKind,
+    WebConfig,
+)
+from digest.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config/digest.toml")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
+_HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)\Z")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_SQLITE_URL = re.compile(r"(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?\Z")
+_SCHEDULE_HINT = 'daily = "07:00", weekly = "mon 07:00" or cron = "0 7 * * 1-5"'
+
+_ROOT_KEYS = ("site", "storage", "web", "delivery", "sources", "newsletters")
+_SITE_KEYS = tuple(f.name for f in fields(SiteConfig))
+_SMTP_KEYS = tuple(f.name for f in fields(SmtpConfig))
+_SOURCE_KEYS = tuple(f.name for f in fields(SourceConfig) if f.name != "id")
+_NEWSLETTER_KEYS = ("title", "description", "sources", "max_items", "subject", "schedule")
+_SCHEDULE_KEYS = ("daily", "weekly", "cron", "timezone")
+_TRANSPORTS: tuple[TransportKind, ...] = ("outbox", "smtp")
+_TLS_MODES: tuple[TlsMode, ...] = ("starttls", "tls", "none")
+_SOURCE_KINDS: tuple[SourceKind, ...] = ("feed", "folder")
+
+_FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_DAY_NAMES = dict(zip(WEEKDAYS, WEEKDAYS, strict=True)) | {d: d[:3] for d in _FULL_DAYS}
+
+_POSTAL_HINT = (
+    ": digest refuses to send without a physical postal address (required by CAN-SPAM; every "
+    'footer carries it), e.g. postal_address = "Transmission, 1 Example Street, Prague, Czechia"'
+)
+
+_S = TypeVar("_S", bound=str)
+_Keys = tuple[str, ...] | None
+
+
+def default_config_path(environ: Mapping[str, str]) -> Path:
+    """``$DIGEST_CONFIG`` if set and not blank, else ``config/digest.toml`` (relative to cwd)."""
+    value = environ.get("DIGEST_CONFIG", "").strip()
+    return Path(value) if value else DEFAULT_CONFIG_PATH
+
+
+def _show(value: object) -> str:
+    """A value as the editor wrote it, for 'expected ..., got ...'."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+class _Table:
+    """One TOML table being read. Problems are recorded, not raised, so all get reported."""
+
+    def __init__(self, out: list[str], file: str, name: str, data: object, known: _Keys) -> None:
+        """``known=None`` accepts any key (tables keyed by id: sources, newsletters)."""
+        self.problems, self.file, self.name = out, file, name
+        self.data: dict[str, object] = data if isinstance(data, dict) else {}
+        if not isinstance(data, dict):
+            self.fail(f"expected a table, got {_show(data)}")
+        for key in self.data:
+            if known is not None and key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                word = "key" if name else "table"
+                self.fail(f"unknown {word} {key!r} ({hint}known: {', '.join(known)})")
+
+    def fail(self, message: str) -> None:
+        where = f"[{self.name}] " if self.name else ""
+        self.problems.append(f"{self.file}: {where}{message}")
+
+    def _get(self, key: str, kinds: tuple[type, ...], what: str) -> object | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            self.fail(f"{key}: expected {what}, got {_show(value)}")
+            return None
+        return value
+
+    def string(self, key: str, default: str | None = None, hint: str = "") -> str:
+        """The stripped string; ``default=None`` makes it required and non-blank ("" if not)."""
+        value = self._get(key, (str,), "a string")
+        if value is None:
+            if default is None and key not in self.data:
+                self.fail(f"missing required key {key!r}{hint}")
+            return default or ""
+        text = str(value).strip()
+        if default is None and not text:
+            self.fail(f"{key} is empty{hint}")
+        return text
+
+    def choice(self, key: str, options: tuple[_S, ...], default: _S | None) -> _S:
+        value = self.string(key, default)
+        if value in options:
+            return options[options.index(value)]
+        if value:
+            self.fail(f"{key} {value!r} is not one of {', '.join(map(repr, options))}")
+        return options[0]
+
+    def integer(self, key: str, default: int, low: int, high: int | None = None) -> int:
+        value = self._get(key, (int,), "an integer")
+        if not isinstance(value, int):
+            return default
+        if value < low or (high is not None and value > high):
+            allowed = f"from {low} to {high}" if high is not None else f"at least {low}"
+            self.fail(f"{key} {value} is out of range: use a whole number {allowed}")
+        return value
+
+    def number(self, key: str, default: float) -> float:
+        value = self._get(key, (int, float), "a number")
+        if not isinstance(value, int | float):
+            return default
+        if not value > 0:
+            self.fail(f"{key} {value} must be greater than 0")
+        return float(value)
+
+    def table(self, key: str, known: _Keys, required: bool = False) -> _Table:
+        """The sub-table (an empty one if absent; absence is a problem if required)."""
+        name = f"{self.name}.{key}" if self.name else key
+        if key not in self.data and required:
+            self.fail(f"missing required table [{name}]")
+        return _Table(self.problems, self.file, name, self.data.get(key, {}), known)
+
+    def email(self, key: str, required: bool) -> str:
+        value = self.string(key, None if required else "").removeprefix("mailto:")
+        if not value:
+            return ""
+        try:
+            return validate_email(value, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            self.fail(f"{key} {value!r} is not a valid email address: {exc}")
+            return value
+
+    def zone(self, key: str, default: str) -> str:
+        """An IANA zone name; ``default`` (validated where it was given) when absent."""
+        name = self.string(key, default)
+        if key not in self.data:
+            return name
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            close = difflib.get_close_matches(name, zoneinfo.available_timezones(), n=1)
+            example = close[0] if close else "Europe/London"
+            self.fail(f"{key} {name!r} is not an IANA time zone (e.g. {example!r})")
+        return name
+
+    def path(self, key: str, base: Path, default: Path) -> Path:
+        value = self.string(key, "")
+        return (base / Path(value).expanduser()).resolve() if value else default
+
+
+def _check_id(table: _Table, kind: str, ident: str) -> None:
+    if not _ID.match(ident):
+        table.fail(
+            f"{kind} id {ident!r} must match [a-z0-9][a-z0-9_-]* (at most 64 characters): "
+            "ids appear in URLs and List-Id"
+        )
+
+
+def _http_url(table: _Table, key: str, url: str, example: str) -> None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        table.fail(f"{key} {url!r} is not an http:// or https:// URL (e.g. {example!r})")
+
+
+def _site(root: _Table) -> SiteConfig:
+    t = root.table("site", _SITE_KEYS, required=True)
+    name = t.string("name")
+    base_url = t.string("base_url", hint=": the public URL of digest's web app").rstrip("/")
+    if base_url:
+        _http_url(t, "base_url", base_url, "https://digest.example.org")
+    return SiteConfig(
+        name=name,
+        base_url=base_url,
+        postal_address=t.string("postal_address", hint=_POSTAL_HINT),
+        sender_name=t.string("sender_name", name),
+        sender_email=t.email("sender_email", required=True),
+        reply_to=t.email("reply_to", required=False),
+        unsubscribe_mailto=t.email("unsubscribe_mailto", required=False),
+        timezone=t.zone("timezone", "UTC"),
+    )
+
+
+def _database_url(t: _Table, base: Path, data_dir: Path) -> str:
+    url = t.string("database_url", "")
+    if not url:
+        return f"sqlite:///{data_dir / 'digest.db'}"
+    if "://" not in url:
+        example = "postgresql+psycopg://digest@db/digest"
+        t.fail(f"database_url {url!r} is not a database URL (e.g. {example!r})")
+    match = _SQLITE_URL.match(url)
+    if match and match[2] and match[2] != ":memory:" and not match[2].startswith("/"):
+        return f"{match[1]}{(base / match[2]).resolve()}{match[3] or ''}"
+    return url
+
+
+def _delivery(root: _Table, base: Path, data_dir: Path) -> DeliveryConfig:
+    t = root.table("delivery", ("transport", "outbox_dir", "smtp"))
+    transport = t.choice("transport", _TRANSPORTS, "outbox")
+    outbox_dir = t.path("outbox_dir", base, data_dir / "outbox")
+    smtp: SmtpConfig | None = None
+    if "smtp" in t.data:
+        s = t.table("smtp", _SMTP_KEYS)
+        if "password" in s.data:
+            s.fail("never put the password here: password_env names the variable that holds it")
+        tls = s.choice("tls", _TLS_MODES, "starttls")
+        password_env = s.string("password_env", "DIGEST_SMTP_PASSWORD")
+        if not _ENV_NAME.match(password_env):
+            s.fail(f"password_env {password_env!r} is not an environment variable name")
+        smtp = SmtpConfig(
+            host=s.string("host", hint=': the relay\'s host name, e.g. host = "smtp.example.org"'),
+            port=s.integer("port", 465 if tls == "tls" else 587, 1, 65535),
+            tls=tls,
+            username=s.string("username", ""),
+            password_env=password_env,
+            timeout_seconds=s.number("timeout_seconds", 60.0),
+            concurrency=s.integer("concurrency", 4, 1, 100),
+        )
+    elif transport == "smtp":
+        t.fail('transport = "smtp" needs a [delivery.smtp] table with at least host = "..."')
+    return DeliveryConfig(transport=transport, outbox_dir=outbox_dir, smtp=smtp)
+
+
+def _source(t: _Table, ident: str, base: Path) -> SourceConfig:
+    kind = t.choice("kind", _SOURCE_KINDS, None)
+    url, path = t.string("url", ""), t.string("path", "")
+    if kind == "folder" and url:
+        t.fail('url is only for feeds: a folder source takes path = "posts"')
+    elif kind == "feed" and url and path:
+        t.fail("give either url (a feed on the web) or path (a local feed file), not both")
+    elif not url and not path:
+        wanted = "'path'" if kind == "folder" else "'url' (or 'path' for a local feed file)"
+        t.fail(f"missing required key {wanted}")
+    if url:
+        _http_url(t, "url", url, "https://example.org/feed.xml")
+    return SourceConfig(
+        id=ident,
+        kind=kind,
+        url=url,
+        path=(base / Path(path).expanduser()).resolve() if path else None,
+        title=t.string("title", ""),
+        timeout_seconds=t.number("timeout_seconds", 20.0),
+        max_bytes=t.integer("max_bytes", 5_000_000, 1),
+        fetch_every_minutes=t.integer("fetch_every_minutes", 30, 1),
+    )
+
+
+def _schedule(t: _Table, default_zone: str) -> ScheduleConfig:
+    zone = t.zone("timezone", default_zone)
+    given = [key for key in ("daily", "weekly", "cron") if key in t.data]
+    if len(given) != 1:
+        found = f" (found {' and '.join(given)})" if given else ""
+        t.fail(f"give exactly one of {_SCHEDULE_HINT}{found}")
+        return ScheduleConfig(kind="daily", timezone=zone)
+    kind = given[0]
+    value = t.string(kind)
+    if kind == "cron" or not value:
+        return ScheduleConfig(kind=kind, timezone=zone, cron=" ".join(value.split()))
+    weekday, hhmm = "mon", value
+    if kind == "weekly":
+        words = value.lower().split()
+        day = _DAY_NAMES.get(words[0]) if len(words) == 2 else None
+        if day is None:
+            t.fail(f'weekly {value!r} is not "<weekday> HH:MM" (e.g. "mon 07:00")')
+            return ScheduleConfig(kind=kind, timezone=zone)
+        weekday, hhmm = day, words[1]
+    match = _HHMM.match(hhmm)
+    if not match:
+        t.fail(f'{kind} {value!r}: {hhmm!r} is not a time of day as HH:MM, 24-hour (e.g. "07:00")')
+        return ScheduleConfig(kind=kind, timezone=zone)
+    return ScheduleConfig(
+        kind=kind, timezone=zone, time=f"{int(match[1]):02d}:{match[2]}", weekday=weekday
+    )
+
+
+def _newsletter(
+    t: _Table, ident: str, sources: Mapping[str, SourceConfig], default_zone: str
+) -> NewsletterConfig:
+    source_ids: list[str] = []
+    raw = t.data.get("sources")
+    if raw is None:
+        t.fail("missing required key 'sources' (a list of source ids)")
+    elif not isinstance(raw, list) or not raw or not all(isinstance(s, str) for s in raw):
+        t.fail(f"sources: expected a non-empty list of source ids, got {_show(raw)}")
+    else:
+        source_ids = [s.strip() for s in raw]
+    for sid in source_ids:
+        if sid not in sources:
+            close = difflib.get_close_matches(sid, list(sources), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            t.fail(
+                f"sources: unknown source id {sid!r} ({hint}defined: "
+                f"{', '.join(sources) or 'none'}); add a [sources.{sid}] table or fix the id"
+            )
+    if len(set(source_ids)) != len(source_ids):
+        t.fail("sources: a source id is listed twice")
+    subject = t.string("subject", DEFAULT_SUBJECT)
+    try:
+        jinja2.Environment(autoescape=True).parse(subject)
+    except jinja2.TemplateSyntaxError as exc:
+        t.fail(f"subject is not a valid Jinja2 template: {exc.message}")
+    return NewsletterConfig(
+        id=ident,
+        title=t.string("title"),
+        description=t.string("description", ""),
+        source_ids=tuple(source_ids),
+        schedule=_schedule(t.table("schedule", _SCHEDULE_KEYS, required=True), default_zone),
+        max_items=t.integer("max_items", 10, 1),
+        subject=subject,
+    )
+
+
+def _read(path: Path) -> dict[str, object]:
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: configuration file not found; copy config/digest.toml (the commented "
+            "example) to this path and edit it, or pass --config (or set DIGEST_CONFIG) to "
+            "point at yours"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}; fix the syntax there") from None
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the configuration at ``path``.
+
+    Relative paths in the file (``data_dir``, ``outbox_dir``, source ``path``s, SQLite URLs)
+    resolve against the file's directory; the database defaults to
+    ``sqlite:///<data_dir>/digest.db``. Raises :class:`ConfigError` listing every problem.
+    """
+    problems: list[str] = []
+    file, base = str(path), path.resolve().parent
+    root = _Table(problems, file, "", _read(path), _ROOT_KEYS)
+    site = _site(root)
+    storage = root.table("storage", ("data_dir", "database_url"))
+    data_dir = storage.path("data_dir", base, (base / "var").resolve())
+    database_url = _database_url(storage, base, data_dir)
+    web_t = root.table("web", ("host", "port"))
+    web = WebConfig(web_t.string("host", "127.0.0.1"), web_t.integer("port", 8000, 1, 65535))
+    delivery = _delivery(root, base, data_dir)
+
+    sources: dict[str, SourceConfig] = {}
+    for ident, data in root.table("sources", None).data.items():
+        t = _Table(problems, file, f"sources.{ident}", data, _SOURCE_KEYS)
+        _check_id(t, "source", ident)
+        sources[ident] = _source(t, ident, base)
+
+    newsletters: dict[str, NewsletterConfig] = {}
+    for ident, data in root.table("newsletters", None).data.items():
+        t = _Table(problems, file, f"newsletters.{ident}", data, _NEWSLETTER_KEYS)
+        _check_id(t, "newsletter", ident)
+        newsletters[ident] = _newsletter(t, ident, sources, site.timezone)
+    if not newsletters:
+        root.fail("no newsletter defined: add a [newsletters.<id>] table (see the example)")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return Config(path.resolve(), site, delivery, data_dir, database_url, web, sources, newsletters)

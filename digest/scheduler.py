@@ -1,0 +1,282 @@
+"""When newsletters fire and sources are fetched: APScheduler 3 wiring and period keys.
+
+The only module that imports APScheduler. Schedules are wall-clock times in the schedule's
+IANA zone, so a slot inside a DST fall-back hour fires twice and one inside the
+spring-forward gap fires an hour later; :func:`period_key` maps every firing to the
+slot it belongs to, and the store's unique (newsletter, period key) turns twins into no-ops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from digest.config import Config, ScheduleConfig
+from digest.errors import ConfigError, NotFound
+from digest.ports import Clock
+
+EARLY_TOLERANCE = timedelta(minutes=1)
+"""A firing this close before a slot belongs to it (the wall clock was stepped back)."""
+
+_CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab: 0 and 7 = Sunday
+_CRON_HELP = "use five fields: minute hour day month weekday"
+# Every weekday/date combination that ever occurs recurs within 28 years (1901-2099).
+_NEVER_FROM, _NEVER_UNTIL = datetime(2000, 1, 1, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UTC)
+
+
+def _day_number(token: str) -> int:
+    word = token.lower()
+    if word.isdigit() and int(word) <= 7:
+        return int(word)
+    if word in _CRONTAB_DAYS:
+        return _CRONTAB_DAYS.index(word)
+    raise ValueError(f"weekday {token!r} is not 0-7 or sun..sat")
+
+
+def _crontab_weekdays(field: str) -> str:
+    """A crontab weekday field as APScheduler 3 names (APScheduler 3 counts 0 as Monday)."""
+    if field == "*":
+        return "*"
+    days: set[int] = set()
+    for part in field.split(","):
+        span, slash, step_text = part.partition("/")
+        if slash and not (step_text.isdigit() and int(step_text) > 0):
+            raise ValueError(f"weekday step in {part!r} is not a positive number")
+        if span == "*":
+            low, high = 0, 6
+        else:
+            first, dash, last = span.partition("-")
+            low = _day_number(first)
+            high = _day_number(last) if dash else (6 if slash else low)
+        if high == 0 and low > 0:  # "fri-sun": Sunday is also 7
+            high = 7
+        if low > high:
+            raise ValueError(f"weekday range {span!r} runs backwards")
+        days.update(day % 7 for day in range(low, high + 1, int(step_text or 1)))
+    return ",".join(_CRONTAB_DAYS[day] for day in (1, 2, 3, 4, 5, 6, 0) if day in days)
+
+
+def _trigger(schedule: ScheduleConfig, end: datetime | None = None) -> CronTrigger:
+    """The APScheduler trigger of a schedule; ValueError says what is wrong with it."""
+    try:
+        zone = ZoneInfo(schedule.timezone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"time zone {schedule.timezone!r} is not an IANA time zone") from None
+    if schedule.kind != "cron":
+        hour, minute = schedule.time.split(":")
+        weekday = schedule.weekday if schedule.kind == "weekly" else None
+        return CronTrigger(
+            hour=int(hour), minute=int(minute), day_of_week=weekday, timezone=zone, end_date=end
+        )
+    fields = schedule.cron.split()
+    if len(fields) != 5:
+        raise ValueError(f"it has {len(fields)} fields")
+    minute, hour, day, month, weekday = fields
+    if day != "*" and weekday != "*":
+        raise ValueError(
+            "it restricts both day of month and weekday (crontab fires when either matches, "
+            "digest would need both); restrict only one"
+        )
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_crontab_weekdays(weekday),
+        timezone=zone,
+        end_date=end,
+    )
+
+
+def _checked_trigger(schedule: ScheduleConfig, where: str = "") -> CronTrigger:
+    what = f"cron {schedule.cron!r}" if schedule.kind == "cron" else f"{schedule.kind} schedule"
+    try:
+        trigger = _trigger(schedule)
+        never = _trigger(schedule, end=_NEVER_UNTIL).get_next_fire_time(None, _NEVER_FROM) is None
+    except ValueError as exc:
+        raise ConfigError(f"{where}{what} is not valid: {exc}; {_CRON_HELP}") from None
+    if never:
+        raise ConfigError(f"{where}{what} never fires: check its day, month and weekday")
+    return trigger
+
+
+def check_schedules(config: Config) -> None:
+    """Build every newsletter's trigger; ConfigError names file and table of each bad one."""
+    problems: list[str] = []
+    for newsletter_id, newsletter in config.newsletters.items():
+        where = f"{config.path}: [newsletters.{newsletter_id}.schedule] "
+        try:
+            _checked_trigger(newsletter.schedule, where)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _fire_times(trigger: CronTrigger, start: datetime, end: datetime) -> Iterator[datetime]:
+    """Scheduled fire times in [start, end], oldest first (both fold=0 and fold=1 in a fold)."""
+    fire = trigger.get_next_fire_time(None, start)
+    while fire is not None and fire <= end:
+        yield fire
+        fire = trigger.get_next_fire_time(fire, fire)
+
+
+def _latest_slot(trigger: CronTrigger, now: datetime, grace: timedelta) -> datetime | None:
+    last = deque(_fire_times(trigger, now - grace, now), maxlen=1)
+    return last[0] if last else None
+
+
+def period_key(schedule: ScheduleConfig, now: datetime, grace: timedelta) -> str:
+    """The idempotency key of the firing that ``now`` belongs to, "YYYY-MM-DDTHH:MM".
+
+    It is the local wall-clock time (in ``schedule.timezone``, read off the fire instant) of:
+
+    1. the latest scheduled fire time in ``[now - grace, now]``: a late firing, and firings
+       coalesced after downtime, all get the key of the latest slot - one edition, no burst.
+       A slot inside a DST fall-back hour fires twice (02:30 CEST, then 02:30 CET): both
+       read "02:30", so the second finds its edition already made. A slot inside the
+       spring-forward gap fires at the first valid instant and is keyed by it ("03:30");
+    2. else the next fire time, if it is at most :data:`EARLY_TOLERANCE` away (the clock
+       was stepped back a little, the firing is for that slot);
+    3. else ``now`` itself (an off-schedule run, e.g. after downtime longer than ``grace``):
+       never a scheduled slot's key, so it cannot take the place of a future edition.
+    """
+    trigger = _checked_trigger(schedule)
+    slot = _latest_slot(trigger, now, grace)
+    if slot is None:
+        upcoming = trigger.get_next_fire_time(None, now)
+        early = upcoming is not None and upcoming - now <= EARLY_TOLERANCE
+        slot = upcoming if early else now
+    return slot.astimezone(UTC).astimezone(trigger.timezone).strftime("%Y-%m-%dT%H:%M")
+
+
+def next_fire_time(schedule: ScheduleConfig, now: datetime) -> datetime:
+    """The first scheduled fire time at or after ``now``, aware UTC."""
+    fire: datetime | None = _checked_trigger(schedule).get_next_fire_time(None, now)
+    if fire is None:  # _checked_trigger refuses schedules that never fire: only past 2040
+        raise ConfigError(f"{schedule.kind} schedule {schedule.cron!r} never fires again")
+    return fire.astimezone(UTC)
+
+
+class DigestScheduler:
+    """APScheduler 3 AsyncIOScheduler wiring: one job per newsletter and one per source.
+
+    Jobs come from the configuration at every start (in-memory job store). A newsletter
+    whose latest slot lies within ``grace`` before ``start()`` fires at once (catch-up after
+    downtime: its period key makes this a no-op when the edition exists). Each source is
+    fetched every ``fetch_every_minutes``, the first time one interval after ``start()``:
+    the caller fetches once before starting, so that catch-up editions see fresh posts.
+    A job that raises is logged to the ``digest.scheduler`` logger and never stops the
+    scheduler.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        clock: Clock,
+        on_newsletter: Callable[[str, str, datetime], Awaitable[object]],
+        on_fetch: Callable[[str, datetime], Awaitable[object]],
+        grace: timedelta = timedelta(hours=6),
+    ) -> None:
+        check_schedules(config)
+        self._config, self._clock, self._grace = config, clock, grace
+        self._on_newsletter, self._on_fetch = on_newsletter, on_fetch
+        self._log = logging.getLogger("digest.scheduler")
+        self._scheduler: AsyncIOScheduler | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._scheduler is not None and bool(self._scheduler.running)
+
+    def start(self) -> None:
+        """Add the jobs and start; call inside the running event loop."""
+        if self.running:
+            raise RuntimeError("DigestScheduler is already running")
+        now = self._clock()
+        scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": max(1, int(self._grace.total_seconds())),
+            },
+        )
+        for newsletter_id, newsletter in self._config.newsletters.items():
+            trigger = _checked_trigger(newsletter.schedule)
+            catch_up = _latest_slot(trigger, now, self._grace) is not None
+            scheduler.add_job(
+                self.fire_newsletter,
+                trigger,
+                args=(newsletter_id,),
+                id=f"newsletter:{newsletter_id}",
+                next_run_time=now if catch_up else next_fire_time(newsletter.schedule, now),
+            )
+        for source_id, source in self._config.sources.items():
+            first = now + timedelta(minutes=source.fetch_every_minutes)
+            every = IntervalTrigger(
+                minutes=source.fetch_every_minutes, start_date=first, timezone=UTC
+            )
+            scheduler.add_job(
+                self.fire_fetch,
+                every,
+                args=(source_id,),
+                id=f"fetch:{source_id}",
+                next_run_time=first,
+            )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def shutdown(self) -> None:
+        """Stop firing. Takes effect at the loop's next iteration (APScheduler defers it).
+
+        Runs still in progress are cancelled, so callbacks must be safe to interrupt.
+        """
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    def _next(self, prefix: str) -> dict[str, datetime]:
+        if self._scheduler is None:
+            return {}
+        return {
+            job.id.removeprefix(prefix): job.next_run_time.astimezone(UTC)
+            for job in self._scheduler.get_jobs()
+            if job.id.startswith(prefix) and job.next_run_time is not None
+        }
+
+    def next_runs(self) -> dict[str, datetime]:
+        """Newsletter id -> its next firing, aware UTC (empty before ``start()``)."""
+        return self._next("newsletter:")
+
+    def next_fetches(self) -> dict[str, datetime]:
+        """Source id -> its next fetch, aware UTC (empty before ``start()``)."""
+        return self._next("fetch:")
+
+    async def fire_newsletter(self, newsletter_id: str) -> None:
+        """Run one newsletter now: ``on_newsletter(id, period_key, now)``; failures are logged."""
+        newsletter = self._config.newsletters.get(newsletter_id)
+        if newsletter is None:
+            raise NotFound(f"newsletter {newsletter_id!r} is not in {self._config.path}")
+        now = self._clock()
+        key = period_key(newsletter.schedule, now, self._grace)
+        try:
+            await self._on_newsletter(newsletter_id, key, now)
+        except Exception:
+            self._log.exception("newsletter %r, period %s: the run failed", newsletter_id, key)
+
+    async def fire_fetch(self, source_id: str) -> None:
+        """Fetch one source now: ``on_fetch(id, now)``; failures are logged."""
+        if source_id not in self._config.sources:
+            raise NotFound(f"source {source_id!r} is not in {self._config.path}")
+        now = self._clock()
+        try:
+            await self._on_fetch(source_id, now)
+        except Exception:
+            self._log.exception("source %r: the fetch failed", source_id)

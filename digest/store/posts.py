@@ -1,0 +1,144 @@
+"""Queries for sources and posts: fetch state, post upserts, the candidates of an edition.
+
+Functions take an open connection inside a transaction; ``SqlStore`` owns the
+transactions and the error handling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, select, update
+
+from digest.models import Post, SourceState, StoredPost
+from digest.store import tables as t
+from digest.store.engine import insert_for
+
+CHUNK = 500
+"""Rows per IN list: far below SQLite's and PostgreSQL's bound-parameter limits."""
+
+_CONTENT_COLUMNS = (
+    "title",
+    "link",
+    "author",
+    "published",
+    "summary_html",
+    "content_html",
+    "image_url",
+    "image_caption",
+    "categories",
+)
+
+
+def chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
+    """``items`` in slices of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def get_source_state(connection: Connection, source_id: str) -> SourceState | None:
+    row = connection.execute(
+        select(t.sources).where(t.sources.c.source_id == source_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    return SourceState(
+        source_id=row.source_id,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        last_fetched=row.last_fetched,
+        last_error=row.last_error,
+    )
+
+
+def save_source_state(connection: Connection, state: SourceState) -> None:
+    values = {
+        "etag": state.etag,
+        "last_modified": state.last_modified,
+        "last_fetched": state.last_fetched,
+        "last_error": state.last_error,
+    }
+    statement = insert_for(connection, t.sources).values(source_id=state.source_id, **values)
+    connection.execute(
+        statement.on_conflict_do_update(index_elements=[t.sources.c.source_id], set_=values)
+    )
+
+
+def upsert_posts(connection: Connection, posts: Sequence[Post], now: datetime) -> int:
+    """Insert new posts with ``first_seen = now``; refresh the content of known ones."""
+    latest = {post.key: post for post in posts}  # a feed listing a GUID twice: last wins
+    if not latest:
+        return 0
+    rows = [_content(post) | {"key": key, "first_seen": now} for key, post in latest.items()]
+    inserted = set(
+        connection.execute(
+            insert_for(connection, t.posts)
+            .on_conflict_do_nothing(index_elements=[t.posts.c.key])
+            .returning(t.posts.c.key),
+            rows,
+        ).scalars()
+    )
+    known = [_content(post) | {"b_key": key} for key, post in latest.items() if key not in inserted]
+    if known:
+        connection.execute(update(t.posts).where(t.posts.c.key == bindparam("b_key")), known)
+    return len(inserted)
+
+
+def candidate_posts(
+    connection: Connection, newsletter_id: str, source_ids: Sequence[str]
+) -> list[StoredPost]:
+    """Posts of ``source_ids`` that no edition of ``newsletter_id`` contains."""
+    if not source_ids:
+        return []
+    in_an_edition = (
+        select(t.edition_posts.c.post_key)
+        .join(t.editions, t.editions.c.id == t.edition_posts.c.edition_id)
+        .where(
+            t.editions.c.newsletter_id == newsletter_id,
+            t.edition_posts.c.post_key == t.posts.c.key,
+        )
+        .exists()
+    )
+    statement = select(t.posts).where(
+        t.posts.c.source_id.in_(list(dict.fromkeys(source_ids))), ~in_an_edition
+    )
+    return [
+        StoredPost(post=_post(row), first_seen=row.first_seen)
+        for row in connection.execute(statement)
+    ]
+
+
+def get_posts(connection: Connection, keys: Sequence[str]) -> list[Post]:
+    """The posts with ``keys``, in that order; unknown keys are skipped."""
+    found: dict[str, Post] = {}
+    for chunk in chunks(list(dict.fromkeys(keys))):
+        for row in connection.execute(select(t.posts).where(t.posts.c.key.in_(chunk))):
+            found[row.key] = _post(row)
+    return [found[key] for key in keys if key in found]
+
+
+def _content(post: Post) -> dict[str, Any]:
+    return {
+        "source_id": post.source_id,
+        "guid": post.guid,
+        **{name: getattr(post, name) for name in _CONTENT_COLUMNS},
+        "categories": list(post.categories),
+    }
+
+
+def _post(row: Row[Any]) -> Post:
+    return Post(
+        source_id=row.source_id,
+        guid=row.guid,
+        title=row.title,
+        link=row.link,
+        published=row.published,
+        author=row.author,
+        summary_html=row.summary_html,
+        content_html=row.content_html,
+        image_url=row.image_url,
+        image_caption=row.image_caption,
+        categories=tuple(row.categories),
+    )

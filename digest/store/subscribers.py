@@ -1,0 +1,165 @@
+"""Queries for subscribers and their subscriptions, one row per (reader, newsletter).
+
+Functions take an open connection inside a transaction; ``SqlStore`` owns the
+transactions and the error handling.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, Select, select, update
+
+from digest.errors import NotFound
+from digest.models import Subscriber, Subscription, SubscriptionStatus
+from digest.store import tables as t
+from digest.store.engine import insert_for
+
+
+def new_subscriber_id() -> str:
+    """An opaque, unguessable id for links (128 random bits, URL-safe)."""
+    return secrets.token_urlsafe(16)
+
+
+def add_subscription(
+    connection: Connection,
+    *,
+    email: str,
+    ascii_email: str,
+    newsletter_id: str,
+    status: SubscriptionStatus,
+    now: datetime,
+    resubscribe: bool,
+) -> tuple[Subscription, bool]:
+    """See ``Store.add_subscription``: create what is missing, revive only on request."""
+    # ON CONFLICT DO NOTHING: a concurrent sign-up with the same address is not an error.
+    connection.execute(
+        insert_for(connection, t.subscribers)
+        .values(id=new_subscriber_id(), email=email, ascii_email=ascii_email, created_at=now)
+        .on_conflict_do_nothing(index_elements=[t.subscribers.c.email])
+    )
+    subscriber_id = connection.execute(
+        select(t.subscribers.c.id).where(t.subscribers.c.email == email)
+    ).scalar_one()
+    created = connection.execute(
+        insert_for(connection, t.subscriptions)
+        .values(
+            subscriber_id=subscriber_id,
+            newsletter_id=newsletter_id,
+            status=status.value,
+            changed_at=now,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(
+            index_elements=[t.subscriptions.c.subscriber_id, t.subscriptions.c.newsletter_id]
+        )
+        .returning(t.subscriptions.c.subscriber_id)
+    ).first()
+    changed = created is not None
+    if not changed and resubscribe:
+        changed = _set_status(connection, subscriber_id, newsletter_id, status, now)
+    row = connection.execute(
+        _subscriptions().where(
+            t.subscriptions.c.subscriber_id == subscriber_id,
+            t.subscriptions.c.newsletter_id == newsletter_id,
+        )
+    ).one()
+    return _subscription(row), changed
+
+
+def get_subscriber(connection: Connection, subscriber_id: str) -> Subscriber:
+    row = connection.execute(
+        select(t.subscribers).where(t.subscribers.c.id == subscriber_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no subscriber with id {subscriber_id!r}")
+    return _subscriber(row)
+
+
+def list_subscriptions(connection: Connection, newsletter_id: str | None) -> list[Subscription]:
+    statement = _subscriptions()
+    if newsletter_id is not None:
+        statement = statement.where(t.subscriptions.c.newsletter_id == newsletter_id)
+    statement = statement.order_by(t.subscribers.c.email, t.subscriptions.c.newsletter_id)
+    return [_subscription(row) for row in connection.execute(statement)]
+
+
+def set_subscription_status(
+    connection: Connection,
+    subscriber_id: str,
+    newsletter_id: str,
+    status: SubscriptionStatus,
+    now: datetime,
+) -> bool:
+    if _set_status(connection, subscriber_id, newsletter_id, status, now):
+        return True
+    exists = connection.execute(
+        select(t.subscriptions.c.status).where(
+            t.subscriptions.c.subscriber_id == subscriber_id,
+            t.subscriptions.c.newsletter_id == newsletter_id,
+        )
+    ).one_or_none()
+    if exists is None:
+        raise NotFound(
+            f"subscriber {subscriber_id!r} has no subscription to newsletter {newsletter_id!r}"
+        )
+    return False
+
+
+def confirmed_subscribers(connection: Connection, newsletter_id: str) -> list[Subscriber]:
+    statement = (
+        select(t.subscribers)
+        .join(t.subscriptions, t.subscriptions.c.subscriber_id == t.subscribers.c.id)
+        .where(
+            t.subscriptions.c.newsletter_id == newsletter_id,
+            t.subscriptions.c.status == SubscriptionStatus.CONFIRMED.value,
+        )
+        .order_by(t.subscribers.c.email)
+    )
+    return [_subscriber(row) for row in connection.execute(statement)]
+
+
+def _set_status(
+    connection: Connection,
+    subscriber_id: str,
+    newsletter_id: str,
+    status: SubscriptionStatus,
+    now: datetime,
+) -> bool:
+    """Change the status if it differs; True when a row changed."""
+    result = connection.execute(
+        update(t.subscriptions)
+        .where(
+            t.subscriptions.c.subscriber_id == subscriber_id,
+            t.subscriptions.c.newsletter_id == newsletter_id,
+            t.subscriptions.c.status != status.value,
+        )
+        .values(status=status.value, changed_at=now)
+    )
+    return result.rowcount == 1
+
+
+def _subscriptions() -> Select[Any]:
+    return select(
+        t.subscribers,
+        t.subscriptions.c.newsletter_id,
+        t.subscriptions.c.status,
+        t.subscriptions.c.changed_at,
+    ).join(t.subscriptions, t.subscriptions.c.subscriber_id == t.subscribers.c.id)
+
+
+def _subscriber(row: Row[Any]) -> Subscriber:
+    return Subscriber(
+        id=row.id, email=row.email, ascii_email=row.ascii_email, created_at=row.created_at
+    )
+
+
+def _subscription(row: Row[Any]) -> Subscription:
+    return Subscription(
+        subscriber=_subscriber(row),
+        newsletter_id=row.newsletter_id,
+        status=SubscriptionStatus(row.status),
+        changed_at=row.changed_at,
+    )

@@ -1,0 +1,169 @@
+"""The database schema as SQLAlchemy Core tables: what the store's queries are built from.
+
+Migration ``0001_initial`` creates exactly this schema; ``tests/test_store.py`` compares
+a migrated database with this metadata, so a change here needs a new migration.
+Newsletters and sources live in the editor's configuration, not in the database:
+``newsletter_id`` and ``source_id`` are plain strings without a foreign key.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime in, an aware UTC datetime out, on every backend.
+
+    PostgreSQL stores ``timestamp with time zone``; SQLite has no time zones, so the
+    value is stored as naive UTC text and tagged UTC again on the way out.
+    Naive datetimes are refused: their meaning depends on the machine's clock.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given: pass an aware UTC one")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("source_id", String, primary_key=True),
+    Column("etag", Text, nullable=False, default=""),
+    Column("last_modified", Text, nullable=False, default=""),
+    Column("last_fetched", UtcDateTime, nullable=True),
+    Column("last_error", Text, nullable=False, default=""),
+)
+
+posts = Table(
+    "posts",
+    metadata,
+    Column("key", String, primary_key=True),
+    Column("source_id", String, nullable=False),
+    Column("guid", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("link", Text, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("published", UtcDateTime, nullable=False),
+    Column("summary_html", Text, nullable=False),
+    Column("content_html", Text, nullable=False),
+    Column("image_url", Text, nullable=False),
+    Column("image_caption", Text, nullable=False),
+    Column("categories", JSON, nullable=False),
+    Column("first_seen", UtcDateTime, nullable=False),
+    UniqueConstraint("source_id", "guid"),
+    Index("ix_posts_source_id_first_seen", "source_id", "first_seen"),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("email", String, nullable=False),
+    Column("ascii_email", String, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("email"),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("subscriber_id", String, ForeignKey("subscribers.id"), nullable=False),
+    Column("newsletter_id", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("changed_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("subscriber_id", "newsletter_id"),
+)
+
+editions = Table(
+    "editions",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("newsletter_id", String, nullable=False),
+    Column("period_key", String, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("status", String, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("error", Text, nullable=False),
+    UniqueConstraint("newsletter_id", "period_key"),
+)
+
+edition_posts = Table(
+    "edition_posts",
+    metadata,
+    Column("edition_id", String, nullable=False),
+    Column("position", Integer, nullable=False, autoincrement=False),
+    Column("post_key", String, nullable=False),
+    PrimaryKeyConstraint("edition_id", "position"),
+    ForeignKeyConstraint(["edition_id"], ["editions.id"], ondelete="CASCADE"),
+    Index("ix_edition_posts_post_key", "post_key"),
+)
+
+renderings = Table(
+    "renderings",
+    metadata,
+    Column("edition_id", String, primary_key=True),
+    Column("subject", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    ForeignKeyConstraint(["edition_id"], ["editions.id"], ondelete="CASCADE"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("edition_id", String, nullable=False),
+    Column("subscriber_id", String, ForeignKey("subscribers.id"), nullable=False),
+    Column("email", String, nullable=False),
+    Column("message_id", Text, nullable=False),
+    Column("status", String, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("reply", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=True),
+    PrimaryKeyConstraint("edition_id", "subscriber_id"),
+    ForeignKeyConstraint(["edition_id"], ["editions.id"], ondelete="CASCADE"),
+    Index("ix_deliveries_edition_id_status", "edition_id", "status"),
+)

@@ -1,0 +1,404 @@
+"""Tests for digest.editorial: the shipped example loads; every mistake is named precisely."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from digest.config import DEFAULT_SUBJECT, Config
+from digest.editorial import default_config_path, load_config
+from digest.errors import ConfigError
+
+SHIPPED = Path(__file__).resolve().parent.parent / "config" / "digest.toml"
+
+MINIMAL = """\
+[site]
+name = "Transmission"
+base_url = "https://digest.example.org/"
+postal_address = "1 Example Street, Prague"
+sender_email = "digest@transmission.example.org"
+timezone = "Europe/Prague"
+
+[sources.posts]
+kind = "folder"
+path = "posts"
+
+[newsletters.daily]
+title = "Transmission Daily"
+sources = ["posts"]
+
+[newsletters.daily.schedule]
+daily = "07:00"
+"""
+
+
+def edit(old: str, new: str, text: str = MINIMAL) -> str:
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    return tmp_path / "conf" / "digest.toml"
+
+
+def load(path: Path, text: str) -> Config:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return load_config(path)
+
+
+def problem(path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load(path, text)
+    return str(caught.value)
+
+
+# --- what loads ------------------------------------------------------------------------
+
+
+def test_the_shipped_example_loads() -> None:
+    config = load_config(SHIPPED)
+    assert config.path == SHIPPED
+    assert config.site.name == "Transmission"
+    assert config.site.sender_email == "digest@transmission.example.org"
+    assert config.site.sender_domain == "transmission.example.org"
+    assert config.site.postal_address
+    assert config.site.timezone == "Europe/Prague"
+    root = SHIPPED.parent.parent
+    assert config.data_dir == root / "var"
+    assert config.database_url == f"sqlite:///{root / 'var' / 'digest.db'}"
+    assert config.delivery.transport == "outbox"
+    assert config.delivery.outbox_dir == root / "var" / "outbox"
+    assert config.sources["transmission-posts"].kind == "folder"
+    assert config.sources["transmission-posts"].path == SHIPPED.parent / "posts"
+    assert config.sources["transmission-feed"].path == SHIPPED.parent / "feeds/transmission.xml"
+    daily = config.newsletters["daily"]
+    assert daily.source_ids == ("transmission-posts", "transmission-feed")
+    assert (daily.schedule.kind, daily.schedule.time) == ("daily", "07:00")
+    assert daily.schedule.timezone == "Europe/Prague"
+    assert daily.subject == DEFAULT_SUBJECT
+
+
+def test_the_shipped_commented_examples_are_valid(config_path: Path) -> None:
+    text = SHIPPED.read_text(encoding="utf-8")
+    text = edit('transport = "outbox"', 'transport = "smtp"', text)
+    # uncomment the [delivery.smtp] table and the weekly newsletter
+    text = re.sub(r"^# (\[delivery\.smtp\]|\[newsletters\.weekly.*\])", r"\1", text, flags=re.M)
+    text = re.sub(
+        r"^# ((?:host|port|tls|username|password_env|timeout_seconds|concurrency|title|"
+        r"description|sources|max_items|subject|weekly) = .*)$",
+        r"\1",
+        text,
+        flags=re.M,
+    )
+    (config_path.parent / "posts").mkdir(parents=True)
+    config = load(config_path, text)
+    assert config.delivery.smtp is not None
+    assert config.delivery.smtp.host == "smtp.example.org"
+    assert config.delivery.smtp.tls == "starttls"
+    weekly = config.newsletters["weekly"]
+    assert (weekly.schedule.kind, weekly.schedule.weekday, weekly.schedule.time) == (
+        "weekly",
+        "mon",
+        "07:30",
+    )
+    assert weekly.schedule.timezone == "Europe/Prague"  # from [site]
+    assert weekly.max_items == 15
+
+
+def test_defaults_and_relative_paths(config_path: Path) -> None:
+    config = load(config_path, MINIMAL)
+    base = config_path.parent.resolve()
+    assert config.site.base_url == "https://digest.example.org"  # trailing slash stripped
+    assert config.site.sender_name == "Transmission"
+    assert config.data_dir == base / "var"
+    assert config.database_url == f"sqlite:///{base}/var/digest.db"
+    assert config.delivery.outbox_dir == base / "var" / "outbox"
+    assert config.web.port == 8000
+    assert config.sources["posts"].path == base / "posts"
+    assert config.newsletters["daily"].max_items == 10
+    assert config.newsletters["daily"].description == ""
+
+
+def test_storage_paths_and_database_urls(config_path: Path) -> None:
+    base = config_path.parent.resolve()
+    text = MINIMAL + '[storage]\ndata_dir = "../state"\ndatabase_url = "sqlite:///db/d.db"\n'
+    config = load(config_path, text)
+    assert config.data_dir == base.parent / "state"
+    assert config.database_url == f"sqlite:///{base}/db/d.db"
+    pg = "postgresql+psycopg://digest@db/digest"
+    assert load(config_path, MINIMAL + f'[storage]\ndatabase_url = "{pg}"\n').database_url == pg
+
+
+def test_values_are_normalized(config_path: Path) -> None:
+    text = edit('"digest@transmission.example.org"', '"Digest@Transmission.EXAMPLE.org"')
+    text = edit('daily = "07:00"', 'weekly = "Friday 7:05"\ntimezone = "America/New_York"', text)
+    config = load(config_path, text)
+    assert config.site.sender_email == "Digest@transmission.example.org"
+    schedule = config.newsletters["daily"].schedule
+    assert (schedule.kind, schedule.weekday, schedule.time) == ("weekly", "fri", "07:05")
+    assert schedule.timezone == "America/New_York"
+
+
+def test_cron_schedules_are_kept_for_the_scheduler_to_check(config_path: Path) -> None:
+    config = load(config_path, edit('daily = "07:00"', 'cron = "0  7 * * 1-5"'))
+    schedule = config.newsletters["daily"].schedule
+    assert (schedule.kind, schedule.cron) == ("cron", "0 7 * * 1-5")
+
+
+def test_smtp_transport_defaults(config_path: Path) -> None:
+    text = MINIMAL + '[delivery]\ntransport = "smtp"\n[delivery.smtp]\nhost = "mx"\ntls = "tls"\n'
+    smtp = load(config_path, text).delivery.smtp
+    assert smtp is not None
+    assert (smtp.host, smtp.port, smtp.tls, smtp.password_env) == (
+        "mx",
+        465,
+        "tls",
+        "DIGEST_SMTP_PASSWORD",
+    )
+
+
+def test_default_config_path() -> None:
+    assert default_config_path({}) == Path("config/digest.toml")
+    assert default_config_path({"DIGEST_CONFIG": "  "}) == Path("config/digest.toml")
+    assert default_config_path({"DIGEST_CONFIG": "/etc/digest.toml"}) == Path("/etc/digest.toml")
+
+
+# --- what is refused, and how it is said -----------------------------------------------
+
+
+def test_file_not_found_says_what_to_do(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError) as caught:
+        load_config(missing)
+    message = str(caught.value)
+    assert message.startswith(f"{missing}: configuration file not found")
+    assert "copy config/digest.toml" in message
+    assert "--config" in message
+
+
+def test_invalid_toml_gives_line_and_column(config_path: Path) -> None:
+    message = problem(config_path, edit('name = "Transmission"', 'name = "Transmission'))
+    assert message.startswith(f"{config_path}: not valid TOML: ")
+    assert "line 2" in message
+    assert "column" in message
+
+
+def test_not_utf8(config_path: Path) -> None:
+    config_path.parent.mkdir(parents=True)
+    config_path.write_bytes(MINIMAL.encode("utf-8") + b"# caf\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(config_path)
+
+
+def test_unknown_key_suggests_the_right_one(config_path: Path) -> None:
+    message = problem(
+        config_path, edit("[newsletters.daily.schedule]", "[newsletters.daily.shedule]")
+    )
+    assert (
+        f"{config_path}: [newsletters.daily] unknown key 'shedule' (did you mean 'schedule'? "
+        "known: title, description, sources, max_items, subject, schedule)"
+    ) in message
+    assert "missing required table [newsletters.daily.schedule]" in message
+
+
+def test_unknown_top_level_table(config_path: Path) -> None:
+    message = problem(config_path, MINIMAL + "[delivry]\n")
+    assert f"{config_path}: unknown table 'delivry' (did you mean 'delivery'?" in message
+
+
+def test_timezone_must_be_iana(config_path: Path) -> None:
+    text = edit('daily = "07:00"', 'daily = "07:00"\ntimezone = "Europe/Londn"')
+    assert problem(config_path, text) == (
+        f"{config_path}: [newsletters.daily.schedule] timezone 'Europe/Londn' is not an IANA "
+        "time zone (e.g. 'Europe/London')"
+    )
+    for bad in ("Europe", "", "../../etc/passwd", "CEST"):
+        text = edit('timezone = "Europe/Prague"', f'timezone = "{bad}"')
+        # reported once, in [site], not again for the schedule that inherits it
+        assert problem(config_path, text).startswith(
+            f"{config_path}: [site] timezone {bad!r} is not an IANA time zone (e.g. "
+        )
+        assert "\n" not in problem(config_path, text)
+
+
+def test_missing_required_key(config_path: Path) -> None:
+    message = problem(config_path, edit('sender_email = "digest@transmission.example.org"\n', ""))
+    assert message == f"{config_path}: [site] missing required key 'sender_email'"
+
+
+def test_missing_site_table(config_path: Path) -> None:
+    text = MINIMAL[MINIMAL.index("[sources.posts]") :]
+    message = problem(config_path, text)
+    assert message.startswith(f"{config_path}: missing required table [site]")
+
+
+def test_wrong_type(config_path: Path) -> None:
+    message = problem(config_path, edit('name = "Transmission"', "name = 3"))
+    assert f"{config_path}: [site] name: expected a string, got 3" in message
+    text = edit('daily = "07:00"', "daily = 07:00:00")
+    assert "[newsletters.daily.schedule] daily: expected a string, got 07:00:00" in problem(
+        config_path, text
+    )
+    text = edit('sources = ["posts"]', 'sources = ["posts"]\nmax_items = "5"')
+    assert "[newsletters.daily] max_items: expected an integer, got '5'" in problem(
+        config_path, text
+    )
+    text = MINIMAL + "[web]\nport = true\n"
+    assert "[web] port: expected an integer, got true" in problem(config_path, text)
+
+
+def test_unknown_source_id(config_path: Path) -> None:
+    message = problem(config_path, edit('sources = ["posts"]', 'sources = ["post", "feed"]'))
+    lines = message.splitlines()
+    assert lines[0] == (
+        f"{config_path}: [newsletters.daily] sources: unknown source id 'post' (did you mean "
+        "'posts'? defined: posts); add a [sources.post] table or fix the id"
+    )
+    assert "unknown source id 'feed'" in lines[1]
+
+
+@pytest.mark.parametrize("value", ['""', '"   "'])
+def test_postal_address_is_required(config_path: Path, value: str) -> None:
+    text = edit('postal_address = "1 Example Street, Prague"', f"postal_address = {value}")
+    message = problem(config_path, text)
+    assert message.startswith(f"{config_path}: [site] postal_address is empty: ")
+    assert "CAN-SPAM" in message
+    assert "every footer" in message
+    missing = problem(config_path, edit('postal_address = "1 Example Street, Prague"\n', ""))
+    assert missing.startswith(f"{config_path}: [site] missing required key 'postal_address'")
+    assert "CAN-SPAM" in missing
+
+
+def test_sender_email_must_be_valid(config_path: Path) -> None:
+    text = edit('"digest@transmission.example.org"', '"digest at transmission"')
+    message = problem(config_path, text)
+    assert message.startswith(
+        f"{config_path}: [site] sender_email 'digest at transmission' is not a valid email address"
+    )
+    text = MINIMAL.replace('timezone = "Europe/Prague"', 'reply_to = "a@@b"', 1)
+    assert "[site] reply_to 'a@@b' is not a valid email address" in problem(config_path, text)
+
+
+@pytest.mark.parametrize("url", ["ftp://example.org", "example.org", "https://", "javascript:x"])
+def test_base_url_must_be_http(config_path: Path, url: str) -> None:
+    text = edit('base_url = "https://digest.example.org/"', f'base_url = "{url}"')
+    assert problem(config_path, text).startswith(
+        f"{config_path}: [site] base_url {url.rstrip('/')!r} is not an http:// or https:// URL"
+    )
+
+
+def test_max_items_must_be_positive(config_path: Path) -> None:
+    text = edit('sources = ["posts"]', 'sources = ["posts"]\nmax_items = 0')
+    assert problem(config_path, text) == (
+        f"{config_path}: [newsletters.daily] max_items 0 is out of range: use a whole number "
+        "at least 1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "where"),
+    [
+        ("[web]\nport = 70000\n", "[web] port 70000"),
+        ("[web]\nport = 0\n", "[web] port 0"),
+        ('[delivery.smtp]\nhost = "mx"\nport = 65536\n', "[delivery.smtp] port 65536"),
+    ],
+)
+def test_port_out_of_range(config_path: Path, extra: str, where: str) -> None:
+    assert problem(config_path, MINIMAL + extra) == (
+        f"{config_path}: {where} is out of range: use a whole number from 1 to 65535"
+    )
+
+
+@pytest.mark.parametrize("ident", ["Daily", "-daily", "dai ly", "dailý", "x" * 65])
+def test_ids_must_be_url_safe(config_path: Path, ident: str) -> None:
+    text = edit("[newsletters.daily]", f'[newsletters."{ident}"]')
+    text = edit("[newsletters.daily.schedule]", f'[newsletters."{ident}".schedule]', text)
+    message = problem(config_path, text)
+    assert message.startswith(f"{config_path}: [newsletters.{ident}] newsletter id {ident!r}")
+    assert "[a-z0-9][a-z0-9_-]*" in message
+    text = edit("[sources.posts]", "[sources.Posts]")
+    assert f"{config_path}: [sources.Posts] source id 'Posts' must match" in problem(
+        config_path, text
+    )
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ("", "give exactly one of daily = "),
+        ('daily = "07:00"\ncron = "0 7 * * *"', "(found daily and cron)"),
+        ('daily = "7.00"', "daily '7.00': '7.00' is not a time of day as HH:MM"),
+        ('daily = "24:00"', "daily '24:00': '24:00' is not a time of day"),
+        ('weekly = "07:00"', "weekly '07:00' is not \"<weekday> HH:MM\""),
+        ('weekly = "mnday 07:00"', "weekly 'mnday 07:00' is not \"<weekday> HH:MM\""),
+        ('weekly = "mon 7:60"', "weekly 'mon 7:60': '7:60' is not a time of day"),
+        ('daily = ""', "daily is empty"),
+    ],
+)
+def test_schedule_mistakes(config_path: Path, schedule: str, expected: str) -> None:
+    message = problem(config_path, edit('daily = "07:00"', schedule))
+    assert message.startswith(f"{config_path}: [newsletters.daily.schedule] ")
+    assert expected in message
+
+
+def test_source_mistakes(config_path: Path) -> None:
+    feed = '[sources.feed]\nkind = "feed"\nurl = "https://example.org/f.xml"\npath = "f.xml"\n'
+    assert "[sources.feed] give either url" in problem(config_path, MINIMAL + feed)
+    text = MINIMAL + '[sources.feed]\nkind = "feed"\nurl = "file:///etc/passwd"\n'
+    assert "[sources.feed] url 'file:///etc/passwd' is not an http:// or https://" in problem(
+        config_path, text
+    )
+    text = MINIMAL + '[sources.feed]\nkind = "rss"\nurl = "https://example.org/"\n'
+    assert "[sources.feed] kind 'rss' is not one of 'feed', 'folder'" in problem(config_path, text)
+    text = MINIMAL + '[sources.feed]\nkind = "feed"\n'
+    assert "[sources.feed] missing required key 'url'" in problem(config_path, text)
+    text = edit('path = "posts"', 'url = "https://example.org/"')
+    assert "[sources.posts] url is only for feeds" in problem(config_path, text)
+    text = MINIMAL + '[sources.feed]\nkind = "feed"\nurl = "https://e.org/"\ntimeout_seconds = 0\n'
+    assert "[sources.feed] timeout_seconds 0 must be greater than 0" in problem(config_path, text)
+
+
+def test_delivery_mistakes(config_path: Path) -> None:
+    text = MINIMAL + '[delivery]\ntransport = "smtp"\n'
+    assert f'{config_path}: [delivery] transport = "smtp" needs a [delivery.smtp]' in problem(
+        config_path, text
+    )
+    text = MINIMAL + '[delivery.smtp]\nhost = "mx"\npassword = "hunter2"\n'
+    message = problem(config_path, text)
+    assert "[delivery.smtp] unknown key 'password'" in message
+    assert "never put the password here" in message
+    assert "hunter2" not in message
+    text = MINIMAL + '[delivery.smtp]\nhost = "mx"\ntls = "ssl"\n'
+    assert "[delivery.smtp] tls 'ssl' is not one of 'starttls', 'tls', 'none'" in problem(
+        config_path, text
+    )
+    text = MINIMAL + "[delivery.smtp]\nport = 25\n"
+    assert "[delivery.smtp] missing required key 'host'" in problem(config_path, text)
+
+
+def test_subject_must_be_a_valid_template(config_path: Path) -> None:
+    text = edit('sources = ["posts"]', 'sources = ["posts"]\nsubject = "{{ posts[0].title "')
+    assert "[newsletters.daily] subject is not a valid Jinja2 template" in problem(
+        config_path, text
+    )
+
+
+def test_a_newsletter_is_required(config_path: Path) -> None:
+    text = MINIMAL[: MINIMAL.index("[newsletters.daily]")]
+    assert problem(config_path, text) == (
+        f"{config_path}: no newsletter defined: add a [newsletters.<id>] table (see the example)"
+    )
+
+
+def test_all_problems_are_reported_together(config_path: Path) -> None:
+    text = edit('name = "Transmission"', "name = 3")
+    text = edit('daily = "07:00"', 'daily = "7h"', text)
+    text = edit('sources = ["posts"]', 'sources = ["posts"]\nmax_items = -1', text)
+    lines = problem(config_path, text).splitlines()
+    assert len(lines) == 3
+    assert all(line.startswith(f"{config_path}: [") for line in lines)
+    assert "[site] name" in lines[0]
