@@ -1,0 +1,171 @@
+"""Get a feed's bytes with limits: HTTP(S) through httpx, or a local file.
+
+The only outbound HTTP in digest. Every request has a User-Agent, a total
+deadline, a byte cap counted on the decoded body while it streams, at most
+``MAX_REDIRECTS`` redirects (http and https only) and the conditional-GET headers
+of the last fetch. Every failure becomes a ``SourceError`` naming the source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from digest.config import SourceConfig
+from digest.errors import SourceError
+from digest.models import SourceState
+
+USER_AGENT = "digest/0.1 (+feed reader)"
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
+    "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5"
+)
+MAX_REDIRECTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """What one fetch brought back. ``url`` is the final URL after redirects."""
+
+    body: bytes
+    url: str
+    etag: str = ""
+    last_modified: str = ""
+    content_type: str = ""
+    not_modified: bool = False
+
+
+def read_file(source: SourceConfig, path: Path) -> bytes:
+    """Read a local file of at most ``source.max_bytes`` bytes."""
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(source.max_bytes + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise SourceError(
+            f"source '{source.id}': cannot read {path} ({reason}); "
+            f"check the path in [sources.{source.id}]"
+        ) from exc
+    if len(data) > source.max_bytes:
+        raise SourceError(
+            f"source '{source.id}': {path} is larger than max_bytes = {source.max_bytes}; "
+            f"raise max_bytes in [sources.{source.id}] if it really is that big"
+        )
+    return data
+
+
+async def download(
+    source: SourceConfig, state: SourceState | None, *, client: httpx.AsyncClient
+) -> Download:
+    """GET ``source.url`` within ``source.timeout_seconds`` in total; see the module doc."""
+    try:
+        async with asyncio.timeout(source.timeout_seconds):
+            return await _follow(source, state, client)
+    except TimeoutError as exc:
+        raise SourceError(
+            f"source '{source.id}': {source.url} did not answer within "
+            f"{source.timeout_seconds:g} s; digest will try again at the next fetch "
+            f"(or raise timeout_seconds in [sources.{source.id}])"
+        ) from exc
+    except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, UnicodeError) as exc:
+        raise SourceError(
+            f"source '{source.id}': cannot fetch {source.url} ({type(exc).__name__}: {exc}); "
+            f"check the url in [sources.{source.id}] and the network"
+        ) from exc
+
+
+def _request_headers(state: SourceState | None) -> dict[str, str]:
+    headers = {"User-Agent": USER_AGENT, "Accept": ACCEPT}
+    if state is not None:
+        # Values come from an earlier response; anything odd in them is not worth sending.
+        if state.etag and _header_safe(state.etag):
+            headers["If-None-Match"] = state.etag
+        if state.last_modified and _header_safe(state.last_modified):
+            headers["If-Modified-Since"] = state.last_modified
+    return headers
+
+
+def _header_safe(value: str) -> bool:
+    return value.isascii() and value.isprintable()
+
+
+def _is_http(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+async def _follow(
+    source: SourceConfig, state: SourceState | None, client: httpx.AsyncClient
+) -> Download:
+    url = source.url
+    if not _is_http(url):
+        raise SourceError(
+            f"source '{source.id}': {url!r} is not an http(s) URL; "
+            f"fix the url in [sources.{source.id}] (or use path for a local file)"
+        )
+    headers = _request_headers(state)
+    for _ in range(MAX_REDIRECTS + 1):
+        async with client.stream(
+            "GET",
+            url,
+            headers=headers,
+            timeout=httpx.Timeout(source.timeout_seconds),
+            follow_redirects=False,
+        ) as response:
+            if response.has_redirect_location:
+                try:
+                    target = urljoin(url, response.headers["location"].strip())
+                except ValueError:  # e.g. a malformed IPv6 host
+                    target = response.headers["location"]
+                if not _is_http(target):
+                    raise SourceError(
+                        f"source '{source.id}': {source.url} redirected to {target!r}, "
+                        f"which is not an http(s) URL; check the url in [sources.{source.id}]"
+                    )
+                url = target
+                continue
+            return await _read_response(source, url, response)
+    raise SourceError(
+        f"source '{source.id}': {source.url} redirected more than {MAX_REDIRECTS} times "
+        f"(last to {url}); check the url in [sources.{source.id}]"
+    )
+
+
+async def _read_response(source: SourceConfig, url: str, response: httpx.Response) -> Download:
+    etag = response.headers.get("etag", "")
+    last_modified = response.headers.get("last-modified", "")
+    if response.status_code == httpx.codes.NOT_MODIFIED:
+        return Download(b"", url, etag, last_modified, not_modified=True)
+    status = response.status_code
+    if not 200 <= status < 300 or status == httpx.codes.NO_CONTENT:
+        if status >= 500 or status == httpx.codes.TOO_MANY_REQUESTS:
+            advice = "the server has a problem; digest will try again at the next fetch"
+        else:
+            advice = f"check the url in [sources.{source.id}]"
+        shown = source.url if url == source.url else f"{source.url} (redirected to {url})"
+        raise SourceError(f"source '{source.id}': {shown} answered HTTP {status}; {advice}")
+    too_big = SourceError(
+        f"source '{source.id}': {source.url} sent more than max_bytes = {source.max_bytes} "
+        f"bytes; raise max_bytes in [sources.{source.id}] if the feed really is that big"
+    )
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > source.max_bytes:
+        raise too_big
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in response.aiter_bytes():
+        received += len(chunk)
+        if received > source.max_bytes:
+            raise too_big
+        chunks.append(chunk)
+    return Download(
+        b"".join(chunks),
+        url,
+        etag,
+        last_modified,
+        content_type=response.headers.get("content-type", ""),
+    )

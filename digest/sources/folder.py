@@ -1,0 +1,161 @@
+"""Read a folder source: Markdown or HTML files with YAML front matter, one post each.
+
+This is how an editor publishes without a feed: drop ``2026-11-20-title.md`` into
+the folder. Files are read in name order, not recursively; hidden files (editor
+leftovers such as ``.#post.md``) are ignored. A file with a problem
+is reported by name and skipped (or kept, for a missing link); a post dated after
+``now`` is scheduled and not returned yet.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import frontmatter
+import yaml
+from markdown_it import MarkdownIt
+
+from digest.errors import SourceError
+from digest.models import Post
+from digest.sanitize import absolute_url, clean_html, first_image, first_paragraph, plain_text
+
+SUFFIXES = (".md", ".html")
+
+
+class _Skip(Exception):
+    """A file that cannot become a post; the message is the problem to report."""
+
+
+def read_folder(
+    source_id: str, folder: Path, *, now: datetime, max_bytes: int
+) -> tuple[list[Post], list[str]]:
+    """Posts (in file-name order) and problems from the ``*.md``/``*.html`` files of ``folder``.
+
+    Raises ``SourceError`` when the folder itself cannot be read. Files larger than
+    ``max_bytes`` are reported and skipped.
+    """
+    try:
+        files = sorted(
+            entry
+            for entry in folder.iterdir()
+            if entry.suffix.lower() in SUFFIXES and not entry.name.startswith(".")
+        )
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise SourceError(
+            f"source '{source_id}': cannot read the folder {folder} ({reason}); "
+            f"check the path in [sources.{source_id}]"
+        ) from exc
+
+    markdown = MarkdownIt("commonmark")
+    posts: list[Post] = []
+    problems: list[str] = []
+    for path in files:
+        if not path.is_file():
+            continue
+        try:
+            post = _read_post(path, source_id=source_id, markdown=markdown, max_bytes=max_bytes)
+        except _Skip as skip:
+            problems.append(f"file '{path.name}': {skip}; skipped")
+            continue
+        if not post.link:
+            problems.append(f"file '{path.name}': no link in the front matter; left empty")
+        if post.published <= now:
+            posts.append(post)
+    return posts, problems
+
+
+def _read_post(path: Path, *, source_id: str, markdown: MarkdownIt, max_bytes: int) -> Post:
+    try:
+        if path.stat().st_size > max_bytes:
+            raise _Skip(f"larger than max_bytes = {max_bytes}")
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _Skip(f"not UTF-8 text (byte {exc.start})") from exc
+    except OSError as exc:
+        raise _Skip(f"cannot be read ({exc.strerror or type(exc).__name__})") from exc
+    try:
+        meta, body = frontmatter.parse(text)
+    except (yaml.YAMLError, ValueError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _Skip(f"front matter is not valid YAML ({first_line})") from exc
+
+    title = _plain(meta, "title")
+    if not title:
+        raise _Skip("no title in the front matter")
+    published = _date(meta.get("date"))
+    link = absolute_url(_text(meta, "link"), "")
+
+    body_html = markdown.render(body) if path.suffix.lower() == ".md" else body
+    content_html = clean_html(body_html, link)
+    summary_text = _text(meta, "summary")
+    summary_html = (
+        clean_html(markdown.render(summary_text), link)
+        if summary_text
+        else first_paragraph(content_html)
+    )
+    image_url = absolute_url(_text(meta, "image"), link)
+    image_caption = _plain(meta, "image_caption")
+    if not image_url:
+        image_url, image_caption = first_image(content_html)
+    return Post(
+        source_id=source_id,
+        guid=_text(meta, "guid").strip() or link or f"folder:{path.stem}",
+        title=title,
+        link=link,
+        published=published,
+        author=_plain(meta, "author"),
+        summary_html=summary_html,
+        content_html=content_html,
+        image_url=image_url,
+        image_caption=image_caption,
+        categories=_categories(meta),
+    )
+
+
+def _text(meta: Mapping[str, Any], key: str) -> str:
+    value = meta.get(key)
+    if value is None or isinstance(value, (dict, list)):
+        return ""
+    return str(value)
+
+
+def _plain(meta: Mapping[str, Any], key: str) -> str:
+    """A front-matter value meant as text (not HTML), as one clean line."""
+    return plain_text(html.escape(_text(meta, key), quote=False))
+
+
+def _date(value: object) -> datetime:
+    """A front-matter date: YAML date or datetime, or an ISO 8601 string; naive means UTC."""
+    if value is None or value == "":
+        raise _Skip("no date in the front matter")
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time(0, 0), tzinfo=UTC)
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).strip())
+        except ValueError as exc:
+            raise _Skip(f"date {str(value)!r} is not an ISO 8601 date") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _categories(meta: Mapping[str, Any]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for key in ("categories", "tags"):
+        values = meta.get(key)
+        if isinstance(values, str):
+            values = values.split(",")
+        if isinstance(values, list):
+            for value in values:
+                term = plain_text(html.escape(str(value), quote=False))
+                if term:
+                    seen.setdefault(term, None)
+    return tuple(seen)

@@ -1,0 +1,413 @@
+"""Feed sources: every RSS version and Atom, hostile input, and HTTP through MockTransport."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from digest.config import SourceConfig
+from digest.errors import SourceError
+from digest.models import Post, SourceState
+from digest.sources import USER_AGENT, FetchResult, fetch_source
+
+FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
+FEED_URL = "https://transmission.example.org/feed.xml"
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def _refuse_network(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"unexpected request to {request.url}")
+
+
+@pytest.fixture
+async def offline() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(_refuse_network)) as client:
+        yield client
+
+
+async def fetch_file(name: str, client: httpx.AsyncClient, now: datetime) -> FetchResult:
+    source = SourceConfig(id="sample", kind="feed", path=FIXTURES / name)
+    return await fetch_source(source, None, client=client, now=now)
+
+
+async def fetch_bytes(body: bytes, now: datetime, **source: object) -> FetchResult:
+    """Serve ``body`` at FEED_URL and fetch it."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": "application/xml"})
+
+    config = replace(SourceConfig(id="inline", kind="feed", url=FEED_URL), **source)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        return await fetch_source(config, None, client=client, now=now)
+
+
+def rss(items: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>T</title>'
+        f"<link>https://transmission.example.org/</link>{items}</channel></rss>"
+    ).encode()
+
+
+def by_title(posts: tuple[Post, ...]) -> dict[str, Post]:
+    return {post.title: post for post in posts}
+
+
+# --- the formats ---------------------------------------------------------------------
+
+
+async def test_rss_091_with_netscape_doctype(offline: httpx.AsyncClient, now: datetime) -> None:
+    result = await fetch_file("rss091.xml", offline, now)
+    posts = by_title(result.posts)
+    assert list(posts) == ["Café Politics In Minsk", "Second Item"]
+    cafe = posts["Café Politics In Minsk"]
+    assert cafe.link == "https://transmission.example.org/2026/11/cafe-politics"
+    assert cafe.guid == cafe.link
+    assert cafe.content_html == "Sample item: who sits <em>where</em> in a Minsk café."
+    # RSS 0.91 items carry no date: the fetch time is used and reported per item.
+    assert cafe.published == now
+    assert "item 'Café Politics In Minsk': no date, used fetch time" in result.problems
+    # A relative item link is resolved against the channel link of a local file.
+    assert posts["Second Item"].link == "https://transmission.example.org/2026/11/second-item"
+
+
+async def test_rss_092_enclosure_image_and_relative_links(
+    offline: httpx.AsyncClient, now: datetime
+) -> None:
+    [post] = (await fetch_file("rss092.xml", offline, now)).posts
+    assert post.title == "Pipeline Politics"
+    assert post.image_url == "https://transmission.example.org/images/pipeline.jpg"
+    assert post.categories == ("Energy",)
+    assert 'href="https://transmission.example.org/tags/energy"' in post.content_html
+
+
+async def test_rss_10_rdf(offline: httpx.AsyncClient, now: datetime) -> None:
+    result = await fetch_file("rss10.rdf", offline, now)
+    [post] = result.posts
+    assert result.problems == ()
+    assert post.title == "Elections On The Steppe"
+    assert post.link == "https://transmission.example.org/2026/11/steppe-elections"
+    assert post.author == "Daisy Sindelar"
+    assert post.published == datetime(2026, 11, 21, 14, 15, tzinfo=UTC)
+    assert post.categories == ("Kazakhstan",)
+    assert post.summary_html == "Turnout figures that would make any pollster blush."
+
+
+async def test_rss_20_media_caption_content_and_summary(
+    offline: httpx.AsyncClient, now: datetime
+) -> None:
+    result = await fetch_file("rss20.xml", offline, now)
+    assert result.problems == ()
+    border, thumb = result.posts
+    assert border.guid == "transmission-2026-11-border"
+    assert border.title == "A Border Drawn In Pencil"  # HTML in a title is stripped
+    assert border.author == "Bruce Pannier"
+    assert border.published == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    assert border.categories == ("Central Asia", "Borders")
+    # media:description is the image caption; it must not replace summary or content.
+    assert border.image_url == "https://transmission.example.org/images/border.jpg"
+    assert border.image_caption == "A border post in the Fergana Valley"
+    assert border.summary_html == "Short version: the map is not the territory."
+    assert border.content_html.startswith(
+        '<p>The long version starts <a href="https://transmission.example.org/2026/10/'
+        'earlier-post" rel="noopener noreferrer">here</a>.</p>'
+    )
+    assert thumb.author == "Ron Synovitz"  # the name, not the address, of <author>
+    assert thumb.image_url == "https://transmission.example.org/images/thumb.jpg"
+
+
+async def test_atom_10(offline: httpx.AsyncClient, now: datetime) -> None:
+    result = await fetch_file("atom10.xml", offline, now)
+    assert result.problems == ()
+    summit, updated = result.posts
+    assert summit.guid == "tag:transmission.example.org,2026:summit"
+    assert summit.title == "Summit & Circumstance"
+    assert summit.link == "https://transmission.example.org/2026/11/summit-and-circumstance"
+    assert summit.published == datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    assert summit.author == "Claire Bigg"
+    assert summit.summary_html == "<p>Who came, who did not, and who left early.</p>"
+    assert summit.image_url == "https://transmission.example.org/images/summit.jpg"
+    assert summit.image_caption == "The family photo, minus one"
+    assert 'href="https://transmission.example.org/2026/11/earlier"' in summit.content_html
+    # Only <updated>: that date is used; the summary is the content's first paragraph.
+    assert updated.published == datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    assert updated.summary_html == "<p>First paragraph of XHTML content.</p>"
+    assert updated.content_html == "<p>First paragraph of XHTML content.</p><p>Second.</p>"
+
+
+async def test_shipped_sample_feed_parses(offline: httpx.AsyncClient, now: datetime) -> None:
+    path = Path(__file__).parent.parent / "config" / "feeds" / "transmission.xml"
+    source = SourceConfig(id="transmission", kind="feed", path=path)
+    result = await fetch_source(source, None, client=offline, now=now)
+    assert result.problems == ()
+    assert len(result.posts) >= 2
+    for post in result.posts:
+        assert post.link.startswith("https://transmission.example.org/")
+        assert post.author
+        assert post.image_url
+        assert post.image_caption
+        assert post.categories
+        assert post.published.month == 11
+        assert post.published.year == 2026
+
+
+# --- hostile or broken documents -------------------------------------------------------
+
+
+async def test_malformed_feed_names_source_and_cause(
+    offline: httpx.AsyncClient, now: datetime
+) -> None:
+    with pytest.raises(SourceError) as caught:
+        await fetch_file("malformed.xml", offline, now)
+    message = str(caught.value)
+    assert message.startswith("source 'sample': ")
+    assert str(FIXTURES / "malformed.xml") in message
+    assert "not a valid RSS or Atom feed (line 3: mismatched tag)" in message
+
+
+async def test_html_page_is_not_a_feed(offline: httpx.AsyncClient, now: datetime) -> None:
+    with pytest.raises(SourceError, match=r"source 'sample': .*not-a-feed\.html is not a valid"):
+        await fetch_file("not-a-feed.html", offline, now)
+
+
+async def test_well_formed_xml_that_is_no_feed_is_refused(now: datetime) -> None:
+    with pytest.raises(SourceError, match="no RSS or Atom root element"):
+        await fetch_bytes(b"<?xml version='1.0'?><config><item/></config>", now)
+
+
+async def test_entity_declarations_are_refused(offline: httpx.AsyncClient, now: datetime) -> None:
+    with pytest.raises(SourceError, match=r"source 'sample': .*entities\.xml declares XML entit"):
+        await fetch_file("entities.xml", offline, now)
+    hidden = (
+        (FIXTURES / "entities.xml")
+        .read_bytes()
+        .replace(b"<!DOCTYPE", b"<!-- <a> looks like a root element --><!DOCTYPE")
+    )
+    with pytest.raises(SourceError, match="declares XML entities"):
+        await fetch_bytes(hidden, now)
+    utf16 = (FIXTURES / "entities.xml").read_text().replace("UTF-8", "UTF-16")
+    with pytest.raises(SourceError, match="declares XML entities"):
+        await fetch_bytes(utf16.encode("utf-16"), now)
+
+
+async def test_entity_text_inside_content_is_not_a_declaration(now: datetime) -> None:
+    item = (
+        "<item><title>XML</title><description>Never write &lt;!ENTITY x&gt;.</description></item>"
+    )
+    result = await fetch_bytes(rss(item), now)
+    assert result.posts[0].title == "XML"
+
+
+async def test_wrong_declared_encoding_is_read_and_reported(
+    offline: httpx.AsyncClient, now: datetime
+) -> None:
+    result = await fetch_file("wrong-encoding.xml", offline, now)
+    assert [post.title for post in result.posts] == ["Café Society"]
+    assert any("declared as us-ascii" in problem for problem in result.problems)
+
+
+async def test_hostile_html_is_sanitized(now: datetime) -> None:
+    item = (
+        "<item><title>&lt;script&gt;alert(1)&lt;/script&gt;Hi &lt;b onclick=x()&gt;there&lt;/b&gt;"
+        "</title><link>https://transmission.example.org/hi</link><description><![CDATA["
+        '<p onclick="steal()">Text<script>alert(1)</script> '
+        '<a href="jav&#x61;script:alert(1)">a</a>'
+        ' <a href="javascript:alert(2)">b</a> <img src="x.png" onerror="steal()"></p>'
+        "]]></description></item>"
+    )
+    [post] = (await fetch_bytes(rss(item), now)).posts
+    assert post.title == "Hi there"
+    for bad in ("script", "onclick", "onerror", "alert"):
+        assert bad not in post.content_html.lower()
+    assert '<img src="https://transmission.example.org/x.png">' in post.content_html
+
+
+async def test_missing_and_future_dates(now: datetime) -> None:
+    items = (
+        "<item><title>Undated</title><link>https://transmission.example.org/u</link></item>"
+        "<item><title>Tomorrow-ish</title><link>https://transmission.example.org/t</link>"
+        "<pubDate>Fri, 27 Nov 2026 20:00:00 GMT</pubDate></item>"
+        "<item><title>Next year</title><link>https://transmission.example.org/n</link>"
+        "<pubDate>Sat, 27 Nov 2027 07:00:00 GMT</pubDate></item>"
+    )
+    result = await fetch_bytes(rss(items), now)
+    posts = by_title(result.posts)
+    assert posts["Undated"].published == now
+    assert posts["Tomorrow-ish"].published == datetime(2026, 11, 27, 20, 0, tzinfo=UTC)
+    assert posts["Next year"].published == now
+    assert result.problems == (
+        "item 'Undated': no date, used fetch time",
+        "item 'Next year': dated 2027-11-27T07:00:00+00:00, in the future; used fetch time",
+    )
+
+
+async def test_duplicates_by_guid_then_link_keep_the_first(now: datetime) -> None:
+    items = (
+        "<item><title>One</title><guid>g1</guid><link>https://transmission.example.org/1</link>"
+        "<pubDate>Wed, 25 Nov 2026 10:00:00 GMT</pubDate></item>"
+        "<item><title>One again</title><guid>g1</guid><link>https://transmission.example.org/x</link>"
+        "<pubDate>Wed, 25 Nov 2026 10:00:00 GMT</pubDate></item>"
+        "<item><title>Same link</title><guid>g2</guid><link>https://transmission.example.org/1</link>"
+        "<pubDate>Wed, 25 Nov 2026 10:00:00 GMT</pubDate></item>"
+        "<item><title>Two</title><guid>g3</guid><link>https://transmission.example.org/2</link>"
+        "<pubDate>Wed, 25 Nov 2026 10:00:00 GMT</pubDate></item>"
+    )
+    result = await fetch_bytes(rss(items), now)
+    assert [post.title for post in result.posts] == ["One", "Two"]
+    assert len(result.problems) == 2
+    assert "item 'One again': duplicate GUID g1" in result.problems[0]
+    assert "item 'Same link': duplicate link" in result.problems[1]
+
+
+async def test_guid_falls_back_to_link_then_content_hash(now: datetime) -> None:
+    items = (
+        "<item><title>Linked</title><link>https://transmission.example.org/l</link></item>"
+        "<item><description>Nothing but text</description></item>"
+    )
+    linked, bare = (await fetch_bytes(rss(items), now)).posts
+    assert linked.guid == "https://transmission.example.org/l"
+    assert bare.title == "(untitled)"
+    assert bare.link == ""
+    assert bare.guid.startswith("sha256:")
+    assert len(bare.guid) == len("sha256:") + 64
+    again = (await fetch_bytes(rss(items), now)).posts[1]
+    assert again.guid == bare.guid
+
+
+# --- HTTP ----------------------------------------------------------------------------
+
+
+async def test_http_200_then_conditional_get_gets_304(now: datetime) -> None:
+    body = (FIXTURES / "rss20.xml").read_bytes()
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.headers.get("if-none-match") == '"v1"':
+            return httpx.Response(304)
+        headers = {"etag": '"v1"', "last-modified": "Wed, 25 Nov 2026 10:00:00 GMT"}
+        return httpx.Response(200, content=body, headers=headers)
+
+    source = SourceConfig(id="transmission", kind="feed", url=FEED_URL)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        first = await fetch_source(source, None, client=client, now=now)
+        second = await fetch_source(source, first.state, client=client, now=now)
+
+    assert len(first.posts) == 2
+    assert not first.not_modified
+    assert first.state == SourceState(
+        "transmission",
+        etag='"v1"',
+        last_modified="Wed, 25 Nov 2026 10:00:00 GMT",
+        last_fetched=now,
+    )
+    assert "if-none-match" not in seen[0].headers
+    assert seen[0].headers["user-agent"] == USER_AGENT
+    assert seen[1].headers["if-none-match"] == '"v1"'
+    assert seen[1].headers["if-modified-since"] == "Wed, 25 Nov 2026 10:00:00 GMT"
+    assert second.not_modified
+    assert second.posts == ()
+    assert second.state.etag == '"v1"'
+    assert second.state.last_fetched == now
+
+
+@pytest.mark.parametrize(
+    ("status", "advice"),
+    [(404, "check the url in [sources.transmission]"), (503, "try again at the next fetch")],
+)
+async def test_http_error_status_is_a_source_error(status: int, advice: str, now: datetime) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda request: httpx.Response(status))
+    ) as client:
+        source = SourceConfig(id="transmission", kind="feed", url=FEED_URL)
+        with pytest.raises(SourceError) as caught:
+            await fetch_source(source, None, client=client, now=now)
+    assert str(caught.value).startswith(
+        f"source 'transmission': {FEED_URL} answered HTTP {status}; "
+    )
+    assert advice in str(caught.value)
+
+
+async def test_oversized_body_is_refused_with_or_without_content_length(now: datetime) -> None:
+    with pytest.raises(SourceError, match=r"source 'inline': .* more than max_bytes = 100"):
+        await fetch_bytes(b"x" * 101, now, max_bytes=100)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(50):
+            yield b"x" * 10
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=chunks())  # streamed: no Content-Length
+
+    source = SourceConfig(id="inline", kind="feed", url=FEED_URL, max_bytes=100)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(SourceError, match="more than max_bytes = 100"):
+            await fetch_source(source, None, client=client, now=now)
+
+
+async def test_redirects_are_followed_and_bounded(now: datetime) -> None:
+    body = rss("<item><title>Moved</title><link>/moved</link></item>")
+    no_channel_link = (
+        b'<rss version="2.0"><channel><title>T</title>'
+        b"<item><link>item</link></item></channel></rss>"
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/bare":
+            return httpx.Response(200, content=no_channel_link)
+        if request.url.path == "/loop":
+            return httpx.Response(302, headers={"location": "/loop"})
+        if request.url.path == "/feed.xml":
+            return httpx.Response(301, headers={"location": "https://new.example.org/rss"})
+        if request.url.path == "/go":
+            return httpx.Response(307, headers={"location": "https://new.example.org/bare"})
+        if request.url.path == "/to-file":
+            return httpx.Response(302, headers={"location": "file:///etc/passwd"})
+        return httpx.Response(200, content=body)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        moved = await fetch_source(
+            SourceConfig(id="moved", kind="feed", url=FEED_URL), None, client=client, now=now
+        )
+        # Relative links resolve against the channel link first...
+        assert moved.posts[0].link == "https://transmission.example.org/moved"
+        # ...and against the final URL after redirects when the channel has none.
+        bare = SourceConfig(id="bare", kind="feed", url="https://transmission.example.org/go")
+        bare_result = await fetch_source(bare, None, client=client, now=now)
+        assert bare_result.posts[0].link == "https://new.example.org/item"
+        loop = SourceConfig(id="loop", kind="feed", url="https://transmission.example.org/loop")
+        with pytest.raises(SourceError, match=r"source 'loop': .* redirected more than 5 times"):
+            await fetch_source(loop, None, client=client, now=now)
+        to_file = replace(loop, id="file", url="https://transmission.example.org/to-file")
+        with pytest.raises(SourceError, match="not an http"):
+            await fetch_source(to_file, None, client=client, now=now)
+
+
+async def test_network_faults_and_timeouts_become_source_errors(now: datetime) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    async def stall(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)
+        return httpx.Response(200)
+
+    source = SourceConfig(id="down", kind="feed", url=FEED_URL, timeout_seconds=0.05)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
+        with pytest.raises(SourceError, match=r"source 'down': cannot fetch .*connection refused"):
+            await fetch_source(source, None, client=client, now=now)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(stall)) as client:
+        with pytest.raises(SourceError, match=r"did not answer within 0\.05 s"):
+            await fetch_source(source, None, client=client, now=now)
+
+
+async def test_non_http_url_and_missing_file(offline: httpx.AsyncClient, now: datetime) -> None:
+    ftp = SourceConfig(id="ftp", kind="feed", url="ftp://example.org/feed.xml")
+    with pytest.raises(SourceError, match=r"source 'ftp': 'ftp://example\.org/feed\.xml' is not"):
+        await fetch_source(ftp, None, client=offline, now=now)
+    with pytest.raises(SourceError, match=r"source 'sample': cannot read .*missing\.xml"):
+        await fetch_file("missing.xml", offline, now)

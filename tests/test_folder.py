@@ -1,0 +1,194 @@
+"""Folder sources: Markdown/HTML files with front matter, including the shipped samples."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from digest.config import SourceConfig
+from digest.errors import SourceError
+from digest.sources import FetchResult, fetch_source
+
+SAMPLE_POSTS = Path(__file__).parent.parent / "config" / "posts"
+SEED = "https://transmission.example.org/2026/11/strains-visible-in-cis-military-alliance"
+
+
+def _refuse_network(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"a folder source made a request to {request.url}")
+
+
+@pytest.fixture
+async def offline() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(_refuse_network)) as client:
+        yield client
+
+
+async def read(folder: Path, client: httpx.AsyncClient, now: datetime) -> FetchResult:
+    source = SourceConfig(id="posts", kind="folder", path=folder)
+    return await fetch_source(source, None, client=client, now=now)
+
+
+def write(folder: Path, name: str, text: str) -> None:
+    (folder / name).write_text(text, encoding="utf-8")
+
+
+async def test_sample_folder_parses(offline: httpx.AsyncClient, now: datetime) -> None:
+    result = await read(SAMPLE_POSTS, offline, now)
+    assert result.problems == ()
+    assert len(result.posts) == 3
+    seed = result.posts[0]
+    assert seed.title == "Strains Visible In CIS Military Alliance"
+    assert seed.author == "Bruce Pannier"
+    assert seed.published == datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+    assert seed.link == SEED
+    assert seed.guid == SEED
+    assert seed.image_url == "https://transmission.example.org/images/lukashenka-csto.jpg"
+    assert seed.image_caption == "Belarusian Alyaksandr Lukashenka at the CSTO meeting last week"
+    assert seed.categories == ("Belarus", "CSTO", "Central Asia")
+    assert seed.summary_html == (
+        "<p>Belarus is proving again that the CIS Collective Security Treaty Organization "
+        "(CSTO) is not exactly a cohesive military alliance.</p>"
+    )
+    assert seed.content_html.count("<p>") == 10
+    for chrome in ("Accessibility links", "Breaking News", "About This Blog", "Latest Posts"):
+        assert chrome not in seed.content_html
+    assert "Bruce Pannier" not in seed.content_html
+    assert len({post.author for post in result.posts}) == 3
+    assert result.state.last_fetched == now
+    assert result.state.etag == ""
+
+
+async def test_future_dated_posts_wait_for_their_date(offline: httpx.AsyncClient) -> None:
+    before = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    result = await read(SAMPLE_POSTS, offline, before)
+    dates = [post.published for post in result.posts]
+    assert dates == [
+        datetime(2026, 11, 20, 9, 30, tzinfo=UTC),
+        datetime(2026, 11, 24, 8, 15, tzinfo=UTC),
+    ]
+    assert result.problems == ()
+
+
+async def test_file_without_title_is_reported_and_skipped(
+    tmp_path: Path, offline: httpx.AsyncClient, now: datetime
+) -> None:
+    write(
+        tmp_path, "a-good.md", "---\ntitle: Good\ndate: 2026-11-01\nlink: https://e.org/g\n---\nHi"
+    )
+    write(tmp_path, "b-untitled.md", "---\ndate: 2026-11-02\nlink: https://e.org/u\n---\nNo title")
+    write(tmp_path, "c-no-front-matter.md", "Just text.")
+    result = await read(tmp_path, offline, now)
+    assert [post.title for post in result.posts] == ["Good"]
+    assert result.problems == (
+        "file 'b-untitled.md': no title in the front matter; skipped",
+        "file 'c-no-front-matter.md': no title in the front matter; skipped",
+    )
+
+
+@pytest.mark.parametrize(
+    ("date_line", "problem"),
+    [
+        ("", "no date in the front matter"),
+        ("date: next tuesday", "date 'next tuesday' is not an ISO 8601 date"),
+    ],
+)
+async def test_missing_or_bad_date_is_reported_and_skipped(
+    tmp_path: Path, offline: httpx.AsyncClient, now: datetime, date_line: str, problem: str
+) -> None:
+    write(tmp_path, "post.md", f"---\ntitle: T\n{date_line}\nlink: https://e.org/t\n---\nBody")
+    result = await read(tmp_path, offline, now)
+    assert result.posts == ()
+    assert result.problems == (f"file 'post.md': {problem}; skipped",)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-11-03", datetime(2026, 11, 3, tzinfo=UTC)),
+        ("2026-11-03 10:00:00", datetime(2026, 11, 3, 10, tzinfo=UTC)),
+        ("'2026-11-03T10:00:00+02:00'", datetime(2026, 11, 3, 8, tzinfo=UTC)),
+        ("'2026-11-03T10:00'", datetime(2026, 11, 3, 10, tzinfo=UTC)),
+    ],
+)
+async def test_dates_naive_means_utc(
+    tmp_path: Path, offline: httpx.AsyncClient, now: datetime, value: str, expected: datetime
+) -> None:
+    write(tmp_path, "post.md", f"---\ntitle: T\ndate: {value}\nlink: https://e.org/t\n---\nx")
+    [post] = (await read(tmp_path, offline, now)).posts
+    assert post.published == expected
+    assert post.published.tzinfo is UTC
+
+
+async def test_missing_link_is_reported_and_guid_falls_back_to_file_name(
+    tmp_path: Path, offline: httpx.AsyncClient, now: datetime
+) -> None:
+    write(tmp_path, "2026-11-05-no-link.md", "---\ntitle: No link\ndate: 2026-11-05\n---\nText")
+    write(tmp_path, "with-guid.md", "---\ntitle: G\ndate: 2026-11-05\nguid: custom-1\n---\nText")
+    result = await read(tmp_path, offline, now)
+    no_link, with_guid = result.posts
+    assert no_link.link == ""
+    assert no_link.guid == "folder:2026-11-05-no-link"
+    assert with_guid.guid == "custom-1"
+    assert "file '2026-11-05-no-link.md': no link in the front matter; left empty" in (
+        result.problems
+    )
+
+
+async def test_html_files_markdown_rendering_and_sanitizing(
+    tmp_path: Path, offline: httpx.AsyncClient, now: datetime
+) -> None:
+    write(
+        tmp_path,
+        "a.md",
+        "---\ntitle: 'AT&T <3 *md*'\ndate: 2026-11-06\nlink: https://e.org/2026/a\n"
+        "tags: [One, Two]\nsummary: A *short* summary.\n---\n"
+        "# Heading\n\nSee [the other post](../b) and ![Chart of gas](img/chart.png).\n\n"
+        '<script>alert(1)</script><p onclick="x()">raw html</p>\n',
+    )
+    write(
+        tmp_path,
+        "b.html",
+        "---\ntitle: HTML post\ndate: 2026-11-07\nlink: https://e.org/2026/b\n---\n"
+        '<figure><img src="/pic.jpg"><figcaption>A caption</figcaption></figure><p>Body</p>',
+    )
+    write(tmp_path, "notes.txt", "---\ntitle: ignored\ndate: 2026-11-07\n---\n")
+    write(tmp_path, ".#a.md", "---\ntitle: editor lock file\ndate: 2026-11-07\n---\n")
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "sub", "nested.md", "---\ntitle: nested\ndate: 2026-11-07\n---\n")
+    result = await read(tmp_path, offline, now)
+    md, page = result.posts
+    assert md.title == "AT&T <3 *md*"
+    assert md.categories == ("One", "Two")
+    assert md.summary_html == "<p>A <em>short</em> summary.</p>"
+    assert "<h2>Heading</h2>" in md.content_html
+    assert 'href="https://e.org/b"' in md.content_html
+    assert md.image_url == "https://e.org/2026/img/chart.png"
+    assert md.image_caption == "Chart of gas"
+    assert "script" not in md.content_html
+    assert "onclick" not in md.content_html
+    assert page.image_url == "https://e.org/pic.jpg"
+    assert page.image_caption == "A caption"
+    assert page.summary_html == "<p>Body</p>"
+    assert [post.title for post in result.posts] == ["AT&T <3 *md*", "HTML post"]
+
+
+async def test_invalid_yaml_is_reported_and_skipped(
+    tmp_path: Path, offline: httpx.AsyncClient, now: datetime
+) -> None:
+    write(tmp_path, "broken.md", "---\ntitle: [unclosed\ndate: 2026-11-01\n---\nBody")
+    result = await read(tmp_path, offline, now)
+    assert result.posts == ()
+    assert len(result.problems) == 1
+    assert result.problems[0].startswith("file 'broken.md': front matter is not valid YAML")
+
+
+async def test_unreadable_folder_is_a_source_error(
+    tmp_path: Path, offline: httpx.AsyncClient, now: datetime
+) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(SourceError, match=r"source 'posts': cannot read the folder .*nowhere"):
+        await read(missing, offline, now)
