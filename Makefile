@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/digest.toml
 
-.PHONY: run test install install-test lint typecheck pytest fmt check clean
+.PHONY: run test install install-test lint typecheck pytest fmt check clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,3 +48,7 @@ check: install
 
 clean:
 	rm -rf $(VENV) var build dist *.egg-info
+
+## bench: print the benchmarks' ratios against their baselines
+bench: install
+	$(BIN)/python benchmarks/render_once.py

@@ -11,6 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from digest.config import DeliveryConfig, SmtpConfig
+from digest.delivery.outbox import OutboxMailer
+from digest.delivery.smtp import SmtpMailer, build_mailer, dot_stuff, normalize_line_endings
+from digest.errors import ConfigError, TransportError
+from digest.models import DeliveryStatus
+
 from support.smtpd import (
     RecordingServer,
     client_tls_context,
@@ -18,12 +25,6 @@ from support.smtpd import (
     greeting_server,
     running_smtpd,
 )
-
-from digest.config import DeliveryConfig, SmtpConfig
-from digest.delivery.outbox import OutboxMailer
-from digest.delivery.smtp import SmtpMailer, build_mailer, dot_stuff, normalize_line_endings
-from digest.errors import ConfigError, TransportError
-from digest.models import DeliveryStatus
 
 SENDER = "news@example.org"
 READER = "reader@example.net"

@@ -13,7 +13,6 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, select, text
-from support.databases import BACKENDS, database_url, engine_for, migrated_engine
 
 from digest.errors import AlreadyExists, NotFound, StoreError
 from digest.models import (
@@ -28,6 +27,8 @@ from digest.models import (
 from digest.store import SqlStore, check_schema, create_engine_for, migrate
 from digest.store import tables as t
 from digest.store.migrate import head_revision
+
+from support.databases import BACKENDS, database_url, engine_for, migrated_engine
 
 LATER = timedelta(hours=1)
 

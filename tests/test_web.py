@@ -14,14 +14,15 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.exceptions import StarletteDeprecationWarning
-from support.databases import migrated_engine, sqlite_url
-from support.edition import sample_newsletter, sample_site
 
 from digest.errors import ConfigError
 from digest.models import EditionStatus, Subscription, SubscriptionStatus
 from digest.store import SqlStore, create_engine_for
 from digest.tokens import unsubscribe_token
 from digest.web import ARCHIVE_CSP, create_web_app, listen, mask_email, serve_on
+
+from support.databases import migrated_engine, sqlite_url
+from support.edition import sample_newsletter, sample_site
 
 # Starlette 1.10's TestClient wants the httpx2 package and warns once, on import, when it
 # falls back to httpx (which the project has). Only that warning is silenced, only here.

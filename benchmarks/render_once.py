@@ -1,0 +1,141 @@
+"""Benchmark: the per-subscriber cost of a digest, render-once vs render-per-subscriber.
+
+Run: .venv/bin/python benchmarks/render_once.py [--readers 300] [--posts 10]
+
+Prints, side by side, the time and peak memory of
+  baseline:   premailer per subscriber (what a naive sender does), then the message;
+  digest:     premailer once per edition, then per subscriber only string substitution
+              of the unsubscribe link and the message headers (digest's send path),
+and the ratio baseline / digest. Numbers are wall-clock on this machine: compare the
+ratio, not the absolute values, across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tracemalloc
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from digest.config import NewsletterConfig, ScheduleConfig, SiteConfig
+from digest.editions import unsubscribe_url
+from digest.message import build_message, message_id_for
+from digest.models import Post
+from digest.render import Renderer, personalize
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+SECRET = b"benchmark-secret-" + b"x" * 32
+SITE = SiteConfig(
+    name="Transmission",
+    base_url="https://transmission.example.org/digest",
+    postal_address="Vinohradska 12, Prague",
+    sender_name="Transmission",
+    sender_email="digest@transmission.example.org",
+    timezone="Europe/Prague",
+)
+NEWSLETTER = NewsletterConfig(
+    id="daily",
+    title="Transmission Daily",
+    description="The day's analysis.",
+    source_ids=("posts",),
+    schedule=ScheduleConfig(kind="daily", timezone="Europe/Prague"),
+)
+
+
+def sample_posts(count: int) -> list[Post]:
+    body = "<p>" + "Analysis of the day's events in the region. " * 20 + "</p>"
+    return [
+        Post(
+            source_id="posts",
+            guid=f"post-{n}",
+            title=f"Strains Visible In CIS Military Alliance, part {n}",
+            link=f"https://transmission.example.org/2026/11/post-{n}",
+            published=NOW - timedelta(hours=n),
+            author="Bruce Pannier",
+            summary_html=body,
+            content_html=body * 3,
+            image_url=f"https://transmission.example.org/images/{n}.jpg",
+            image_caption="Belarusian Alyaksandr Lukashenka at the CSTO meeting last week",
+        )
+        for n in range(count)
+    ]
+
+
+def message_for(renderer_output: tuple[str, str, str], reader: int) -> bytes:
+    subject, html, text = renderer_output
+    return build_message(
+        subject=subject,
+        html=html,
+        text=text,
+        site=SITE,
+        newsletter=NEWSLETTER,
+        recipient=f"reader{reader}@example.net",
+        message_id=message_id_for(SECRET, "edition", str(reader), SITE.sender_domain),
+        unsubscribe_url=unsubscribe_url(SITE, SECRET, str(reader), NEWSLETTER.id),
+        now=NOW,
+    )
+
+
+def baseline(renderer: Renderer, posts: list[Post], readers: int) -> int:
+    size = 0
+    for reader in range(readers):
+        rendered = renderer.render_edition(
+            site=SITE, newsletter=NEWSLETTER, posts=posts, edition_id="e", now=NOW
+        )
+        url = unsubscribe_url(SITE, SECRET, str(reader), NEWSLETTER.id)
+        html, text = personalize(rendered, unsubscribe_url=url)
+        size += len(message_for((rendered.subject, html, text), reader))
+    return size
+
+
+def render_once(renderer: Renderer, posts: list[Post], readers: int) -> int:
+    rendered = renderer.render_edition(
+        site=SITE, newsletter=NEWSLETTER, posts=posts, edition_id="e", now=NOW
+    )
+    size = 0
+    for reader in range(readers):
+        url = unsubscribe_url(SITE, SECRET, str(reader), NEWSLETTER.id)
+        html, text = personalize(rendered, unsubscribe_url=url)
+        size += len(message_for((rendered.subject, html, text), reader))
+    return size
+
+
+def measure(run: Callable[[], int]) -> tuple[float, int, int]:
+    tracemalloc.start()
+    started = time.perf_counter()
+    size = run()
+    elapsed = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return elapsed, peak, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readers", type=int, default=300)
+    parser.add_argument("--posts", type=int, default=10)
+    args = parser.parse_args()
+    renderer = Renderer(ROOT / "templates" / "email")
+    posts = sample_posts(args.posts)
+    render_once(renderer, posts, 2)  # warm caches (templates, CSS parse) for both runs
+    base = measure(lambda: baseline(renderer, posts, args.readers))
+    ours = measure(lambda: render_once(renderer, posts, args.readers))
+    assert base[2] == ours[2], "both paths must produce messages of the same total size"
+    print(f"{args.readers} readers, {args.posts} posts per digest")
+    print(f"{'':28}{'baseline':>12}{'digest':>12}{'ratio':>8}")
+    print(
+        f"{'time per reader (ms)':28}{base[0] * 1000 / args.readers:12.2f}"
+        f"{ours[0] * 1000 / args.readers:12.2f}{base[0] / ours[0]:8.1f}x"
+    )
+    mib = 2**20
+    print(
+        f"{'peak memory (MiB)':28}{base[1] / mib:12.1f}{ours[1] / mib:12.1f}"
+        f"{base[1] / ours[1]:8.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

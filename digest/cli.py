@@ -1,0 +1,359 @@
+"""The `digest` command: a thin client of ``digest.app`` (the only module that prints).
+
+Exit status: 0 success, 1 a problem with input or the environment (the message names
+it), 2 wrong usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from email.utils import format_datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from digest import editions, subscriptions
+from digest.app import App, build_app, open_store, utc_now
+from digest.config import Config
+from digest.editorial import default_config_path, load_config
+from digest.errors import DigestError
+from digest.message import build_message
+from digest.models import DeliveryStatus, EditionStatus
+from digest.render import personalize
+from digest.scheduler import check_schedules, next_fire_time
+
+Handler = Callable[[argparse.Namespace, Console], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    console = Console(highlight=False, markup=False)
+    errors = Console(stderr=True, highlight=False, markup=False)
+    handler: Handler = args.handler
+    try:
+        return handler(args, console)
+    except DigestError as exc:
+        errors.print(f"error: {exc}", style="bold red", soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+# --- commands ---------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace, out: Console) -> int:
+    """Validate the config: keys, types, sources, schedules, time zones."""
+    config = _config(args)
+    check_schedules(config)
+    out.print(f"{config.path}: OK")
+    out.print(f"  {len(config.sources)} source(s): {', '.join(config.sources)}")
+    for newsletter in config.newsletters.values():
+        when = next_fire_time(newsletter.schedule, utc_now())
+        zone = ZoneInfo(newsletter.schedule.timezone)
+        out.print(
+            f"  newsletter {newsletter.id} ({newsletter.title}): next at "
+            f"{when.astimezone(zone):%Y-%m-%d %H:%M} {newsletter.schedule.timezone}"
+        )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, out: Console) -> int:
+    """Create or upgrade the database schema (also done by `digest run`)."""
+    config = _config(args)
+    open_store(config, apply_migrations=True)
+    out.print(f"database ready: {config.database_url}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, out: Console) -> int:
+    """Run the scheduler, the fetchers, the senders and the web pages until stopped."""
+    from digest.service import run_service
+
+    config = _config(args)
+    check_schedules(config)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+    )
+    for chatty in ("alembic", "apscheduler"):  # their INFO lines say nothing an operator needs
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    app = build_app(config, environ=os.environ)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_service(app, stop)
+
+    asyncio.run(serve())
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace, out: Console) -> int:
+    """Fetch one source (or all) now and report new posts and problems per source."""
+    app = _app(args)
+    reports = asyncio.run(app.fetch([args.source] if args.source else None))
+    table = Table("source", "new", "in feed", "result")
+    for report in reports:
+        result = report.error or "ok"
+        if report.not_modified:
+            result = "not modified"
+        table.add_row(report.source_id, str(report.new), str(report.seen), result)
+    out.print(table)
+    for report in reports:
+        for problem in report.problems:
+            out.print(f"warning: {report.source_id}: {problem}", style="yellow", soft_wrap=True)
+    return 1 if any(report.error for report in reports) else 0
+
+
+def cmd_preview(args: argparse.Namespace, out: Console) -> int:
+    """Fetch the sources, then render the next edition without sending or recording it."""
+    app = _app(args)
+    newsletter = app.newsletter(args.newsletter)
+    now = app.clock()
+    # Like a firing, look at the sources first: the preview is the digest that would go now.
+    for report in asyncio.run(app.fetch(newsletter.source_ids, now)):
+        if report.error:
+            out.print(f"warning: {report.error}", style="yellow", soft_wrap=True)
+    plan = app.preview(newsletter.id, now)
+    table = Table("post", "published", "verdict")
+    for candidate in plan.selection.candidates:
+        post = candidate.post
+        table.add_row(post.title, f"{post.published:%Y-%m-%d %H:%M}", candidate.reason)
+    out.print(table)
+    if plan.rendered is None:
+        out.print(f"no new posts: the next {newsletter.id} edition would be skipped")
+        return 0
+    out.print(f"subject: {plan.rendered.subject}")
+    url = editions.unsubscribe_url(app.config.site, app.secret, "preview", newsletter.id)
+    html, text = personalize(plan.rendered, unsubscribe_url=url)
+    if args.html:
+        Path(args.html).write_text(html, encoding="utf-8")
+        out.print(f"HTML written to {args.html}")
+    if args.eml:
+        message = build_message(
+            subject=plan.rendered.subject,
+            html=html,
+            text=text,
+            site=app.config.site,
+            newsletter=newsletter,
+            recipient=f"reader@{app.config.site.sender_domain}",
+            message_id=f"<preview@{app.config.site.sender_domain}>",
+            unsubscribe_url=url,
+            now=now,
+        )
+        Path(args.eml).write_bytes(message)
+        out.print(f"message written to {args.eml}")
+    if not args.html and not args.eml:
+        out.print(text, markup=False, highlight=False)
+    return 0
+
+
+def cmd_send_now(args: argparse.Namespace, out: Console) -> int:
+    """Create an edition now (outside the schedule) and send it, with a progress bar."""
+    app = _app(args)
+    columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=out, transient=True) as progress:
+        task = progress.add_task("send", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        report = asyncio.run(_send_now(app, args.newsletter, advance))
+    edition = report.edition
+    if edition.status is EditionStatus.SKIPPED:
+        out.print(f"no new posts for {args.newsletter}: nothing sent (edition recorded as skipped)")
+        return 0
+    counts = ", ".join(f"{status}: {n}" for status, n in sorted(report.counts.items()))
+    out.print(
+        f"edition {edition.id} ({edition.status}): {report.recipients} recipient(s); {counts}"
+    )
+    if report.paused:
+        out.print(f"paused: {report.paused}", style="red", soft_wrap=True)
+        return 1
+    return 0
+
+
+async def _send_now(
+    app: App, newsletter_id: str, advance: Callable[[int, int], None]
+) -> editions.SendReport:
+    try:
+        return await app.send_now(newsletter_id, advance)
+    finally:
+        await app.aclose()
+
+
+def cmd_subscribers_add(args: argparse.Namespace, out: Console) -> int:
+    """Add a reader to a newsletter (confirmed: you vouch for their consent)."""
+    app = _app(args)
+    newsletter = _default_newsletter(app.config, args.newsletter)
+    subscription, changed = subscriptions.add_subscriber(
+        app.store, args.email, newsletter, app.config.newsletters, app.clock()
+    )
+    verb = "added" if changed else "already subscribed:"
+    out.print(f"{verb} {subscription.subscriber.email} -> {newsletter}")
+    return 0
+
+
+def cmd_subscribers_list(args: argparse.Namespace, out: Console) -> int:
+    """List subscriptions with their status."""
+    app = _app(args)
+    table = Table("email", "newsletter", "status", "since")
+    rows = app.store.list_subscriptions(args.newsletter)
+    for sub in rows:
+        table.add_row(
+            sub.subscriber.email, sub.newsletter_id, str(sub.status), f"{sub.changed_at:%Y-%m-%d}"
+        )
+    out.print(table)
+    out.print(f"{len(rows)} subscription(s)")
+    return 0
+
+
+def cmd_subscribers_import(args: argparse.Namespace, out: Console) -> int:
+    """Import readers from a CSV file; bad rows are reported by line, the rest imported."""
+    app = _app(args)
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DigestError(f"cannot read {path}: {exc}; give a UTF-8 CSV file") from exc
+    defaults = [args.newsletter] if args.newsletter else _sole_newsletter(app.config)
+    report = subscriptions.import_csv(
+        app.store, text, defaults, app.config.newsletters, app.clock()
+    )
+    for line, message in report.errors:
+        out.print(f"{path}:{line}: {message}", style="yellow", soft_wrap=True)
+    out.print(
+        f"imported {report.added}, unchanged {report.unchanged}, rejected {len(report.errors)}"
+    )
+    return 1 if report.errors else 0
+
+
+def cmd_editions(args: argparse.Namespace, out: Console) -> int:
+    """Show the history of editions with delivery counts per status."""
+    app = _app(args)
+    if args.newsletter:
+        app.newsletter(args.newsletter)
+    table = Table("created", "newsletter", "period", "status", "subject", "sent", "other")
+    for summary in app.store.list_editions(args.newsletter, limit=args.limit):
+        edition = summary.edition
+        sent = summary.counts.get(DeliveryStatus.SENT, 0)
+        other = ", ".join(
+            f"{status}: {n}"
+            for status, n in sorted(summary.counts.items())
+            if status is not DeliveryStatus.SENT and n
+        )
+        table.add_row(
+            format_datetime(edition.created_at)[5:-6],
+            edition.newsletter_id,
+            edition.period_key,
+            str(edition.status) + (f" ({edition.error})" if edition.error else ""),
+            edition.subject,
+            str(sent),
+            other,
+        )
+    out.print(table)
+    return 0
+
+
+# --- plumbing ---------------------------------------------------------------------
+
+
+def _config(args: argparse.Namespace) -> Config:
+    given = getattr(args, "config", None)  # absent unless --config was passed somewhere
+    path = Path(given) if given else default_config_path(os.environ)
+    return load_config(path)
+
+
+def _app(args: argparse.Namespace) -> App:
+    return build_app(_config(args), environ=os.environ)
+
+
+def _sole_newsletter(config: Config) -> list[str]:
+    return list(config.newsletters) if len(config.newsletters) == 1 else []
+
+
+def _default_newsletter(config: Config, given: str | None) -> str:
+    if given:
+        return given
+    sole = _sole_newsletter(config)
+    if not sole:
+        raise DigestError(f"which newsletter? pass --newsletter ({', '.join(config.newsletters)})")
+    return sole[0]
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="config file (default: $DIGEST_CONFIG or config/digest.toml)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="digest",
+        description="Self-hosted newsletter digests: feeds in, scheduled digest emails out.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    def command(
+        name: str,
+        handler: Handler,
+        *,
+        parent: argparse._SubParsersAction[argparse.ArgumentParser] = commands,
+    ) -> argparse.ArgumentParser:
+        doc = (handler.__doc__ or "").strip().splitlines()[0]
+        sub = parent.add_parser(name, parents=[common], help=doc, description=doc)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("run", cmd_run)
+    command("migrate", cmd_migrate)
+    command("check", cmd_check)
+    fetch = command("fetch", cmd_fetch)
+    fetch.add_argument("source", nargs="?", metavar="SOURCE", help="source id (default: all)")
+    preview = command("preview", cmd_preview)
+    preview.add_argument("newsletter", metavar="NEWSLETTER")
+    preview.add_argument("--html", metavar="FILE", help="write the HTML part to FILE")
+    preview.add_argument("--eml", metavar="FILE", help="write the whole message to FILE")
+    send_now = command("send-now", cmd_send_now)
+    send_now.add_argument("newsletter", metavar="NEWSLETTER")
+    listing = command("editions", cmd_editions)
+    listing.add_argument("newsletter", nargs="?", metavar="NEWSLETTER")
+    listing.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+
+    subscribers = commands.add_parser(
+        "subscribers", parents=[common], help="manage readers", description="Manage readers."
+    )
+    subscribers_commands = subscribers.add_subparsers(
+        title="commands", required=True, metavar="COMMAND"
+    )
+    add = command("add", cmd_subscribers_add, parent=subscribers_commands)
+    add.add_argument("email", metavar="EMAIL")
+    add.add_argument("--newsletter", metavar="N", help="newsletter id (optional if only one)")
+    lister = command("list", cmd_subscribers_list, parent=subscribers_commands)
+    lister.add_argument("--newsletter", metavar="N", help="only this newsletter")
+    importer = command("import", cmd_subscribers_import, parent=subscribers_commands)
+    importer.add_argument("file", metavar="FILE.csv")
+    importer.add_argument("--newsletter", metavar="N", help="for rows without a newsletters column")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

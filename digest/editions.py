@@ -1,0 +1,255 @@
+"""Use cases of one edition: select and render it, open it once, send it resumably.
+
+The delivery ledger (edition x subscriber) is the only truth of who got what: a row is
+written (with its Message-ID) before the first attempt and updated only after the mailer
+answered, so a crash at any point re-sends at most the messages that were in flight,
+each with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from digest.config import NewsletterConfig, SiteConfig
+from digest.errors import TransportError
+from digest.message import build_message, message_id_for
+from digest.models import (
+    Delivery,
+    DeliveryStatus,
+    Edition,
+    EditionStatus,
+    SendResult,
+)
+from digest.ports import Clock, Mailer, Store
+from digest.render import Rendered, Renderer, personalize
+from digest.select import Selection, select_posts
+from digest.tokens import unsubscribe_token
+
+MAX_ATTEMPTS = 5  # temporary failures (4xx) before a delivery is given up as expired
+
+
+def unsubscribe_url(site: SiteConfig, secret: bytes, subscriber_id: str, newsletter_id: str) -> str:
+    """The reader's one-click unsubscribe link (served by ``digest.web``)."""
+    return f"{site.base_url}/u/{unsubscribe_token(secret, subscriber_id, newsletter_id)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the next edition would hold: the verdict on every candidate and the rendering."""
+
+    selection: Selection
+    rendered: Rendered | None
+
+
+def plan_edition(
+    store: Store,
+    renderer: Renderer,
+    site: SiteConfig,
+    newsletter: NewsletterConfig,
+    now: datetime,
+    edition_id: str = "preview",
+) -> Plan:
+    """Select and render the next edition without recording anything."""
+    first = store.first_edition(newsletter.id)
+    selection = select_posts(
+        store.candidate_posts(newsletter.id, newsletter.source_ids),
+        now=now,
+        max_items=newsletter.max_items,
+        started_at=first.created_at if first else None,
+    )
+    if not selection.posts:
+        return Plan(selection, None)
+    rendered = renderer.render_edition(
+        site=site, newsletter=newsletter, posts=selection.posts, edition_id=edition_id, now=now
+    )
+    return Plan(selection, rendered)
+
+
+def open_edition(
+    store: Store,
+    renderer: Renderer,
+    site: SiteConfig,
+    newsletter: NewsletterConfig,
+    secret: bytes,
+    period_key: str,
+    now: datetime,
+) -> tuple[Edition, bool]:
+    """Create the edition of ``period_key`` once; ``(edition, created)``.
+
+    With no new posts the edition is recorded as skipped and nothing is sent. Otherwise
+    its rendering is archived and one ledger row per confirmed reader materialized.
+    A second call for the same period (another scheduler, a restart) returns the
+    existing edition with ``created=False``.
+    """
+    existing = store.find_edition(newsletter.id, period_key)
+    if existing is not None:
+        return existing, False
+    edition_id = secrets.token_hex(16)
+    plan = plan_edition(store, renderer, site, newsletter, now, edition_id)
+    rendered = plan.rendered
+    edition = store.create_edition(
+        newsletter_id=newsletter.id,
+        period_key=period_key,
+        now=now,
+        post_keys=[post.key for post in plan.selection.posts],
+        status=EditionStatus.SENDING if rendered else EditionStatus.SKIPPED,
+        subject=rendered.subject if rendered else "",
+        edition_id=edition_id,
+    )
+    if edition is None:  # lost a race against another process: theirs stands
+        twin = store.find_edition(newsletter.id, period_key)
+        assert twin is not None, "create_edition refused without an existing edition"
+        return twin, False
+    if rendered is not None:
+        store.save_rendering(
+            edition.id, subject=rendered.subject, html=rendered.html, text=rendered.text
+        )
+        materialize(store, site, newsletter, secret, edition)
+    return edition, True
+
+
+def materialize(
+    store: Store, site: SiteConfig, newsletter: NewsletterConfig, secret: bytes, edition: Edition
+) -> int:
+    """Write a pending ledger row, with its Message-ID, for every confirmed reader."""
+    rows = [
+        Delivery(
+            edition_id=edition.id,
+            subscriber_id=reader.id,
+            email=reader.ascii_email,
+            message_id=message_id_for(secret, edition.id, reader.id, site.sender_domain),
+            status=DeliveryStatus.PENDING,
+        )
+        for reader in store.confirmed_subscribers(newsletter.id)
+    ]
+    return store.add_deliveries(rows)
+
+
+@dataclass
+class SendReport:
+    edition: Edition
+    counts: Counter[DeliveryStatus] = field(default_factory=Counter)
+    paused: str = ""  # the transport fault that paused the edition, if any
+
+    @property
+    def recipients(self) -> int:
+        return sum(self.counts.values())
+
+
+def _rendering(
+    store: Store,
+    renderer: Renderer,
+    site: SiteConfig,
+    newsletter: NewsletterConfig,
+    edition: Edition,
+) -> Rendered:
+    archived = store.get_rendering(edition.id)
+    if archived is not None:
+        return Rendered(*archived)
+    # Crashed between creating the edition and archiving it: render the same posts again.
+    rendered = renderer.render_edition(
+        site=site,
+        newsletter=newsletter,
+        posts=store.get_posts(edition.post_keys),
+        edition_id=edition.id,
+        now=edition.created_at,
+    )
+    store.save_rendering(
+        edition.id, subject=rendered.subject, html=rendered.html, text=rendered.text
+    )
+    return rendered
+
+
+async def send_edition(
+    store: Store,
+    mailer: Mailer,
+    renderer: Renderer,
+    site: SiteConfig,
+    newsletter: NewsletterConfig,
+    secret: bytes,
+    edition: Edition,
+    clock: Clock,
+    *,
+    concurrency: int = 4,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> SendReport:
+    """Send every unfinished delivery of ``edition``; safe to call again at any time.
+
+    Each outcome is recorded as soon as the mailer answers. A transport fault (the
+    site is wrong, not the reader) pauses the edition with the error and leaves the
+    remaining rows pending for a later resume. ``on_progress(done, total)`` is called
+    after each recorded delivery.
+    """
+    if edition.status is EditionStatus.SKIPPED:
+        return SendReport(edition)
+    rendered = _rendering(store, renderer, site, newsletter, edition)
+    if not store.list_deliveries(edition.id):
+        materialize(store, site, newsletter, secret, edition)
+    if edition.status is EditionStatus.PAUSED:
+        store.set_edition_status(edition.id, EditionStatus.SENDING)
+    readers = {reader.id for reader in store.confirmed_subscribers(newsletter.id)}
+    todo = store.unfinished_deliveries(edition.id)
+    gate = asyncio.Semaphore(max(1, concurrency))
+    faults: list[TransportError] = []
+    done = 0
+
+    async def deliver(row: Delivery) -> None:
+        nonlocal done
+        async with gate:
+            if faults:  # the transport is down: leave the rest pending for a resume
+                return
+            if row.subscriber_id not in readers:
+                result = SendResult(DeliveryStatus.SUPPRESSED, "unsubscribed before sending")
+            else:
+                url = unsubscribe_url(site, secret, row.subscriber_id, newsletter.id)
+                html, text = personalize(rendered, unsubscribe_url=url)
+                message = build_message(
+                    subject=rendered.subject,
+                    html=html,
+                    text=text,
+                    site=site,
+                    newsletter=newsletter,
+                    recipient=row.email,
+                    message_id=row.message_id,
+                    unsubscribe_url=url,
+                    now=clock(),
+                )
+                try:
+                    result = await mailer.send(
+                        sender=site.sender_email, recipient=row.email, message=message
+                    )
+                except TransportError as exc:
+                    faults.append(exc)
+                    return
+                result = _give_up_if_exhausted(result, row.attempts + 1)
+            store.record_delivery(edition.id, row.subscriber_id, result, clock())
+            done += 1
+            if on_progress is not None:
+                on_progress(done, len(todo))
+
+    await asyncio.gather(*(deliver(row) for row in todo))
+    return finish(store, edition, str(faults[0]) if faults else "")
+
+
+def _give_up_if_exhausted(result: SendResult, attempts: int) -> SendResult:
+    if result.status is DeliveryStatus.DEFERRED and attempts >= MAX_ATTEMPTS:
+        return SendResult(
+            DeliveryStatus.EXPIRED, f"gave up after {attempts} attempts: {result.reply}"
+        )
+    return result
+
+
+def finish(store: Store, edition: Edition, fault: str) -> SendReport:
+    """Settle the edition's status from its ledger: paused, still sending, or sent."""
+    rows = store.list_deliveries(edition.id)
+    counts = Counter(row.status for row in rows)
+    if fault:
+        store.set_edition_status(edition.id, EditionStatus.PAUSED, fault)
+    elif all(row.status.is_final for row in rows):
+        store.set_edition_status(edition.id, EditionStatus.SENT)
+    return SendReport(store.get_edition(edition.id), counts, fault)

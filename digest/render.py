@@ -1,0 +1,219 @@
+"""Render an edition once: subject, HTML part with inlined CSS, and plain-text part.
+
+The result holds placeholders (:data:`UNSUBSCRIBE_URL`) instead of per-reader links, so
+the expensive work (Jinja2, premailer) happens once per edition and :func:`personalize`
+only replaces strings per subscriber.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import html2text
+import jinja2
+
+from digest.config import NewsletterConfig, SiteConfig
+from digest.errors import ConfigError
+from digest.message import clean_header_text
+from digest.models import Post
+
+# premailer sizes its one memo cache (stylesheet parses, selectors, declaration lists)
+# from this variable when it is first imported. The default of 128 entries is smaller than
+# one render of the digest stylesheet needs, so everything was re-parsed on each call.
+# render.py is the only module that imports premailer; an operator's own value wins.
+PREMAILER_CACHE_MAXSIZE = 1024
+os.environ.setdefault("PREMAILER_CACHE_MAXSIZE", str(PREMAILER_CACHE_MAXSIZE))
+import premailer  # noqa: E402
+
+UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
+# What a placeholder in feed content becomes, so that no feed can plant a reader's link
+# (visible on purpose: header cleaning would remove an invisible separator again).
+_DEFANGED = "%%UNSUBSCRIBE URL%%"
+_ARCHIVE_UNSUBSCRIBE = "#"
+TEXT_WIDTH = 78
+SUBJECT_MAX_LENGTH = 150
+_PREHEADER_MAX_LENGTH = 140
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One rendered edition: full HTML document (CSS inlined) and text, placeholders unfilled."""
+
+    subject: str
+    html: str
+    text: str
+
+
+def edition_url(site: SiteConfig, edition_id: str) -> str:
+    """The public "view in browser" address of an edition."""
+    return f"{site.base_url.rstrip('/')}/e/{quote(edition_id, safe='')}"
+
+
+def long_date(moment: datetime, zone: ZoneInfo) -> str:
+    """``moment`` as a day in ``zone``, e.g. "27 November 2026" (English, locale-free)."""
+    local = moment.astimezone(zone)
+    return f"{local.day} {_MONTHS[local.month - 1]} {local.year}"
+
+
+def html_to_text(fragment: str) -> str:
+    """A sanitized HTML fragment as plain text wrapped at 78, links inline."""
+    converter = html2text.HTML2Text(bodywidth=TEXT_WIDTH)
+    converter.unicode_snob = True
+    converter.ignore_images = True
+    converter.ignore_emphasis = True
+    return str(converter.handle(fragment)).strip()
+
+
+def _defang(post: Post) -> Post:
+    fields = ("title", "link", "author", "summary_html", "image_url", "image_caption")
+    if not any(UNSUBSCRIBE_URL in getattr(post, name) for name in fields):
+        return post
+    changes = {name: getattr(post, name).replace(UNSUBSCRIBE_URL, _DEFANGED) for name in fields}
+    return dataclasses.replace(post, **changes)
+
+
+def _zone(site: SiteConfig) -> ZoneInfo:
+    try:
+        return ZoneInfo(site.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"[site] timezone {site.timezone!r} is not an IANA time zone (e.g. 'Europe/Prague')"
+        ) from exc
+
+
+class Renderer:
+    """Renders editions from ``templates_dir`` (digest.html, digest.txt, email.css).
+
+    Templates and the stylesheet are loaded once, here; a missing or broken template is a
+    ``ConfigError`` at construction, not at the first send.
+    """
+
+    def __init__(self, templates_dir: Path) -> None:
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(templates_dir),
+            autoescape=jinja2.select_autoescape(["html"]),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        # Subjects are headers, not HTML: escaping would show "&amp;" in the inbox.
+        self._subject_env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
+        try:
+            self._html = self._env.get_template("digest.html")
+            self._text = self._env.get_template("digest.txt")
+            self._css = (templates_dir / "email.css").read_text(encoding="utf-8")
+        except (jinja2.TemplateError, OSError) as exc:
+            raise ConfigError(
+                f"email templates in {templates_dir} cannot be loaded: {exc}"
+            ) from exc
+
+    def render_edition(
+        self,
+        *,
+        site: SiteConfig,
+        newsletter: NewsletterConfig,
+        posts: Sequence[Post],
+        edition_id: str,
+        now: datetime,
+    ) -> Rendered:
+        """Render ``posts`` (at least one) as edition ``edition_id`` of ``newsletter``.
+
+        Dates show in ``site.timezone``. premailer runs once, here; raises ``ConfigError``
+        when the newsletter's subject template or the site time zone is unusable.
+        """
+        if not posts:
+            raise ValueError(f"edition {edition_id!r} has no posts to render")
+        zone = _zone(site)
+        safe_posts = [_defang(post) for post in posts]
+        subject = self._subject(newsletter, safe_posts)
+
+        def format_date(moment: datetime) -> str:
+            return long_date(moment, zone)
+
+        context: dict[str, Any] = {
+            "site": site,
+            "newsletter": newsletter,
+            "posts": safe_posts,
+            "subject": subject,
+            "edition_date": format_date(now),
+            "format_date": format_date,
+            "unsubscribe_url": UNSUBSCRIBE_URL,
+            "archive_url": edition_url(site, edition_id),
+        }
+        titles = " · ".join(post.title for post in safe_posts)
+        preheader = clean_header_text(titles, _PREHEADER_MAX_LENGTH)
+        document = self._html.render(context, preheader=preheader)
+        entries = [(post, html_to_text(post.summary_html)) for post in safe_posts]
+        text = self._text.render(context, entries=entries)
+        return Rendered(subject=subject, html=self._inline_css(document), text=_tidy(text))
+
+    def _subject(self, newsletter: NewsletterConfig, posts: Sequence[Post]) -> str:
+        try:
+            raw = self._subject_env.from_string(newsletter.subject).render(
+                newsletter=newsletter, posts=posts
+            )
+        except (jinja2.TemplateError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"[newsletters.{newsletter.id}] subject is not a usable template: {exc}"
+            ) from exc
+        return clean_header_text(raw, SUBJECT_MAX_LENGTH)
+
+    def _inline_css(self, document: str) -> str:
+        transform: Callable[..., str] = premailer.transform
+        return transform(
+            document,
+            pretty_print=True,
+            base_url=None,
+            allow_network=False,
+            css_text=self._css,
+            # Plain rules become style="" attributes; only @media rules (mobile, dark mode)
+            # stay in a <style> block, with !important so they beat the inline styles.
+            keep_style_tags=False,
+            strip_important=False,
+            # Keep the template's width attributes (Outlook sizes images by them).
+            disable_basic_attributes=["width", "height"],
+            disable_validation=True,
+            cssutils_logging_level=logging.CRITICAL,
+        )
+
+
+def _tidy(text: str) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def personalize(rendered: Rendered, *, unsubscribe_url: str) -> tuple[str, str]:
+    """``(html, text)`` of ``rendered`` for one reader: the URL escaped in HTML, raw in text."""
+    return (
+        rendered.html.replace(UNSUBSCRIBE_URL, html.escape(unsubscribe_url, quote=True)),
+        rendered.text.replace(UNSUBSCRIBE_URL, unsubscribe_url),
+    )
+
+
+def archive_html(rendered: Rendered) -> str:
+    """The public "view in browser" page: no reader's link in it (unsubscribe points to "#")."""
+    return rendered.html.replace(UNSUBSCRIBE_URL, _ARCHIVE_UNSUBSCRIBE)

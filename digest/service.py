@@ -1,0 +1,130 @@
+"""`digest run`: the long-running service — scheduler, fetchers, senders and web in one loop.
+
+On start it fetches every source once, resumes editions a crash or a transport fault
+left unfinished, then lets the scheduler fire. Every ``RESUME_EVERY`` it retries
+deferred deliveries and paused editions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from digest.app import App
+from digest.scheduler import DigestScheduler
+from digest.web import create_web_app, listen, serve_on
+
+log = logging.getLogger("digest.service")
+
+RESUME_EVERY = timedelta(minutes=10)
+
+
+async def run_service(app: App, stop: asyncio.Event) -> None:
+    """Run until ``stop`` is set; then shut the scheduler, web server and mailer down."""
+    config = app.config
+    delivery = config.delivery
+    if delivery.transport == "outbox":
+        log.info("delivering to the outbox %s (no mail server needed)", delivery.outbox_dir)
+    elif delivery.smtp is not None:
+        log.info("delivering over SMTP via %s:%s", delivery.smtp.host, delivery.smtp.port)
+    log.info("database: %s", _masked(config.database_url))
+
+    web = create_web_app(
+        store=app.store,
+        secret=app.secret,
+        site=config.site,
+        newsletters=config.newsletters,
+        templates_dir=app.templates_dir / "web",
+        clock=app.clock,
+    )
+    sock = listen(config.web.host, config.web.port)  # a taken port fails now, clearly
+    server = asyncio.create_task(serve_on(web, sock, stop))
+    await _initial_fetch(app)
+    await _resume(app)
+
+    async def on_newsletter(newsletter_id: str, period_key: str, now: datetime) -> None:
+        report = await app.run_newsletter(newsletter_id, period_key, now)
+        log.info(
+            "%s %s: edition %s %s, %d recipient(s) %s%s",
+            newsletter_id,
+            period_key,
+            report.edition.id,
+            report.edition.status,
+            report.recipients,
+            dict(report.counts),
+            f", paused: {report.paused}" if report.paused else "",
+        )
+
+    async def on_fetch(source_id: str, now: datetime) -> None:
+        for item in await app.fetch([source_id], now):
+            _log_fetch(item.source_id, item.new, item.error)
+
+    scheduler = DigestScheduler(
+        config=config, clock=app.clock, on_newsletter=on_newsletter, on_fetch=on_fetch
+    )
+    scheduler.start()
+    for newsletter_id, when in scheduler.next_runs().items():
+        zone = config.newsletters[newsletter_id].schedule.timezone
+        log.info("newsletter %s fires next at %s (%s)", newsletter_id, _local(when, zone), zone)
+
+    log.info(
+        "web pages at http://%s:%s (public as %s)",
+        config.web.host,
+        config.web.port,
+        config.site.base_url,
+    )
+    resumer = asyncio.create_task(_resume_forever(app, stop))
+    try:
+        await stop.wait()
+    finally:
+        scheduler.shutdown()
+        resumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await resumer
+        await server
+        await app.aclose()
+        log.info("stopped")
+
+
+async def _initial_fetch(app: App) -> None:
+    for item in await app.fetch():
+        _log_fetch(item.source_id, item.new, item.error)
+
+
+async def _resume(app: App) -> None:
+    for report in await app.resume():
+        log.info("resumed edition %s: %s", report.edition.id, dict(report.counts))
+
+
+async def _resume_forever(app: App, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), RESUME_EVERY.total_seconds())
+        if not stop.is_set():
+            try:
+                await _resume(app)
+            except Exception:  # one failed pass must not end the loop
+                log.exception("resuming unfinished editions failed")
+
+
+def _log_fetch(source_id: str, new: int, error: str) -> None:
+    if error:
+        log.warning("fetch %s failed: %s", source_id, error)
+    else:
+        log.info("fetched %s: %d new post(s)", source_id, new)
+
+
+def _local(when: datetime, zone: str) -> str:
+    return when.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+
+
+def _masked(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"

@@ -1,0 +1,54 @@
+"""Deployment settings that are not editorial: secrets from the environment or data dir.
+
+``DIGEST_SECRET_KEY`` (hex or any string of 32+ characters) signs links and Message-IDs.
+Without it, a random key is created once in ``<data_dir>/secret.key`` (mode 0600) so the
+embedded default works with no setup; every process of a multi-worker deployment must
+then share the same key through the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from digest.errors import ConfigError
+
+SECRET_ENV = "DIGEST_SECRET_KEY"
+SECRET_FILE = "secret.key"
+MIN_SECRET_LENGTH = 32
+
+
+def load_secret(environ: Mapping[str, str], data_dir: Path) -> bytes:
+    """The signing key: from ``$DIGEST_SECRET_KEY``, else from (or created in) the data dir."""
+    value = environ.get(SECRET_ENV, "")
+    if value:
+        if len(value) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"${SECRET_ENV} is {len(value)} characters long; use at least "
+                f"{MIN_SECRET_LENGTH} (e.g. `python -c 'import secrets; "
+                f"print(secrets.token_hex(32))'`)"
+            )
+        return value.encode()
+    path = data_dir / SECRET_FILE
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            # O_EXCL: two processes starting at once must not write two different keys.
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_hex(32))
+        key = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read or create the signing key {path}: {exc.strerror}; "
+            f"make the data dir writable or set ${SECRET_ENV}"
+        ) from exc
+    if len(key) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"the signing key in {path} is too short; delete it to make a new one")
+    return key.encode()

@@ -1,0 +1,195 @@
+"""The `digest` command, run in-process on real config files, SQLite and an outbox."""
+
+from __future__ import annotations
+
+import mailbox
+from pathlib import Path
+
+import pytest
+
+from digest.cli import _parser, main
+
+REPO = Path(__file__).resolve().parent.parent
+FEEDS = Path(__file__).resolve().parent / "fixtures" / "feeds"
+
+
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setenv("DIGEST_SECRET_KEY", "cli-test-" + "k" * 32)
+    monkeypatch.delenv("DIGEST_CONFIG", raising=False)
+
+
+def write_config(tmp_path: Path, extra: str = "", schedule: str = 'daily = "07:00"') -> Path:
+    path = tmp_path / "digest.toml"
+    path.write_text(
+        f"""
+[site]
+name = "Transmission"
+base_url = "https://news.example.org/digest"
+postal_address = "Vinohradska 12, Prague"
+sender_email = "digest@example.org"
+timezone = "Europe/Prague"
+
+[storage]
+data_dir = "var"
+
+[delivery]
+transport = "outbox"
+
+[sources.posts]
+kind = "folder"
+path = "{REPO / "config" / "posts"}"
+
+[sources.broken]
+kind = "feed"
+path = "{FEEDS / "malformed.xml"}"
+
+[newsletters.daily]
+title = "Transmission Daily"
+description = "The day's analysis."
+sources = ["posts", "broken"]
+
+[newsletters.daily.schedule]
+{schedule}
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    commands = [
+        ["run"], ["migrate"], ["check"], ["fetch"], ["preview"], ["send-now"], ["editions"],
+        ["subscribers"], ["subscribers", "add"], ["subscribers", "list"], ["subscribers", "import"],
+    ]  # fmt: skip
+    for command in commands:
+        with pytest.raises(SystemExit) as exit_info:
+            _parser().parse_args([*command, "--help"])
+        assert exit_info.value.code == 0
+        out = capsys.readouterr().out
+        assert "--config" in out, command
+        assert "usage: digest" in out
+
+
+def test_check_accepts_the_shipped_config(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check", "--config", str(REPO / "config" / "digest.toml"))
+    assert code == 0
+    assert "newsletter daily" in out
+    assert "Europe/Prague" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "schedule", "expected"),
+    [
+        ("[web]\nprot = 8000", 'daily = "07:00"', "prot"),
+        ("", 'cron = "61 * * * *"', "cron"),
+        ("", 'daily = "07:00"\ntimezone = "Europe/Londn"', "Europe/Londn"),
+    ],
+)
+def test_check_names_what_is_wrong(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: str,
+    schedule: str,
+    expected: str,
+) -> None:
+    config = write_config(tmp_path, extra, schedule)
+    code, out, err = run(capsys, "check", "--config", str(config))
+    assert code == 1
+    assert expected in err
+    assert "digest.toml" in err
+    assert "Traceback" not in out + err
+
+
+def test_fetch_reports_a_broken_feed_and_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    code, out, _ = run(capsys, "--config", str(config), "fetch")
+    assert code == 1
+    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│")}
+    assert "malformed.xml" in rows["broken"]
+    assert rows["posts"].split("│")[2].strip() == "3"  # the three sample posts are new
+
+
+def test_import_reports_bad_rows_by_line_and_keeps_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    csv_file = tmp_path / "readers.csv"
+    csv_file.write_text("email\nana@example.net\nnot-an-address\n\nBen@Example.org\n")
+    code, out, _ = run(capsys, "subscribers", "import", str(csv_file), "--config", str(config))
+    assert code == 1
+    assert f"{csv_file}:3:" in out
+    assert "not-an-address" in out
+    assert "imported 2, unchanged 0, rejected 1" in out
+    code, out, _ = run(capsys, "subscribers", "list", "--config", str(config))
+    assert code == 0
+    assert "ana@example.net" in out
+    assert "Ben@example.org" in out  # the domain is normalized, the local part kept
+    assert "2 subscription(s)" in out
+
+
+def test_add_rejects_a_bad_address_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    code, _, err = run(capsys, "--config", str(config), "subscribers", "add", "ana@@example")
+    assert code == 1
+    assert "'ana@@example' is not a usable email address" in err
+
+
+def test_preview_records_nothing_and_send_now_fills_the_outbox(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = ["--config", str(write_config(tmp_path))]
+    assert run(capsys, *config, "subscribers", "add", "ana@example.net")[0] == 0
+    html, eml = tmp_path / "next.html", tmp_path / "next.eml"
+    code, out, _ = run(capsys, *config, "preview", "daily", "--html", str(html), "--eml", str(eml))
+    assert code == 0
+    assert "Strains Visible In CIS Military Alliance" in html.read_text()
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in eml.read_bytes()
+    assert "included" in out
+    code, out, _ = run(capsys, *config, "editions")
+    assert "manual-" not in out  # preview recorded no edition
+
+    code, out, _ = run(capsys, *config, "send-now", "daily")
+    assert code == 0
+    assert "1 recipient(s); sent: 1" in out
+    outbox = mailbox.Maildir(tmp_path / "var" / "outbox", create=False)
+    [stored] = list(outbox)
+    assert stored["To"] == "ana@example.net"
+
+    code, out, _ = run(capsys, *config, "editions", "daily")
+    assert code == 0
+    assert "manual-" in out
+    assert "sent" in out
+
+    # Nothing new since: a second send-now records a skipped edition and sends nothing.
+    code, out, _ = run(capsys, *config, "send-now", "daily")
+    assert code == 0
+    assert "nothing sent" in out
+    assert len(list(outbox)) == 1
+
+
+def test_unknown_newsletter_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path)
+    code, _, err = run(capsys, "--config", str(config), "preview", "weekly")
+    assert code == 1
+    assert "no newsletter 'weekly'" in err
+
+
+def test_missing_config_file_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "--config", str(tmp_path / "nope.toml"), "check")
+    assert code == 1
+    assert "nope.toml" in err

@@ -1,0 +1,146 @@
+"""The send use case against a real SMTP server and a real SQLite ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.parser import BytesParser
+from pathlib import Path
+
+from digest import editions
+from digest.models import DeliveryStatus, EditionStatus, SendResult
+from digest.subscriptions import add_subscriber, unsubscribe
+
+from support.deployment import running_deployment
+from support.smtpd import closed_port, running_smtpd
+
+NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+READERS = ("ana@example.net", "ben@example.org", "cy@example.com")
+
+
+def message_id(data: bytes) -> str:
+    return str(BytesParser().parsebytes(data)["Message-ID"])
+
+
+async def open_with_readers(deployment: object) -> tuple[object, editions.Edition]:
+    app = deployment.app  # type: ignore[attr-defined]
+    for address in READERS:
+        add_subscriber(app.store, address, "daily", app.config.newsletters, NOW)
+    await app.fetch(None, NOW)
+    edition, created = editions.open_edition(
+        app.store,
+        app.renderer,
+        app.config.site,
+        app.newsletter("daily"),
+        app.secret,
+        "2026-11-27T07:00",
+        NOW,
+    )
+    assert created
+    return app, edition
+
+
+async def test_resume_after_a_crash_sends_only_unconfirmed_rows(tmp_path: Path) -> None:
+    async with (
+        running_smtpd() as smtpd,
+        running_deployment(tmp_path, smtp_port=smtpd.port, now=NOW) as deployment,
+    ):
+        app, edition = await open_with_readers(deployment)
+        store = app.store  # type: ignore[attr-defined]
+        ledger = store.list_deliveries(edition.id)
+        assert [row.status for row in ledger] == [DeliveryStatus.PENDING] * 3
+        # A previous process confirmed the first send, then died.
+        store.record_delivery(
+            edition.id, ledger[0].subscriber_id, SendResult(DeliveryStatus.SENT), NOW
+        )
+
+        reports = await app.resume()  # type: ignore[attr-defined]
+
+        assert sorted(m.recipients[0] for m in smtpd.messages) == list(READERS[1:])
+        assert reports[0].edition.status is EditionStatus.SENT
+        sent_ids = {message_id(m.data) for m in smtpd.messages}
+        assert sent_ids == {row.message_id for row in ledger[1:]}  # stored before sending
+
+
+async def test_transport_fault_pauses_then_resumes_without_blaming_readers(
+    tmp_path: Path,
+) -> None:
+    dead = closed_port()
+    async with running_deployment(tmp_path / "a", smtp_port=dead, now=NOW) as deployment:
+        app, edition = await open_with_readers(deployment)
+        report = await app._send(edition.id, None)  # type: ignore[attr-defined]
+        assert report.paused
+        assert f"127.0.0.1:{dead}" in report.paused
+        assert report.edition.status is EditionStatus.PAUSED
+        assert {row.status for row in app.store.list_deliveries(edition.id)} == {  # type: ignore[attr-defined]
+            DeliveryStatus.PENDING
+        }
+        database = app.config.database_url  # type: ignore[attr-defined]
+
+    # The relay is back (same database, a new process pointing at a live server).
+    async with (
+        running_smtpd() as smtpd,
+        running_deployment(tmp_path / "a", smtp_port=smtpd.port, now=NOW) as deployment,
+    ):
+        assert deployment.app.config.database_url == database
+        [report] = await deployment.app.resume()
+        assert report.edition.status is EditionStatus.SENT
+        assert len(smtpd.messages) == 3
+
+
+async def test_rejections_are_recorded_per_reader(tmp_path: Path) -> None:
+    async with (
+        running_smtpd() as smtpd,
+        running_deployment(tmp_path, smtp_port=smtpd.port, now=NOW) as deployment,
+    ):
+        smtpd.faults.reject_recipients = {
+            "ben@example.org": "550 5.1.1 no such user",
+            "cy@example.com": "451 4.2.0 mailbox busy",
+        }
+        app, edition = await open_with_readers(deployment)
+        report = await app._send(edition.id, None)  # type: ignore[attr-defined]
+        by_email = {row.email: row for row in app.store.list_deliveries(edition.id)}  # type: ignore[attr-defined]
+        assert by_email["ana@example.net"].status is DeliveryStatus.SENT
+        assert by_email["ben@example.org"].status is DeliveryStatus.FAILED
+        assert "no such user" in by_email["ben@example.org"].reply
+        assert by_email["cy@example.com"].status is DeliveryStatus.DEFERRED
+        assert report.edition.status is EditionStatus.SENDING  # the deferred one is pending
+
+        smtpd.faults.reject_recipients = {}
+        [again] = await app.resume()  # type: ignore[attr-defined]
+        assert again.edition.status is EditionStatus.SENT
+        assert again.counts[DeliveryStatus.SENT] == 2
+        assert [m.recipients[0] for m in smtpd.messages].count("cy@example.com") == 1
+
+
+async def test_deferred_too_often_expires(tmp_path: Path) -> None:
+    async with (
+        running_smtpd() as smtpd,
+        running_deployment(tmp_path, smtp_port=smtpd.port, now=NOW) as deployment,
+    ):
+        smtpd.faults.reject_recipients = {"cy@example.com": "451 4.2.0 mailbox busy"}
+        app, edition = await open_with_readers(deployment)
+        for attempt in range(editions.MAX_ATTEMPTS):
+            deployment.clock.now = NOW + timedelta(minutes=10 * attempt)
+            await app.resume()  # type: ignore[attr-defined]
+        row = next(
+            r
+            for r in app.store.list_deliveries(edition.id)
+            if r.email == "cy@example.com"  # type: ignore[attr-defined]
+        )
+        assert row.status is DeliveryStatus.EXPIRED
+        assert row.attempts == editions.MAX_ATTEMPTS
+        assert app.store.get_edition(edition.id).status is EditionStatus.SENT  # type: ignore[attr-defined]
+
+
+async def test_reader_who_left_before_their_turn_is_suppressed(tmp_path: Path) -> None:
+    async with (
+        running_smtpd() as smtpd,
+        running_deployment(tmp_path, smtp_port=smtpd.port, now=NOW) as deployment,
+    ):
+        app, edition = await open_with_readers(deployment)
+        leaving = app.store.list_deliveries(edition.id)[0]  # type: ignore[attr-defined]
+        unsubscribe(app.store, leaving.subscriber_id, "daily", NOW)  # type: ignore[attr-defined]
+        report = await app._send(edition.id, None)  # type: ignore[attr-defined]
+        assert report.counts[DeliveryStatus.SUPPRESSED] == 1
+        assert leaving.email not in [m.recipients[0] for m in smtpd.messages]
+        assert len(smtpd.messages) == 2

@@ -1,0 +1,257 @@
+"""Tests for digest.render: golden output, inlined CSS, escaping, placeholders, subjects."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.edition import (
+    SEED_CAPTION,
+    SEED_TITLE,
+    SPECIAL_TITLE,
+    sample_newsletter,
+    sample_posts,
+    sample_site,
+)
+from support.golden import assert_golden
+
+from digest.errors import ConfigError
+from digest.models import Post
+from digest.render import (
+    SUBJECT_MAX_LENGTH,
+    UNSUBSCRIBE_URL,
+    Rendered,
+    Renderer,
+    archive_html,
+    personalize,
+)
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
+
+
+class _Elements(HTMLParser):
+    """Every start tag as (tag, attributes), plus the text of <style> blocks."""
+
+    def __init__(self, document: str) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.styles: list[str] = []
+        self._in_style = False
+        self.feed(document)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.styles.append(data)
+
+    def with_class(self, name: str) -> list[dict[str, str | None]]:
+        return [a for _, a in self.elements if name in (a.get("class") or "").split()]
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer(TEMPLATES)
+
+
+@pytest.fixture
+def render(renderer: Renderer, now: datetime) -> Callable[..., Rendered]:
+    def render(posts: list[Post] | None = None, **options: Any) -> Rendered:
+        return renderer.render_edition(
+            site=options.pop("site", sample_site()),
+            newsletter=options.pop("newsletter", sample_newsletter()),
+            posts=sample_posts() if posts is None else posts,
+            edition_id=options.pop("edition_id", "2026-11-27-daily"),
+            now=options.pop("now", now),
+        )
+
+    return render
+
+
+def test_rendered_edition_matches_golden_files(render: Callable[..., Rendered]) -> None:
+    rendered = render()
+    assert_golden("digest.html", rendered.html)
+    assert_golden("digest.txt", rendered.text)
+
+
+def test_every_text_element_carries_inline_styles(render: Callable[..., Rendered]) -> None:
+    page = _Elements(render().html)
+    title_links = page.with_class("post-title-link")
+    assert len(title_links) == 2  # the bare post has no link: its title is plain text
+    assert all("color:" in (a["style"] or "") for a in title_links)
+    paragraphs = [a for tag, a in page.elements if tag == "p"]
+    assert len(paragraphs) >= 10
+    assert all(a.get("style") for a in paragraphs)  # excerpt <p>s from feeds included
+    assert "max-width:600px" in (page.with_class("container")[0]["style"] or "")
+
+
+def test_layout_needs_no_style_block_or_stylesheet_link(render: Callable[..., Rendered]) -> None:
+    page = _Elements(render().html)
+    assert not [a for tag, a in page.elements if tag == "link"]
+    # Only @media rules (mobile, dark mode) stay behind: the layout itself is inline.
+    (style,) = page.styles
+    assert "@media only screen and (max-width: 620px)" in style
+    assert "prefers-color-scheme: dark" in style
+    leftover = re.sub(r"@media[^{]*\{(?:[^{}]*\{[^{}]*\})*\s*\}", "", style)
+    assert leftover.strip() == ""
+
+
+def test_placeholders_appear_only_where_the_links_go(render: Callable[..., Rendered]) -> None:
+    rendered = render()
+    assert rendered.html.count(UNSUBSCRIBE_URL) == 1
+    assert f'href="{UNSUBSCRIBE_URL}"' in rendered.html
+    assert rendered.text.count(UNSUBSCRIBE_URL) == 1
+    assert f"\nUnsubscribe: {UNSUBSCRIBE_URL}\n" in rendered.text
+    archive = "https://digest.example.org/e/2026-11-27-daily"
+    assert f'href="{archive}"' in rendered.html
+    assert f"\nView in browser: {archive}\n" in rendered.text
+
+
+def test_a_feed_cannot_plant_the_unsubscribe_placeholder(render: Callable[..., Rendered]) -> None:
+    planted = dataclasses.replace(
+        sample_posts()[1],
+        title=f"Win a prize {UNSUBSCRIBE_URL}",
+        summary_html=f'<p><a href="{UNSUBSCRIBE_URL}">Claim it</a></p>',
+    )
+    rendered = render([planted])
+    assert rendered.html.count(UNSUBSCRIBE_URL) == 1
+    assert rendered.text.count(UNSUBSCRIBE_URL) == 1
+
+
+def test_dates_show_in_the_site_time_zone(render: Callable[..., Rendered]) -> None:
+    late_utc = datetime(2026, 11, 27, 23, 30, tzinfo=UTC)  # already 28 November in Prague
+    prague = render(now=late_utc)
+    assert "By Bruce Pannier · 27 November 2026" in prague.html
+    assert ">28 November 2026</p>" in prague.html
+    assert prague.text.startswith("Transmission · Transmission Daily\n28 November 2026\n")
+    utc = render(now=late_utc, site=sample_site(timezone="UTC"))
+    assert "By Bruce Pannier · 26 November 2026" in utc.html
+    assert "By Bruce Pannier · 26 November 2026" in utc.text
+
+
+def test_unknown_time_zone_is_a_config_error(render: Callable[..., Rendered]) -> None:
+    with pytest.raises(ConfigError, match="Mars/Olympus"):
+        render(site=sample_site(timezone="Mars/Olympus"))
+
+
+def test_default_subject(render: Callable[..., Rendered]) -> None:
+    assert render().subject == f"Transmission Daily: {SEED_TITLE} (+2 more)"
+    assert render(sample_posts()[:1]).subject == f"Transmission Daily: {SEED_TITLE}"
+
+
+def test_custom_subject_is_not_escaped_and_is_one_capped_line(
+    render: Callable[..., Rendered],
+) -> None:
+    posts = sample_posts()[::-1]
+    custom = sample_newsletter(subject="{{ posts[0].title }}\n  and {{ posts|length - 1 }} more")
+    assert render(posts, newsletter=custom).subject == f"{SPECIAL_TITLE} and 2 more"
+    long = sample_newsletter(subject="{% for p in posts %}{{ p.title }} {% endfor %}" * 3)
+    subject = render(posts, newsletter=long).subject
+    assert len(subject) <= SUBJECT_MAX_LENGTH
+    assert subject.endswith("…")
+
+
+def test_broken_subject_template_names_the_newsletter(render: Callable[..., Rendered]) -> None:
+    with pytest.raises(ConfigError, match=r"newsletters\.daily\] subject"):
+        render(newsletter=sample_newsletter(subject="{{ posts[0].nope }}"))
+
+
+def test_premailer_runs_once_per_edition_not_per_reader(
+    render: Callable[..., Rendered], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import premailer
+
+    calls: list[str] = []
+    original = premailer.transform
+
+    def counting(html: str, **options: Any) -> str:
+        calls.append(html)
+        return str(original(html, **options))
+
+    monkeypatch.setattr(premailer, "transform", counting)
+    rendered = render()
+    for n in range(3):
+        personalize(rendered, unsubscribe_url=f"https://digest.example.org/u/{n}")
+    assert len(calls) == 1
+
+
+def test_premailer_cache_is_sized_from_the_environment() -> None:
+    # Imported here, not at the top: render.py must be the first to import premailer, so
+    # that the size it puts into the environment is the one premailer reads.
+    import premailer.cache
+
+    assert premailer.cache.cache.maxsize == int(os.environ["PREMAILER_CACHE_MAXSIZE"])
+
+
+def test_personalize_escapes_the_url_in_html_only(render: Callable[..., Rendered]) -> None:
+    url = 'https://digest.example.org/u/abc?n=daily&t=x"y'
+    html, text = personalize(render(), unsubscribe_url=url)
+    assert 'href="https://digest.example.org/u/abc?n=daily&amp;t=x&quot;y"' in html
+    assert UNSUBSCRIBE_URL not in html
+    assert f"Unsubscribe: {url}\n" in text
+
+
+def test_archive_page_carries_no_reader_link(render: Callable[..., Rendered]) -> None:
+    page = archive_html(render())
+    assert UNSUBSCRIBE_URL not in page
+    assert 'href="#"' in page
+
+
+def test_feed_text_is_escaped_everywhere(render: Callable[..., Rendered]) -> None:
+    evil = dataclasses.replace(
+        sample_posts()[0],
+        title="<script>alert(1)</script>",
+        author="<b>Mallory</b>",
+        link='https://evil.example/"><script>x()</script>',
+        image_caption='" onerror="alert(2)',
+    )
+    rendered = render([evil, *sample_posts()])
+    assert "<script" not in rendered.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered.html
+    assert "&lt;b&gt;Mallory&lt;/b&gt;" in rendered.html
+    page = _Elements(rendered.html)
+    assert page.with_class("lead-image")[0]["alt"] == '" onerror="alert(2)'
+    assert not [a for _, a in page.elements if "onerror" in a]
+    assert 'Russia &amp; "Allies" &lt;analysis&gt;</a>' in rendered.html
+    assert f"## {SPECIAL_TITLE}\n" in rendered.text  # plain text is not HTML-escaped
+
+
+def test_image_alt_falls_back_to_the_title(render: Callable[..., Rendered]) -> None:
+    seed = sample_posts()[0]
+    with_caption = _Elements(render([seed]).html).with_class("lead-image")[0]
+    assert with_caption["alt"] == SEED_CAPTION
+    no_caption = dataclasses.replace(seed, image_caption="")
+    page = _Elements(render([no_caption]).html)
+    assert page.with_class("lead-image")[0]["alt"] == SEED_TITLE
+    assert not page.with_class("caption")
+
+
+def test_text_part_stays_within_78_columns_except_urls(render: Callable[..., Rendered]) -> None:
+    long_posts = [
+        dataclasses.replace(post, summary_html="<p>" + "word " * 60 + "</p>")
+        for post in sample_posts()
+    ]
+    text = render(long_posts).text
+    assert all(len(line) <= 78 or "http" in line for line in text.splitlines())
+
+
+def test_an_edition_needs_posts(render: Callable[..., Rendered]) -> None:
+    with pytest.raises(ValueError, match="no posts"):
+        render([])
+
+
+def test_missing_templates_are_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=str(tmp_path)):
+        Renderer(tmp_path)
