@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/digest.toml
 
-.PHONY: run test install install-test lint typecheck pytest fmt check clean bench
+.PHONY: run test install install-test lint typecheck pytest fmt check clean bench browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ run: install
 	$(BIN)/digest --config $(CONFIG) run
 
 ## test: lint, type-check and run the test suite
-test: install-test lint typecheck pytest
+test: install-test browser lint typecheck pytest
 
 lint:
 	$(BIN)/ruff check digest tests benchmarks
@@ -48,6 +48,15 @@ check: install
 
 clean:
 	rm -rf $(VENV) var build dist *.egg-info
+
+## browser: the real browser for web-page tests (installed from Debian's packages under CI)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$CI" = "true" ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else \
+	    echo "chromium not found: browser tests will be skipped (apt-get install chromium)"; \
+	  fi; }
 
 ## bench: print the benchmarks' ratios against their baselines
 bench: install

@@ -10,10 +10,11 @@ from email.parser import BytesParser
 from typing import Any
 
 import pytest
-from support.edition import sample_newsletter, sample_site
 
 from digest.errors import ConfigError, InvalidAddress
 from digest.message import build_message, clean_header_text, message_id_for
+
+from support.edition import sample_newsletter, sample_site
 
 UNSUBSCRIBE = "https://digest.example.org/u/" + "t" * 40
 LONG_UNSUBSCRIBE = "https://digest.example.org/unsubscribe/" + "a1B2-c3_D4" * 26 + "?n=daily"

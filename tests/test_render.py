@@ -12,15 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.edition import (
-    SEED_CAPTION,
-    SEED_TITLE,
-    SPECIAL_TITLE,
-    sample_newsletter,
-    sample_posts,
-    sample_site,
-)
-from support.golden import assert_golden
 
 from digest.errors import ConfigError
 from digest.models import Post
@@ -32,6 +23,16 @@ from digest.render import (
     archive_html,
     personalize,
 )
+
+from support.edition import (
+    SEED_CAPTION,
+    SEED_TITLE,
+    SPECIAL_TITLE,
+    sample_newsletter,
+    sample_posts,
+    sample_site,
+)
+from support.golden import assert_golden
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
 
