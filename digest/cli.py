@@ -177,7 +177,8 @@ def cmd_send_now(args: argparse.Namespace, out: Console) -> int:
         report = asyncio.run(_send_now(app, args.newsletter, advance))
     edition = report.edition
     if edition.status is EditionStatus.SKIPPED:
-        out.print(f"no new posts for {args.newsletter}: nothing sent (edition recorded as skipped)")
+        why = edition.error or "no new posts: nothing sent"
+        out.print(f"{args.newsletter}: {why} (edition recorded as skipped)")
         return 0
     counts = ", ".join(f"{status}: {n}" for status, n in sorted(report.counts.items()))
     out.print(

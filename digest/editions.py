@@ -31,6 +31,7 @@ from digest.select import Selection, select_posts
 from digest.tokens import unsubscribe_token
 
 MAX_ATTEMPTS = 5  # temporary failures (4xx) before a delivery is given up as expired
+NO_READERS = "no confirmed subscribers: nothing sent, posts kept for the next edition"
 
 
 def unsubscribe_url(site: SiteConfig, secret: bytes, subscriber_id: str, newsletter_id: str) -> str:
@@ -81,7 +82,8 @@ def open_edition(
 ) -> tuple[Edition, bool]:
     """Create the edition of ``period_key`` once; ``(edition, created)``.
 
-    With no new posts the edition is recorded as skipped and nothing is sent. Otherwise
+    With no new posts, or no confirmed reader, the edition is recorded as skipped and
+    nothing is sent (without readers the posts stay for the next edition). Otherwise
     its rendering is archived and one ledger row per confirmed reader materialized.
     A second call for the same period (another scheduler, a restart) returns the
     existing edition with ``created=False``.
@@ -90,6 +92,20 @@ def open_edition(
     if existing is not None:
         return existing, False
     edition_id = secrets.token_hex(16)
+    if not store.confirmed_subscribers(newsletter.id):
+        # Nobody to send to: record the firing, but keep the posts for the first readers.
+        skipped = store.create_edition(
+            newsletter_id=newsletter.id,
+            period_key=period_key,
+            now=now,
+            post_keys=(),
+            status=EditionStatus.SKIPPED,
+            edition_id=edition_id,
+        )
+        if skipped is None:
+            return _twin(store, newsletter.id, period_key), False
+        store.set_edition_status(skipped.id, EditionStatus.SKIPPED, NO_READERS)
+        return store.get_edition(skipped.id), True
     plan = plan_edition(store, renderer, site, newsletter, now, edition_id)
     rendered = plan.rendered
     edition = store.create_edition(
@@ -102,15 +118,19 @@ def open_edition(
         edition_id=edition_id,
     )
     if edition is None:  # lost a race against another process: theirs stands
-        twin = store.find_edition(newsletter.id, period_key)
-        assert twin is not None, "create_edition refused without an existing edition"
-        return twin, False
+        return _twin(store, newsletter.id, period_key), False
     if rendered is not None:
         store.save_rendering(
             edition.id, subject=rendered.subject, html=rendered.html, text=rendered.text
         )
         materialize(store, site, newsletter, secret, edition)
     return edition, True
+
+
+def _twin(store: Store, newsletter_id: str, period_key: str) -> Edition:
+    twin = store.find_edition(newsletter_id, period_key)
+    assert twin is not None, "create_edition refused without an existing edition"
+    return twin
 
 
 def materialize(

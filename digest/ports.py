@@ -135,7 +135,7 @@ class Store(Protocol):
         ...
 
     def first_edition(self, newsletter_id: str) -> Edition | None:
-        """The earliest created edition of the newsletter (skipped ones included)."""
+        """The earliest edition of the newsletter that had posts (skipped ones do not count)."""
         ...
 
     def list_editions(

@@ -144,3 +144,22 @@ async def test_reader_who_left_before_their_turn_is_suppressed(tmp_path: Path) -
         assert report.counts[DeliveryStatus.SUPPRESSED] == 1
         assert leaving.email not in [m.recipients[0] for m in smtpd.messages]
         assert len(smtpd.messages) == 2
+
+
+async def test_no_readers_skips_the_firing_but_keeps_the_posts(tmp_path: Path) -> None:
+    async with (
+        running_smtpd() as smtpd,
+        running_deployment(tmp_path, smtp_port=smtpd.port, now=NOW) as deployment,
+    ):
+        app = deployment.app
+        empty = await app.run_newsletter("daily", "2026-11-27T07:00", NOW)
+        assert empty.edition.status is EditionStatus.SKIPPED
+        assert empty.edition.error == editions.NO_READERS
+        assert empty.edition.post_keys == ()
+
+        add_subscriber(app.store, "ana@example.net", "daily", ["daily"], NOW)
+        later = NOW + timedelta(days=1)
+        report = await app.run_newsletter("daily", "2026-11-28T07:00", later)
+        assert report.edition.status is EditionStatus.SENT
+        assert len(report.edition.post_keys) == 3  # the catch-up holds the sample posts
+        assert len(smtpd.messages) == 1

@@ -397,7 +397,7 @@ def test_last_first_and_by_status(store: SqlStore, now: datetime) -> None:
             status=status,
         )
         for i, status in enumerate(
-            [EditionStatus.SENT, EditionStatus.SENDING, EditionStatus.SKIPPED]
+            [EditionStatus.SKIPPED, EditionStatus.SENT, EditionStatus.SENDING]
         )
     ]
     store.create_edition(
@@ -408,10 +408,10 @@ def test_last_first_and_by_status(store: SqlStore, now: datetime) -> None:
         status=EditionStatus.SENDING,
     )
     assert store.last_edition("weekly") == made[2]
-    assert store.first_edition("weekly") == made[0]
+    assert store.first_edition("weekly") == made[1]  # a skipped edition does not count
     sending = store.editions_with_status(EditionStatus.SENDING)
     assert [(e.newsletter_id, e.period_key) for e in sending] == [
-        ("weekly", "2026-W49"),
+        ("weekly", "2026-W50"),
         ("daily", "d"),
     ]
 

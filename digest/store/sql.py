@@ -208,7 +208,8 @@ class SqlStore:
         with self._transaction(read_only=True) as connection:
             found = ledger.editions(
                 connection,
-                t.editions.c.newsletter_id == newsletter_id,
+                (t.editions.c.newsletter_id == newsletter_id)
+                & (t.editions.c.status != EditionStatus.SKIPPED.value),
                 order=ledger.OLDEST_FIRST,
                 limit=1,
             )
