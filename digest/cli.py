@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from email.utils import format_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -250,7 +249,9 @@ def cmd_editions(args: argparse.Namespace, out: Console) -> int:
     app = _app(args)
     if args.newsletter:
         app.newsletter(args.newsletter)
-    table = Table("created", "newsletter", "period", "status", "subject", "sent", "other")
+    zone = ZoneInfo(app.config.site.timezone)
+    table = Table("created", "newsletter", "period", "status", "sent", "other", "subject")
+    table.columns[0].no_wrap = True
     for summary in app.store.list_editions(args.newsletter, limit=args.limit):
         edition = summary.edition
         sent = summary.counts.get(DeliveryStatus.SENT, 0)
@@ -260,13 +261,13 @@ def cmd_editions(args: argparse.Namespace, out: Console) -> int:
             if status is not DeliveryStatus.SENT and n
         )
         table.add_row(
-            format_datetime(edition.created_at)[5:-6],
+            f"{edition.created_at.astimezone(zone):%Y-%m-%d %H:%M}",
             edition.newsletter_id,
             edition.period_key,
             str(edition.status) + (f" ({edition.error})" if edition.error else ""),
-            edition.subject,
             str(sent),
             other,
+            edition.subject,
         )
     out.print(table)
     return 0
