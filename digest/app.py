@@ -18,7 +18,7 @@ from digest.config import Config, NewsletterConfig, SourceConfig
 from digest.delivery import build_mailer
 from digest.errors import NotFound
 from digest.fetching import FetchReport
-from digest.models import EditionStatus, SourceState
+from digest.models import Edition, EditionStatus, SourceState
 from digest.ports import Clock, Mailer, Store
 from digest.render import Renderer
 from digest.settings import load_secret
@@ -45,6 +45,9 @@ class App:
     environ: Mapping[str, str]
     templates_dir: Path = TEMPLATES_DIR
     _mailer: Mailer | None = field(default=None, repr=False)
+    # Editions being sent by this process: the resume loop must not send them a second
+    # time while a firing is still working through them.
+    _sending: set[str] = field(default_factory=set, repr=False)
 
     # --- lookups -----------------------------------------------------------------
     def newsletter(self, newsletter_id: str) -> NewsletterConfig:
@@ -146,6 +149,17 @@ class App:
         self, edition_id: str, on_progress: Callable[[int, int], None] | None
     ) -> editions.SendReport:
         edition = self.store.get_edition(edition_id)
+        if edition_id in self._sending:
+            return editions.SendReport(edition)
+        self._sending.add(edition_id)
+        try:
+            return await self._send_once(edition, on_progress)
+        finally:
+            self._sending.discard(edition_id)
+
+    async def _send_once(
+        self, edition: Edition, on_progress: Callable[[int, int], None] | None
+    ) -> editions.SendReport:
         smtp = self.config.delivery.smtp
         return await editions.send_edition(
             self.store,

@@ -92,45 +92,32 @@ def open_edition(
     if existing is not None:
         return existing, False
     edition_id = secrets.token_hex(16)
-    if not store.confirmed_subscribers(newsletter.id):
-        # Nobody to send to: record the firing, but keep the posts for the first readers.
-        skipped = store.create_edition(
-            newsletter_id=newsletter.id,
-            period_key=period_key,
-            now=now,
-            post_keys=(),
-            status=EditionStatus.SKIPPED,
-            edition_id=edition_id,
-        )
-        if skipped is None:
-            return _twin(store, newsletter.id, period_key), False
-        store.set_edition_status(skipped.id, EditionStatus.SKIPPED, NO_READERS)
-        return store.get_edition(skipped.id), True
-    plan = plan_edition(store, renderer, site, newsletter, now, edition_id)
-    rendered = plan.rendered
+    # Nobody to send to: record the firing, but keep the posts for the first readers.
+    has_readers = bool(store.confirmed_subscribers(newsletter.id))
+    plan = plan_edition(store, renderer, site, newsletter, now, edition_id) if has_readers else None
+    rendered = plan.rendered if plan else None
     edition = store.create_edition(
         newsletter_id=newsletter.id,
         period_key=period_key,
         now=now,
-        post_keys=[post.key for post in plan.selection.posts],
+        post_keys=[post.key for post in plan.selection.posts] if plan and rendered else (),
         status=EditionStatus.SENDING if rendered else EditionStatus.SKIPPED,
         subject=rendered.subject if rendered else "",
         edition_id=edition_id,
     )
     if edition is None:  # lost a race against another process: theirs stands
-        return _twin(store, newsletter.id, period_key), False
+        twin = store.find_edition(newsletter.id, period_key)
+        assert twin is not None, "create_edition refused without an existing edition"
+        return twin, False
+    if not has_readers:
+        store.set_edition_status(edition.id, EditionStatus.SKIPPED, NO_READERS)
+        return store.get_edition(edition.id), True
     if rendered is not None:
         store.save_rendering(
             edition.id, subject=rendered.subject, html=rendered.html, text=rendered.text
         )
         materialize(store, site, newsletter, secret, edition)
     return edition, True
-
-
-def _twin(store: Store, newsletter_id: str, period_key: str) -> Edition:
-    twin = store.find_edition(newsletter_id, period_key)
-    assert twin is not None, "create_edition refused without an existing edition"
-    return twin
 
 
 def materialize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from pathlib import Path
@@ -163,3 +164,15 @@ async def test_no_readers_skips_the_firing_but_keeps_the_posts(tmp_path: Path) -
         assert report.edition.status is EditionStatus.SENT
         assert len(report.edition.post_keys) == 3  # the catch-up holds the sample posts
         assert len(smtpd.messages) == 1
+
+
+async def test_an_edition_is_never_sent_twice_at_once_by_one_process(tmp_path: Path) -> None:
+    async with (
+        running_smtpd() as smtpd,
+        running_deployment(tmp_path, smtp_port=smtpd.port, now=NOW) as deployment,
+    ):
+        app, edition = await open_with_readers(deployment)
+        # A firing and the resume loop reach the same edition at the same moment.
+        first, _resumed = await asyncio.gather(app._send(edition.id, None), app.resume())  # type: ignore[attr-defined]
+        assert first.counts[DeliveryStatus.SENT] == 3
+        assert sorted(m.recipients[0] for m in smtpd.messages) == sorted(READERS)
