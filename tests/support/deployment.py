@@ -40,6 +40,7 @@ def write_config(
     web_port: int,
     posts_dir: Path = SAMPLE_POSTS,
     extra: str = "",
+    transport: str = "smtp",
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "digest.toml"
@@ -61,7 +62,7 @@ host = "127.0.0.1"
 port = {web_port}
 
 [delivery]
-transport = "smtp"
+transport = "{transport}"
 
 [delivery.smtp]
 host = "127.0.0.1"

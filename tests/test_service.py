@@ -1,0 +1,95 @@
+"""`digest run` in-process: starts on embedded defaults, serves, catches up, stops cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mailbox
+import socket
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from digest.app import build_app, utc_now
+from digest.editorial import load_config
+from digest.errors import ConfigError
+from digest.models import EditionStatus
+from digest.service import run_service
+from digest.subscriptions import add_subscriber
+
+from support.deployment import SECRET_ENV, write_config
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_until_healthy(url: str) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(100):
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"{url} never answered")
+
+
+def daily_at(moment: datetime) -> str:
+    """A daily schedule whose slot was a minute before ``moment`` (in Prague)."""
+    local = (moment - timedelta(minutes=1)).astimezone(ZoneInfo("Europe/Prague"))
+    return f"{local:%H:%M}"
+
+
+async def test_run_serves_logs_catches_up_and_stops(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="digest")
+    port = free_port()
+    path = write_config(tmp_path, smtp_port=1, web_port=port, transport="outbox")
+    # Shift today's slot to a minute ago, so that starting now is "just after the slot".
+    text = path.read_text().replace('daily = "07:00"', f'daily = "{daily_at(utc_now())}"')
+    path.write_text(text)
+    app = build_app(load_config(path), environ=SECRET_ENV)
+    add_subscriber(app.store, "ana@example.net", "daily", ["daily"], utc_now())
+    stop = asyncio.Event()
+    service = asyncio.create_task(run_service(app, stop))
+    try:
+        await wait_until_healthy(f"http://127.0.0.1:{port}/healthz")
+        # The slot a minute ago is caught up at once: one edition, into the outbox.
+        outbox = tmp_path / "var" / "outbox"
+        for _ in range(100):
+            made = app.store.list_editions("daily")
+            if made and made[0].edition.status is not EditionStatus.SENDING:
+                break
+            await asyncio.sleep(0.05)
+        [edition] = [s.edition for s in app.store.list_editions("daily")]
+        assert edition.status is EditionStatus.SENT
+        assert len(list(mailbox.Maildir(outbox, create=False))) == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(service, 10)
+    logs = caplog.text
+    assert f"delivering to the outbox {outbox}" in logs
+    assert "newsletter daily fires next at" in logs
+    assert "fetched posts: 3 new post(s)" in logs
+    assert "stopped" in logs
+    with socket.socket() as probe:  # the port is free again
+        probe.bind(("127.0.0.1", port))
+
+
+async def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = write_config(tmp_path, smtp_port=1, web_port=port, transport="outbox")
+        app = build_app(load_config(path), environ=SECRET_ENV)
+        with pytest.raises(ConfigError, match=rf"\[web\].*{port}"):
+            await run_service(app, asyncio.Event())
