@@ -19,7 +19,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from digest.config import Config, ScheduleConfig
-from digest.errors import ConfigError, NotFound
+from digest.errors import ConfigError, DigestError, NotFound
 from digest.ports import Clock
 
 EARLY_TOLERANCE = timedelta(minutes=1)
@@ -268,6 +268,8 @@ class DigestScheduler:
         key = period_key(newsletter.schedule, now, self._grace)
         try:
             await self._on_newsletter(newsletter_id, key, now)
+        except DigestError as exc:  # a known fault of input or environment: its message says it
+            self._log.error("newsletter %r, period %s: %s", newsletter_id, key, exc)
         except Exception:
             self._log.exception("newsletter %r, period %s: the run failed", newsletter_id, key)
 
@@ -278,5 +280,7 @@ class DigestScheduler:
         now = self._clock()
         try:
             await self._on_fetch(source_id, now)
+        except DigestError as exc:
+            self._log.error("source %r: %s", source_id, exc)
         except Exception:
             self._log.exception("source %r: the fetch failed", source_id)

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from digest.app import App
+from digest.errors import DigestError
 from digest.scheduler import DigestScheduler
 from digest.web import create_web_app, listen, serve_on
 
@@ -31,6 +32,7 @@ async def run_service(app: App, stop: asyncio.Event) -> None:
     elif delivery.smtp is not None:
         log.info("delivering over SMTP via %s:%s", delivery.smtp.host, delivery.smtp.port)
     log.info("database: %s", _masked(config.database_url))
+    app.mailer()  # a delivery config error (e.g. a missing password variable) stops us now
 
     web = create_web_app(
         store=app.store,
@@ -106,6 +108,8 @@ async def _resume_forever(app: App, stop: asyncio.Event) -> None:
         if not stop.is_set():
             try:
                 await _resume(app)
+            except DigestError as exc:
+                log.error("resuming unfinished editions failed: %s", exc)
             except Exception:  # one failed pass must not end the loop
                 log.exception("resuming unfinished editions failed")
 

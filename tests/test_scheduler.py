@@ -18,7 +18,7 @@ from digest.config import (
     SiteConfig,
     SourceConfig,
 )
-from digest.errors import ConfigError, NotFound
+from digest.errors import ConfigError, NotFound, TransportError
 from digest.scheduler import DigestScheduler, check_schedules, next_fire_time, period_key
 
 GRACE = timedelta(hours=6)
@@ -260,6 +260,28 @@ async def test_a_failing_run_is_logged_not_raised(
         "source 'posts': the fetch failed",
     ]
     assert all(r.exc_info and "database is down" in str(r.exc_info[1]) for r in caplog.records)
+
+
+async def test_a_known_fault_is_logged_as_its_message_without_traceback(
+    now: datetime, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def refused(*args: object) -> None:
+        raise TransportError("cannot connect to smtp.example.org:587: refused")
+
+    digest = DigestScheduler(
+        config=make_config({"daily": daily("07:00")}),
+        clock=lambda: now,
+        on_newsletter=refused,
+        on_fetch=refused,
+    )
+    with caplog.at_level(logging.ERROR, logger="digest.scheduler"):
+        await digest.fire_newsletter("daily")
+    [record] = [r for r in caplog.records if r.name == "digest.scheduler"]
+    assert record.getMessage() == (
+        "newsletter 'daily', period 2026-11-27T07:00: "
+        "cannot connect to smtp.example.org:587: refused"
+    )
+    assert record.exc_info is None
 
 
 async def test_fire_unknown_ids_raise_not_found(now: datetime) -> None:
