@@ -24,10 +24,14 @@ from digest.config import NewsletterConfig, SiteConfig
 from digest.errors import ConfigError, InvalidAddress
 
 # Bodies are encoded when set, under this policy: quoted-printable lines of at most 76
-# characters (RFC 2045). Serializing under a wider policy does not re-encode them.
+# characters (RFC 2045). Headers are folded at 78 so that encoded-words stay within
+# RFC 2047's 75 characters -- except List-Unsubscribe, which is written in by hand after
+# serializing: folded by Python, a long URL becomes an encoded-word that mailbox
+# providers ignore (CPython #85725).
 _BODY_POLICY = policy.SMTP.clone(max_line_length=76)
-_WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
-_WIRE_POLICY_UTF8 = policy.SMTPUTF8.clone(max_line_length=998)
+_WIRE_POLICY = policy.SMTP
+_WIRE_POLICY_UTF8 = policy.SMTPUTF8
+_BEFORE_LIST_UNSUBSCRIBE = b"\r\nList-Unsubscribe-Post: "
 
 _LINE_BREAKS = "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 _CONTROLS = "".join(map(chr, [*range(0x00, 0x20), *range(0x7F, 0xA0)]))
@@ -193,7 +197,7 @@ def build_message(
     message["Date"] = format_datetime(now)
     message["Message-ID"] = _check_message_id(message_id)
     message["List-Id"] = _list_id(newsletter, site)
-    message["List-Unsubscribe"] = _list_unsubscribe(unsubscribe_url, site.unsubscribe_mailto)
+    list_unsubscribe = _list_unsubscribe(unsubscribe_url, site.unsubscribe_mailto)
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     # Not a standard, but vacation responders commonly skip mail marked bulk.
     message["Precedence"] = "bulk"
@@ -201,4 +205,8 @@ def build_message(
     message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
     for part in message.iter_parts():
         del part["MIME-Version"]  # set_content adds it to each part; it belongs on top only
-    return message.as_bytes(policy=_WIRE_POLICY_UTF8 if needs_utf8 else _WIRE_POLICY)
+    wire = message.as_bytes(policy=_WIRE_POLICY_UTF8 if needs_utf8 else _WIRE_POLICY)
+    head, blank, body = wire.partition(b"\r\n\r\n")
+    line = b"\r\nList-Unsubscribe: " + list_unsubscribe.encode("ascii")
+    head = head.replace(_BEFORE_LIST_UNSUBSCRIBE, line + _BEFORE_LIST_UNSUBSCRIBE, 1)
+    return head + blank + body

@@ -7,10 +7,10 @@ only replaces strings per subscriber.
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import logging
 import os
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,12 +88,8 @@ def html_to_text(fragment: str) -> str:
     return str(converter.handle(fragment)).strip()
 
 
-def _defang(post: Post) -> Post:
-    fields = ("title", "link", "author", "summary_html", "image_url", "image_caption")
-    if not any(UNSUBSCRIBE_URL in getattr(post, name) for name in fields):
-        return post
-    changes = {name: getattr(post, name).replace(UNSUBSCRIBE_URL, _DEFANGED) for name in fields}
-    return dataclasses.replace(post, **changes)
+def _settle_placeholder(rendered: str, marker: str) -> str:
+    return rendered.replace(UNSUBSCRIBE_URL, _DEFANGED).replace(marker, UNSUBSCRIBE_URL)
 
 
 def _zone(site: SiteConfig) -> ZoneInfo:
@@ -148,7 +144,11 @@ class Renderer:
         if not posts:
             raise ValueError(f"edition {edition_id!r} has no posts to render")
         zone = _zone(site)
-        safe_posts = [_defang(post) for post in posts]
+        safe_posts = list(posts)
+        # The template gets a marker no feed can guess; only after lxml and html2text have
+        # decoded every entity is it turned into the placeholder, and any placeholder a
+        # feed spelled out (even as entities) is defanged first.
+        marker = f"%%UNSUBSCRIBE_{secrets.token_hex(8)}%%"
         subject = self._subject(newsletter, safe_posts)
 
         def format_date(moment: datetime) -> str:
@@ -161,7 +161,7 @@ class Renderer:
             "subject": subject,
             "edition_date": format_date(now),
             "format_date": format_date,
-            "unsubscribe_url": UNSUBSCRIBE_URL,
+            "unsubscribe_url": marker,
             "archive_url": edition_url(site, edition_id),
         }
         titles = " · ".join(post.title for post in safe_posts)
@@ -169,7 +169,11 @@ class Renderer:
         document = self._html.render(context, preheader=preheader)
         entries = [(post, html_to_text(post.summary_html)) for post in safe_posts]
         text = self._text.render(context, entries=entries)
-        return Rendered(subject=subject, html=self._inline_css(document), text=_tidy(text))
+        return Rendered(
+            subject=subject,
+            html=_settle_placeholder(self._inline_css(document), marker),
+            text=_settle_placeholder(_tidy(text), marker),
+        )
 
     def _subject(self, newsletter: NewsletterConfig, posts: Sequence[Post]) -> str:
         try:

@@ -213,3 +213,15 @@ def test_list_id_label_is_tidy(now: datetime) -> None:
     newsletter = sample_newsletter(id="Daily News!", title='Russia & "Allies" <weekly>')
     message = parse(build(now, newsletter=newsletter))
     assert message["List-Id"] == "Russia & Allies weekly <daily-news-.example.org>"
+
+
+def test_long_non_ascii_subject_folds_into_short_encoded_words(now: datetime) -> None:
+    subject = "Přehled: " + "Žluťoučký kůň úpěl ďábelské ódy " * 4
+    raw = build(now, subject=subject)
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    for line in head.split(b"\r\n"):
+        if not line.startswith(b"List-Unsubscribe:"):
+            assert len(line) <= 78, line
+    words = re.findall(rb"=\?[^?]+\?[bBqQ]\?[^?]*\?=", head)
+    assert len(words) > 2  # folded into several short encoded-words, not one long one
+    assert parse(raw)["Subject"] == clean_header_text(subject)

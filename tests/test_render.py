@@ -131,6 +131,14 @@ def test_a_feed_cannot_plant_the_unsubscribe_placeholder(render: Callable[..., R
     assert rendered.text.count(UNSUBSCRIBE_URL) == 1
 
 
+def test_an_entity_encoded_placeholder_is_defanged_too(render: Callable[..., Rendered]) -> None:
+    encoded = "&#37;%UNSUBSCRIBE_URL%&#37;"  # only html2text's entity decoding spells it out
+    planted = dataclasses.replace(sample_posts()[1], summary_html=f"<p>Click {encoded}</p>")
+    rendered = render([planted])
+    assert rendered.text.count(UNSUBSCRIBE_URL) == 1  # the footer's own link only
+    assert rendered.html.count(UNSUBSCRIBE_URL) == 1
+
+
 def test_dates_show_in_the_site_time_zone(render: Callable[..., Rendered]) -> None:
     late_utc = datetime(2026, 11, 27, 23, 30, tzinfo=UTC)  # already 28 November in Prague
     prague = render(now=late_utc)
