@@ -6,6 +6,7 @@ outbox mailer, HTTP client); tests call it with their own config, clock and envi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ import httpx
 from digest import editions, fetching
 from digest.config import Config, NewsletterConfig, SourceConfig
 from digest.delivery import build_mailer
-from digest.errors import NotFound
+from digest.errors import DigestError, NotFound
 from digest.fetching import FetchReport
 from digest.models import Edition, EditionStatus, SourceState
 from digest.ports import Clock, Mailer, Store
@@ -24,6 +25,8 @@ from digest.render import Renderer
 from digest.settings import load_secret
 from digest.sources import FetchResult, fetch_source
 from digest.store import SqlStore, check_schema, create_engine_for, migrate
+
+log = logging.getLogger("digest.app")
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 MAX_REDIRECTS = 5
@@ -141,8 +144,12 @@ class App:
         reports = []
         for status in (EditionStatus.SENDING, EditionStatus.PAUSED):
             for edition in self.store.editions_with_status(status):
-                if edition.newsletter_id in self.config.newsletters:
+                if edition.newsletter_id not in self.config.newsletters:
+                    continue
+                try:
                     reports.append(await self._send(edition.id, None))
+                except DigestError as exc:  # one edition's trouble must not stop the others
+                    log.error("resuming edition %s failed: %s", edition.id, exc)
         return reports
 
     async def _send(

@@ -142,7 +142,7 @@ def cmd_preview(args: argparse.Namespace, out: Console) -> int:
     url = editions.unsubscribe_url(app.config.site, app.secret, "preview", newsletter.id)
     html, text = personalize(plan.rendered, unsubscribe_url=url)
     if args.html:
-        Path(args.html).write_text(html, encoding="utf-8")
+        _write(Path(args.html), html.encode("utf-8"))
         out.print(f"HTML written to {args.html}")
     if args.eml:
         message = build_message(
@@ -156,7 +156,7 @@ def cmd_preview(args: argparse.Namespace, out: Console) -> int:
             unsubscribe_url=url,
             now=now,
         )
-        Path(args.eml).write_bytes(message)
+        _write(Path(args.eml), message)
         out.print(f"message written to {args.eml}")
     if not args.html and not args.eml:
         out.print(text, markup=False, highlight=False)
@@ -274,6 +274,13 @@ def cmd_editions(args: argparse.Namespace, out: Console) -> int:
 
 
 # --- plumbing ---------------------------------------------------------------------
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise DigestError(f"cannot write {path}: {exc.strerror}; choose a writable path") from exc
 
 
 def _config(args: argparse.Namespace) -> Config:

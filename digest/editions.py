@@ -13,12 +13,13 @@ import secrets
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from digest.config import NewsletterConfig, SiteConfig
-from digest.errors import TransportError
+from digest.errors import ConfigError, DigestError, TransportError
 from digest.message import build_message, message_id_for
 from digest.models import (
+    Claim,
     Delivery,
     DeliveryStatus,
     Edition,
@@ -30,7 +31,9 @@ from digest.render import Rendered, Renderer, personalize
 from digest.select import Selection, select_posts
 from digest.tokens import unsubscribe_token
 
-MAX_ATTEMPTS = 5  # temporary failures (4xx) before a delivery is given up as expired
+MAX_ATTEMPTS = 8  # temporary failures (4xx) before a delivery is given up as expired
+RETRY_AFTER = timedelta(minutes=10)  # first backoff; doubles each time (about 21 h in all)
+LEASE = timedelta(minutes=15)  # a claimed row whose sender went silent this long is free
 NO_READERS = "no confirmed subscribers: nothing sent, posts kept for the next edition"
 
 
@@ -187,10 +190,12 @@ async def send_edition(
 ) -> SendReport:
     """Send every unfinished delivery of ``edition``; safe to call again at any time.
 
-    Each outcome is recorded as soon as the mailer answers. A transport fault (the
-    site is wrong, not the reader) pauses the edition with the error and leaves the
-    remaining rows pending for a later resume. ``on_progress(done, total)`` is called
-    after each recorded delivery.
+    Each row is claimed in the store before its message is built (so two senders, even
+    in two processes, never send it both) and its outcome recorded as soon as the
+    mailer answers. A reader who left meanwhile is suppressed at their turn. Deferred
+    rows wait out an exponential backoff. A fault that is not the reader's (the
+    transport, the config, a bug) pauses the edition with the error; the remaining rows
+    stay for a later resume. ``on_progress(done, total)`` follows each recorded row.
     """
     if edition.status is EditionStatus.SKIPPED:
         return SendReport(edition)
@@ -199,20 +204,30 @@ async def send_edition(
         materialize(store, site, newsletter, secret, edition)
     if edition.status is EditionStatus.PAUSED:
         store.set_edition_status(edition.id, EditionStatus.SENDING)
-    readers = {reader.id for reader in store.confirmed_subscribers(newsletter.id)}
-    todo = store.unfinished_deliveries(edition.id)
+    started = clock()
+    todo = [row for row in store.unfinished_deliveries(edition.id) if _due(row, started)]
     gate = asyncio.Semaphore(max(1, concurrency))
-    faults: list[TransportError] = []
+    faults: list[str] = []
     done = 0
 
     async def deliver(row: Delivery) -> None:
         nonlocal done
         async with gate:
-            if faults:  # the transport is down: leave the rest pending for a resume
+            if faults:  # something is wrong beyond this reader: leave the rest for a resume
                 return
-            if row.subscriber_id not in readers:
-                result = SendResult(DeliveryStatus.SUPPRESSED, "unsubscribed before sending")
-            else:
+            claim = Claim.TAKEN
+            try:
+                now = clock()
+                claim = await asyncio.to_thread(
+                    store.claim_delivery,
+                    edition.id,
+                    row.subscriber_id,
+                    newsletter.id,
+                    now,
+                    now - LEASE,
+                )
+                if claim is not Claim.CLAIMED:
+                    return
                 url = unsubscribe_url(site, secret, row.subscriber_id, newsletter.id)
                 html, text = personalize(rendered, unsubscribe_url=url)
                 message = build_message(
@@ -224,23 +239,36 @@ async def send_edition(
                     recipient=row.email,
                     message_id=row.message_id,
                     unsubscribe_url=url,
-                    now=clock(),
+                    now=now,
                 )
-                try:
-                    result = await mailer.send(
-                        sender=site.sender_email, recipient=row.email, message=message
-                    )
-                except TransportError as exc:
-                    faults.append(exc)
-                    return
+                result = await mailer.send(
+                    sender=site.sender_email, recipient=row.email, message=message
+                )
                 result = _give_up_if_exhausted(result, row.attempts + 1)
-            store.record_delivery(edition.id, row.subscriber_id, result, clock())
+                await asyncio.to_thread(
+                    store.record_delivery, edition.id, row.subscriber_id, result, clock()
+                )
+            except Exception as exc:  # even a bug must pause the edition, not orphan the rest
+                known = isinstance(exc, DigestError)
+                faults.append(str(exc) if known else f"unexpected {type(exc).__name__}: {exc}")
+                if claim is Claim.CLAIMED and isinstance(exc, TransportError | ConfigError):
+                    # Nothing went out: the row is free again at once, no lease to wait.
+                    await asyncio.to_thread(store.release_delivery, edition.id, row.subscriber_id)
+                return
             done += 1
             if on_progress is not None:
                 on_progress(done, len(todo))
 
     await asyncio.gather(*(deliver(row) for row in todo))
-    return finish(store, edition, str(faults[0]) if faults else "")
+    return finish(store, edition, faults[0] if faults else "")
+
+
+def _due(row: Delivery, now: datetime) -> bool:
+    """A deferred row waits 10 min, 20 min, 40 min, ... after each temporary failure."""
+    if row.status is not DeliveryStatus.DEFERRED or row.updated_at is None:
+        return True
+    wait: timedelta = RETRY_AFTER * 2 ** max(0, row.attempts - 1)
+    return now >= row.updated_at + wait
 
 
 def _give_up_if_exhausted(result: SendResult, attempts: int) -> SendResult:

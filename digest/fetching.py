@@ -32,11 +32,12 @@ async def fetch_one(store: Store, fetch: Fetch, source: SourceConfig, now: datet
     state = store.get_source_state(source.id)
     try:
         result = await fetch(source, state, now)
-    except SourceError as exc:
-        failed = replace(state, last_error=str(exc)) if state else None
-        store.save_source_state(failed or SourceState(source.id, last_error=str(exc)))
-        return FetchReport(source.id, error=str(exc))
-    new = store.upsert_posts(result.posts, now) if result.posts else 0
+        new = store.upsert_posts(result.posts, now) if result.posts else 0
+    except Exception as exc:  # one source, whatever broke, never stops the others
+        error = str(exc) if isinstance(exc, SourceError) else _unexpected(source, exc)
+        failed = replace(state, last_error=error) if state else None
+        store.save_source_state(failed or SourceState(source.id, last_error=error))
+        return FetchReport(source.id, error=error)
     store.save_source_state(result.state)
     return FetchReport(
         source.id,
@@ -52,3 +53,10 @@ async def fetch_all(
 ) -> list[FetchReport]:
     """Fetch every source concurrently; one report per source, in the given order."""
     return list(await asyncio.gather(*(fetch_one(store, fetch, s, now) for s in sources)))
+
+
+def _unexpected(source: SourceConfig, exc: Exception) -> str:
+    return (
+        f"source {source.id!r}: unexpected {type(exc).__name__}: {exc}; "
+        "the other sources went on (please report this)"
+    )

@@ -110,7 +110,8 @@ class Edition:
 
 
 class DeliveryStatus(enum.StrEnum):
-    PENDING = "pending"  # materialized, not yet attempted (or claimed and interrupted)
+    PENDING = "pending"  # materialized, not yet attempted
+    SENDING = "sending"  # claimed by a sender; reclaimable once its lease is stale
     SENT = "sent"  # the server accepted it (or the outbox stored it)
     DEFERRED = "deferred"  # 4xx: try again later
     FAILED = "failed"  # 5xx for this recipient: hard bounce
@@ -120,7 +121,15 @@ class DeliveryStatus(enum.StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self not in (DeliveryStatus.PENDING, DeliveryStatus.DEFERRED)
+        return self not in (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
+
+
+class Claim(enum.StrEnum):
+    """What a sender got when it asked for one delivery."""
+
+    CLAIMED = "claimed"  # it is this sender's to send now
+    TAKEN = "taken"  # another sender holds it, or it is already final
+    LEFT = "left"  # the reader is no longer subscribed: recorded as suppressed
 
 
 @dataclass(frozen=True, slots=True)

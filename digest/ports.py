@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from digest.models import (
+    Claim,
     Delivery,
     Edition,
     EditionStatus,
@@ -166,13 +167,38 @@ class Store(Protocol):
         ...
 
     def unfinished_deliveries(self, edition_id: str) -> list[Delivery]:
-        """Deliveries of the edition still ``pending`` or ``deferred``, ordered by email."""
+        """Deliveries of the edition not final yet (pending, sending, deferred), by email."""
+        ...
+
+    def claim_delivery(
+        self,
+        edition_id: str,
+        subscriber_id: str,
+        newsletter_id: str,
+        now: datetime,
+        stale_before: datetime,
+    ) -> Claim:
+        """Atomically take one delivery before sending it.
+
+        ``CLAIMED``: the row was pending, deferred, or ``sending`` with a lease older
+        than ``stale_before`` (its sender died); it is now ``sending`` as of ``now``.
+        ``LEFT``: the reader's subscription is no longer confirmed; the row is recorded
+        as ``suppressed`` instead. ``TAKEN``: another sender holds it or it is final.
+        Two senders (processes or machines) can never both get ``CLAIMED``.
+        """
+        ...
+
+    def release_delivery(self, edition_id: str, subscriber_id: str) -> None:
+        """Give a claimed row back (``sending`` -> ``pending``) when nothing was sent."""
         ...
 
     def record_delivery(
         self, edition_id: str, subscriber_id: str, result: SendResult, now: datetime
     ) -> None:
-        """Record the outcome of one attempt: status, server reply, attempts + 1."""
+        """Record the outcome of one attempt: status, server reply, attempts + 1.
+
+        A row that is already final is left alone (a late answer cannot undo it).
+        """
         ...
 
     def list_deliveries(self, edition_id: str) -> list[Delivery]:

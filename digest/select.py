@@ -66,7 +66,8 @@ def select_posts(
         post = item.post
         if post.published > now:
             reason = f"dated in the future ({post.published:%Y-%m-%d %H:%M} UTC): waits"
-        elif started_at is not None and item.first_seen <= started_at:
+        elif started_at is not None and max(item.first_seen, post.published) <= started_at:
+            # (a post that waited for its date is new when the date comes, not back catalogue)
             reason = "known before the newsletter's first edition: not sent"
         elif taken >= max_items:
             reason = (

@@ -30,7 +30,10 @@ def normalize_address(raw: str) -> tuple[str, str]:
         info = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InvalidAddress(f"{candidate!r} is not a usable email address: {exc}") from exc
-    return info.normalized, info.ascii_email or info.normalized
+    # Mailbox providers treat local parts case-insensitively, and so does digest (as
+    # Mailchimp and listmonk do): Ana@… and ana@… are one reader, never two copies.
+    normalized = info.normalized.lower()
+    return normalized, (info.ascii_email or info.normalized).lower()
 
 
 def add_subscriber(

@@ -134,7 +134,7 @@ def test_import_reports_bad_rows_by_line_and_keeps_the_rest(
     code, out, _ = run(capsys, "subscribers", "list", "--config", str(config))
     assert code == 0
     assert "ana@example.net" in out
-    assert "Ben@example.org" in out  # the domain is normalized, the local part kept
+    assert "ben@example.org" in out  # addresses are case-insensitive: stored lower-case
     assert "2 subscription(s)" in out
 
 
@@ -193,3 +193,14 @@ def test_missing_config_file_says_what_to_do(
     code, _, err = run(capsys, "--config", str(tmp_path / "nope.toml"), "check")
     assert code == 1
     assert "nope.toml" in err
+
+
+def test_preview_to_an_unwritable_path_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    target = tmp_path / "missing-folder" / "next.html"
+    code, out, err = run(capsys, "--config", str(config), "preview", "daily", "--html", str(target))
+    assert code == 1
+    assert f"cannot write {target}" in err
+    assert "Traceback" not in out + err

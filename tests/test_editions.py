@@ -9,6 +9,7 @@ from pathlib import Path
 
 from digest import editions
 from digest.models import DeliveryStatus, EditionStatus, SendResult
+from digest.ports import Mailer
 from digest.subscriptions import add_subscriber, unsubscribe
 
 from support.deployment import running_deployment
@@ -107,6 +108,9 @@ async def test_rejections_are_recorded_per_reader(tmp_path: Path) -> None:
         assert report.edition.status is EditionStatus.SENDING  # the deferred one is pending
 
         smtpd.faults.reject_recipients = {}
+        [early] = await app.resume()  # type: ignore[attr-defined]
+        assert early.edition.status is EditionStatus.SENDING  # the backoff is not over yet
+        deployment.clock.now = NOW + editions.RETRY_AFTER
         [again] = await app.resume()  # type: ignore[attr-defined]
         assert again.edition.status is EditionStatus.SENT
         assert again.counts[DeliveryStatus.SENT] == 2
@@ -121,7 +125,7 @@ async def test_deferred_too_often_expires(tmp_path: Path) -> None:
         smtpd.faults.reject_recipients = {"cy@example.com": "451 4.2.0 mailbox busy"}
         app, edition = await open_with_readers(deployment)
         for attempt in range(editions.MAX_ATTEMPTS):
-            deployment.clock.now = NOW + timedelta(minutes=10 * attempt)
+            deployment.clock.now = NOW + timedelta(days=attempt)  # past every backoff
             await app.resume()  # type: ignore[attr-defined]
         row = next(
             r
@@ -175,4 +179,58 @@ async def test_an_edition_is_never_sent_twice_at_once_by_one_process(tmp_path: P
         # A firing and the resume loop reach the same edition at the same moment.
         first, _resumed = await asyncio.gather(app._send(edition.id, None), app.resume())  # type: ignore[attr-defined]
         assert first.counts[DeliveryStatus.SENT] == 3
+        assert sorted(m.recipients[0] for m in smtpd.messages) == sorted(READERS)
+
+
+async def test_two_processes_sending_one_edition_never_double_send(tmp_path: Path) -> None:
+    async with (
+        running_smtpd() as smtpd,
+        running_deployment(tmp_path / "a", smtp_port=smtpd.port, now=NOW) as first,
+    ):
+        _, edition = await open_with_readers(first)
+        # A second process (its own engine, store and mailer) on the same database.
+        async with running_deployment(tmp_path / "a", smtp_port=smtpd.port, now=NOW) as second:
+            assert second.app is not first.app
+            await asyncio.gather(first.app._send(edition.id, None), second.app.resume())
+        assert sorted(m.recipients[0] for m in smtpd.messages) == sorted(READERS)
+        rows = first.app.store.list_deliveries(edition.id)
+        assert [row.attempts for row in rows] == [1, 1, 1]
+        assert first.app.store.get_edition(edition.id).status is EditionStatus.SENT
+
+
+class ExplodingMailer:
+    """The real SMTP mailer, with a bug injected for one address."""
+
+    def __init__(self, inner: Mailer, bad: str) -> None:
+        self.inner, self.bad = inner, bad
+
+    async def send(self, *, sender: str, recipient: str, message: bytes) -> SendResult:
+        if recipient == self.bad:
+            raise RuntimeError("boom")
+        return await self.inner.send(sender=sender, recipient=recipient, message=message)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_an_unexpected_error_pauses_without_orphaning_the_rest(tmp_path: Path) -> None:
+    async with (
+        running_smtpd() as smtpd,
+        running_deployment(tmp_path, smtp_port=smtpd.port, now=NOW) as deployment,
+    ):
+        app, edition = await open_with_readers(deployment)
+        app._mailer = ExplodingMailer(app.mailer(), "ana@example.net")  # type: ignore[attr-defined]
+        report = await app._send(edition.id, None)  # type: ignore[attr-defined]
+        assert report.edition.status is EditionStatus.PAUSED
+        assert "unexpected RuntimeError: boom" in report.paused
+        await asyncio.sleep(0.2)  # nothing keeps sending in the background
+        sent_before = len(smtpd.messages)
+        assert sent_before < 3
+        by_email = {row.email: row for row in app.store.list_deliveries(edition.id)}  # type: ignore[attr-defined]
+        assert by_email["ana@example.net"].status is DeliveryStatus.SENDING  # waits its lease
+
+        app._mailer = None  # type: ignore[attr-defined]
+        deployment.clock.now = NOW + editions.LEASE + timedelta(seconds=1)
+        [resumed] = await app.resume()  # type: ignore[attr-defined]
+        assert resumed.edition.status is EditionStatus.SENT
         assert sorted(m.recipients[0] for m in smtpd.messages) == sorted(READERS)

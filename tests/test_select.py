@@ -66,3 +66,11 @@ def test_nothing_new_gives_an_empty_selection() -> None:
 def test_max_items_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_items"):
         select_posts([], now=NOW, max_items=0, started_at=None)
+
+
+def test_a_post_that_waited_for_its_date_is_not_back_catalogue() -> None:
+    started = NOW - timedelta(days=3)
+    # Known since before the first edition, but dated after it: it waited, now it goes.
+    waited = stored(1, published=NOW - timedelta(hours=1), first_seen=started - timedelta(days=1))
+    selection = select_posts([waited], now=NOW, max_items=5, started_at=started)
+    assert titles(selection) == ["Post 1"]

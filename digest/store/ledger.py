@@ -15,17 +15,24 @@ from sqlalchemy import ColumnElement, Connection, Row, func, select, update
 
 from digest.errors import NotFound
 from digest.models import (
+    Claim,
     Delivery,
     DeliveryStatus,
     Edition,
     EditionStatus,
     EditionSummary,
     SendResult,
+    SubscriptionStatus,
 )
 from digest.store import tables as t
 from digest.store.engine import insert_for
 
-UNFINISHED = (DeliveryStatus.PENDING.value, DeliveryStatus.DEFERRED.value)
+UNFINISHED = (
+    DeliveryStatus.PENDING.value,
+    DeliveryStatus.SENDING.value,
+    DeliveryStatus.DEFERRED.value,
+)
+CLAIMABLE = (DeliveryStatus.PENDING.value, DeliveryStatus.DEFERRED.value)
 
 NEWEST_FIRST = (t.editions.c.created_at.desc(), t.editions.c.period_key.desc())
 OLDEST_FIRST = (t.editions.c.created_at.asc(), t.editions.c.period_key.asc())
@@ -221,12 +228,10 @@ def record_delivery(
     result: SendResult,
     now: datetime,
 ) -> None:
+    row = _row(edition_id, subscriber_id)
     changed = connection.execute(
         update(t.deliveries)
-        .where(
-            t.deliveries.c.edition_id == edition_id,
-            t.deliveries.c.subscriber_id == subscriber_id,
-        )
+        .where(row, t.deliveries.c.status.in_(UNFINISHED))
         .values(
             status=result.status.value,
             reply=result.reply,
@@ -234,8 +239,63 @@ def record_delivery(
             attempts=t.deliveries.c.attempts + 1,
         )
     ).rowcount
-    if changed == 0:
+    if (
+        changed == 0
+        and connection.execute(select(t.deliveries.c.status).where(row)).first() is None
+    ):
         raise NotFound(f"no delivery of edition {edition_id!r} to subscriber {subscriber_id!r}")
+
+
+def claim_delivery(
+    connection: Connection,
+    edition_id: str,
+    subscriber_id: str,
+    newsletter_id: str,
+    now: datetime,
+    stale_before: datetime,
+) -> Claim:
+    """See ``Store.claim_delivery``: one conditional UPDATE decides, so no two win."""
+    free = t.deliveries.c.status.in_(CLAIMABLE) | (
+        (t.deliveries.c.status == DeliveryStatus.SENDING.value)
+        & (t.deliveries.c.updated_at < stale_before)
+    )
+    subscribed = connection.execute(
+        select(t.subscriptions.c.status).where(
+            t.subscriptions.c.subscriber_id == subscriber_id,
+            t.subscriptions.c.newsletter_id == newsletter_id,
+        )
+    ).scalar()
+    left = subscribed != SubscriptionStatus.CONFIRMED.value
+    values = (
+        {"status": DeliveryStatus.SUPPRESSED.value, "reply": "unsubscribed before sending"}
+        if left
+        else {"status": DeliveryStatus.SENDING.value}
+    )
+    changed = connection.execute(
+        update(t.deliveries)
+        .where(_row(edition_id, subscriber_id), free)
+        .values(updated_at=now, **values)
+    ).rowcount
+    if changed == 0:
+        return Claim.TAKEN
+    return Claim.LEFT if left else Claim.CLAIMED
+
+
+def release_delivery(connection: Connection, edition_id: str, subscriber_id: str) -> None:
+    connection.execute(
+        update(t.deliveries)
+        .where(
+            _row(edition_id, subscriber_id),
+            t.deliveries.c.status == DeliveryStatus.SENDING.value,
+        )
+        .values(status=DeliveryStatus.PENDING.value)
+    )
+
+
+def _row(edition_id: str, subscriber_id: str) -> ColumnElement[bool]:
+    return (t.deliveries.c.edition_id == edition_id) & (
+        t.deliveries.c.subscriber_id == subscriber_id
+    )
 
 
 def _delivery(row: Row[Any]) -> Delivery:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, Stateme
 
 from digest.errors import AlreadyExists
 from digest.models import (
+    Claim,
     Delivery,
     Edition,
     EditionStatus,
@@ -255,6 +256,25 @@ class SqlStore:
         _aware(now, "now")
         with self._transaction() as connection:
             ledger.record_delivery(connection, edition_id, subscriber_id, result, now)
+
+    def claim_delivery(
+        self,
+        edition_id: str,
+        subscriber_id: str,
+        newsletter_id: str,
+        now: datetime,
+        stale_before: datetime,
+    ) -> Claim:
+        _aware(now, "now")
+        _aware(stale_before, "stale_before")
+        with self._transaction() as connection:
+            return ledger.claim_delivery(
+                connection, edition_id, subscriber_id, newsletter_id, now, stale_before
+            )
+
+    def release_delivery(self, edition_id: str, subscriber_id: str) -> None:
+        with self._transaction() as connection:
+            ledger.release_delivery(connection, edition_id, subscriber_id)
 
     def list_deliveries(self, edition_id: str) -> list[Delivery]:
         with self._transaction(read_only=True) as connection:
