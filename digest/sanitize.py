@@ -3,7 +3,8 @@
 Feed and folder content is hostile until it has been through here. ``clean_html``
 keeps a small set of article tags and attributes (nh3/ammonia), allows only the
 http, https and mailto URL schemes and makes every URL absolute; ``plain_text``
-turns a title, author or caption into one line of text. The helpers
+turns a title, author or caption into one line of text; ``clean_identifier`` makes a
+GUID storable (no NUL: PostgreSQL refuses it in text). The helpers
 ``first_paragraph`` and ``first_image`` read already-cleaned HTML.
 """
 
@@ -49,6 +50,14 @@ _BLOCK_BOUNDARY = re.compile(
     r"<\s*/?\s*(?:p|div|br|li|dt|dd|h[1-6]|tr|td|th|blockquote|figcaption|pre)\b[^>]*>",
     re.IGNORECASE,
 )
+# Format characters (Cf) that belong to the writing itself and stay in plain text:
+# zero-width non-joiner and joiner (Persian and Indic scripts, emoji sequences),
+# the bidi marks and the emoji tag characters of subdivision flags. The others
+# (bidi embeddings and overrides, zero-width space, BOM, soft hyphen) are removed.
+_WRITING_FORMAT = frozenset(
+    {"\u200c", "\u200d", "\u200e", "\u200f", "\u061c"}
+    | {chr(code) for code in range(0xE0020, 0xE0080)}
+)
 _PARAGRAPH = re.compile(r"<p>(.*?)</p>", re.DOTALL)
 _IMAGE_WITHOUT_SOURCE = re.compile(r"<img(?![^>]*\ssrc=)[^>]*>")
 
@@ -88,6 +97,15 @@ def _without_controls(text: str) -> str:
     return "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf"))
 
 
+def clean_identifier(text: str) -> str:
+    """``text`` without control, format or lone surrogate characters, trimmed: a storable id.
+
+    For GUIDs: a NUL (``&#0;`` or a raw byte) would make PostgreSQL refuse the whole
+    batch, and invisible characters would make two spellings of one id differ.
+    """
+    return "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf", "Cs")).strip()
+
+
 def clean_html(html: str, base_url: str) -> str:
     """Sanitize an HTML fragment to the article allowlist; URLs absolute against ``base_url``.
 
@@ -121,14 +139,21 @@ def clean_html(html: str, base_url: str) -> str:
 def plain_text(html_or_text: str) -> str:
     """One line of plain text: tags stripped, entities decoded, whitespace collapsed.
 
-    For titles, authors, captions and categories. The result is text, not HTML:
-    whoever puts it into HTML must escape it (Jinja2 autoescape does).
+    For titles, authors, captions and categories. Control characters become spaces;
+    format characters are removed, except those that are part of the writing (joiners,
+    bidi marks, emoji tags), so a bidi override cannot reorder the text around it.
+    The result is text, not HTML: whoever puts it into HTML must escape it (Jinja2
+    autoescape does).
     """
     if not html_or_text:
         return ""
     spaced = _BLOCK_BOUNDARY.sub(" ", html_or_text)
     stripped = nh3.clean(spaced, tags=set(), clean_content_tags=set(_DROP_WITH_CONTENT))
     text = html.unescape(stripped)
+    if not text.isascii():
+        text = "".join(
+            ch for ch in text if ch in _WRITING_FORMAT or unicodedata.category(ch) != "Cf"
+        )
     return " ".join(_SPACE_OR_CONTROL.sub(" ", text).split())
 
 

@@ -195,6 +195,63 @@ async def test_entity_declarations_are_refused(offline: httpx.AsyncClient, now: 
         await fetch_bytes(utf16.encode("utf-16"), now)
 
 
+INJECTED = (
+    '<rss version="2.0"><channel><title>T</title><item><title>&e;</title>'
+    "<link>https://transmission.example.org/e</link></item></channel></rss>"
+)
+
+
+@pytest.mark.parametrize(
+    "prolog",
+    [
+        # "<a" in a processing instruction or a quoted string looked like the root element.
+        '<!DOCTYPE rss [<?pi <a?><!ENTITY e "INJECTED">]>',
+        '<!DOCTYPE rss SYSTEM "<a" [<!ENTITY e "INJECTED">]>',
+        # "<!--" in a processing instruction or a literal looked like a comment.
+        '<!DOCTYPE rss [<?pi > <!-- ?><!ENTITY e "INJECTED"><?pi --> ?>]>',
+        '<?pi <!-- ?><!DOCTYPE rss [<!ENTITY e "INJECTED">]><?pi --> ?>',
+        '<!DOCTYPE rss SYSTEM "x<!--" [<!ENTITY e "INJECTED"><!-- -->]>',
+        # feedparser lifts a declaration out of a comment and declares it.
+        '\n<!DOCTYPE rss>\n<!--\n<!ENTITY e "INJECTED">\n-->',
+    ],
+)
+async def test_entity_declarations_cannot_hide(prolog: str, now: datetime) -> None:
+    document = f'<?xml version="1.0"?>{prolog}\n{INJECTED}'.encode()
+    with pytest.raises(SourceError, match="declares XML entities"):
+        await fetch_bytes(document, now)
+
+
+@pytest.mark.parametrize(
+    ("document", "content_type"),
+    [
+        (  # "+ADw-" is "<" in UTF-7, which feedparser decodes when declared
+            b'<?xml version="1.0" encoding="utf-7"?><!DOCTYPE rss [+ADw-!ENTITY e "INJECTED">]>'
+            + INJECTED.encode(),
+            "",
+        ),
+        (
+            b'<!DOCTYPE rss [+ADw-!ENTITY e "INJECTED">]>' + INJECTED.encode(),
+            "application/rss+xml; charset=utf-7",
+        ),
+        (  # EBCDIC
+            f'<?xml version="1.0" encoding="cp037"?><!DOCTYPE rss [<!ENTITY e "INJECTED">]>'
+            f"{INJECTED}".encode("cp037"),
+            "",
+        ),
+    ],
+)
+async def test_entity_declarations_are_found_in_any_encoding_feedparser_reads(
+    document: bytes, content_type: str, now: datetime
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=document, headers={"content-type": content_type})
+
+    source = SourceConfig(id="inline", kind="feed", url=FEED_URL)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(SourceError, match="declares XML entities"):
+            await fetch_source(source, None, client=client, now=now)
+
+
 async def test_entity_text_inside_content_is_not_a_declaration(now: datetime) -> None:
     item = (
         "<item><title>XML</title><description>Never write &lt;!ENTITY x&gt;.</description></item>"
@@ -238,30 +295,83 @@ async def test_missing_and_future_dates(now: datetime) -> None:
     result = await fetch_bytes(rss(items), now)
     posts = by_title(result.posts)
     assert posts["Undated"].published == now
+    # Future dates are kept, so that selection holds the posts back until then;
+    # only those more than a day ahead are worth a problem.
     assert posts["Tomorrow-ish"].published == datetime(2026, 11, 27, 20, 0, tzinfo=UTC)
-    assert posts["Next year"].published == now
+    assert posts["Next year"].published == datetime(2027, 11, 27, 7, 0, tzinfo=UTC)
     assert result.problems == (
         "item 'Undated': no date, used fetch time",
-        "item 'Next year': dated 2027-11-27T07:00:00+00:00, in the future; used fetch time",
+        "item 'Next year': dated 2027-11-27T07:00:00+00:00, in the future: it waits until then",
     )
 
 
-async def test_duplicates_by_guid_then_link_keep_the_first(now: datetime) -> None:
+async def test_unreadable_date_without_updated_is_no_date(now: datetime) -> None:
+    # feedparser answers updated_parsed with published_parsed and a DeprecationWarning
+    # (an error under pytest) when the entry has no <updated>.
+    items = "<item><title>Bad</title><guid>b</guid><pubDate>someday soon</pubDate></item>"
+    result = await fetch_bytes(rss(items), now)
+    assert result.posts[0].published == now
+    assert result.problems == ("item 'Bad': no date, used fetch time",)
+
+
+async def test_duplicates_by_guid_and_by_link_only_without_a_guid(now: datetime) -> None:
+    date = "<pubDate>Wed, 25 Nov 2026 10:00:00 GMT</pubDate>"
     items = (
-        "<item><title>One</title><guid>g1</guid><link>https://transmission.example.org/1</link>"
+        f"<item><title>One</title><guid>g1</guid><link>{FEED_URL}1</link>{date}</item>"
+        f"<item><title>One again</title><guid>g1</guid><link>{FEED_URL}x</link>{date}</item>"
+        f"<item><title>Same link</title><guid>g2</guid><link>{FEED_URL}1</link>{date}</item>"
+        f"<item><title>No GUID</title><link>{FEED_URL}1</link>{date}</item>"
+        f"<item><title>Two</title><guid>g3</guid><link>{FEED_URL}2</link>{date}</item>"
+        f"<item><title>Three</title><link>{FEED_URL}3</link>{date}</item>"
+        f"<item><title>Three again</title><link>{FEED_URL}3</link>{date}</item>"
+    )
+    result = await fetch_bytes(rss(items), now)
+    assert [post.title for post in result.posts] == ["One", "Same link", "Two", "Three"]
+    assert result.problems == (
+        f"item 'No GUID': duplicate link {FEED_URL}1; kept the other",
+        "item 'One again': duplicate GUID g1; kept the first",
+        f"item 'Three again': duplicate GUID {FEED_URL}3; kept the first",
+    )
+
+
+async def test_items_with_own_guids_sharing_one_link_are_all_kept(now: datetime) -> None:
+    # A status page (or a podcast) links every item to the same page.
+    items = "".join(
+        f"<item><title>Update {n}</title><link>https://status.example.org/</link>"
+        f'<guid isPermaLink="false">incident-{n}</guid>'
+        f"<pubDate>Wed, 2{n} Nov 2026 10:00:00 GMT</pubDate></item>"
+        for n in range(1, 4)
+    )
+    result = await fetch_bytes(rss(items), now)
+    assert [post.guid for post in result.posts] == ["incident-1", "incident-2", "incident-3"]
+    assert result.problems == ()
+
+
+async def test_nul_control_and_format_characters_never_reach_the_database(
+    now: datetime,
+) -> None:
+    items = (
+        "<item><title>A&#0;b&#x202E;c</title><guid>id-1&#0;</guid>"
+        "<author>x@e.org (Bo&#0;b&#x200B;)</author>"
+        f"<link>{FEED_URL}&#0;a</link><pubDate>Wed, 25 Nov 2026 10:00:00 GMT</pubDate></item>"
+        "<item><title>Raw</title><guid>\x00id-2\u200b\u202e</guid>"
         "<pubDate>Wed, 25 Nov 2026 10:00:00 GMT</pubDate></item>"
-        "<item><title>One again</title><guid>g1</guid><link>https://transmission.example.org/x</link>"
-        "<pubDate>Wed, 25 Nov 2026 10:00:00 GMT</pubDate></item>"
-        "<item><title>Same link</title><guid>g2</guid><link>https://transmission.example.org/1</link>"
-        "<pubDate>Wed, 25 Nov 2026 10:00:00 GMT</pubDate></item>"
-        "<item><title>Two</title><guid>g3</guid><link>https://transmission.example.org/2</link>"
+        "<item><title>Only controls</title><guid>&#0;\u200b</guid><link>/only</link>"
         "<pubDate>Wed, 25 Nov 2026 10:00:00 GMT</pubDate></item>"
     )
     result = await fetch_bytes(rss(items), now)
-    assert [post.title for post in result.posts] == ["One", "Two"]
-    assert len(result.problems) == 2
-    assert "item 'One again': duplicate GUID g1" in result.problems[0]
-    assert "item 'Same link': duplicate link" in result.problems[1]
+    first, raw, only = result.posts
+    assert (first.guid, first.title, first.author, first.link) == (
+        "id-1",
+        "Abc",
+        "Bob",
+        f"{FEED_URL}a",
+    )
+    assert raw.guid == "id-2"
+    assert only.guid == only.link == "https://transmission.example.org/only"
+    for post in result.posts:
+        for field in ("guid", "title", "link", "author", "summary_html", "content_html"):
+            assert "\x00" not in getattr(post, field)
 
 
 async def test_guid_falls_back_to_link_then_content_hash(now: datetime) -> None:
@@ -384,8 +494,62 @@ async def test_redirects_are_followed_and_bounded(now: datetime) -> None:
         with pytest.raises(SourceError, match=r"source 'loop': .* redirected more than 5 times"):
             await fetch_source(loop, None, client=client, now=now)
         to_file = replace(loop, id="file", url="https://transmission.example.org/to-file")
-        with pytest.raises(SourceError, match="not an http"):
+        with pytest.raises(SourceError, match=r"not a usable http\(s\) URL \(scheme 'file'\)"):
             await fetch_source(to_file, None, client=client, now=now)
+
+
+@pytest.mark.parametrize(
+    ("location", "fault"),
+    [
+        ("http://[oops/feed", "malformed: Invalid IPv6 URL"),
+        ("//[oops", "malformed: Invalid IPv6 URL"),
+        ("http://transmission.example.org:99999/feed", "malformed: Port out of range"),
+        ("http://:80/feed", "no host"),
+        ("ftp://transmission.example.org/feed", "scheme 'ftp'"),
+    ],
+)
+async def test_unusable_redirect_location_is_a_source_error(
+    location: str, fault: str, now: datetime
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(301, headers={"location": location})
+
+    source = SourceConfig(id="moved", kind="feed", url=FEED_URL)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(SourceError) as caught:
+            await fetch_source(source, None, client=client, now=now)
+    message = str(caught.value)
+    assert message.startswith(
+        f"source 'moved': {FEED_URL} redirected to Location {location!r}, "
+        f"which is not a usable http(s) URL ({fault}"
+    )
+    assert message.endswith("check the url in [sources.moved] or tell the publisher")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1/feed", "http://127.0.0.1:99999/feed", "http://127.0.0.1:-1/feed"]
+)
+async def test_malformed_source_url_is_a_source_error(
+    url: str, offline: httpx.AsyncClient, now: datetime
+) -> None:
+    source = SourceConfig(id="bad", kind="feed", url=url)
+    with pytest.raises(SourceError, match=r"source 'bad': .* is not a usable http\(s\) URL"):
+        await fetch_source(source, None, client=offline, now=now)
+
+
+async def test_non_ascii_digits_in_content_length_are_ignored(now: datetime) -> None:
+    body = rss("<item><title>Fine</title><guid>f</guid></item>")
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield body
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=stream(), headers=[(b"content-length", b"\xb2")])
+
+    source = SourceConfig(id="inline", kind="feed", url=FEED_URL)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        result = await fetch_source(source, None, client=client, now=now)
+    assert [post.title for post in result.posts] == ["Fine"]
 
 
 async def test_network_faults_and_timeouts_become_source_errors(now: datetime) -> None:

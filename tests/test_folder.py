@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +46,7 @@ async def test_sample_folder_parses(offline: httpx.AsyncClient, now: datetime) -
     assert seed.author == "Bruce Pannier"
     assert seed.published == datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
     assert seed.link == SEED
-    assert seed.guid == SEED
+    assert seed.guid == "folder:2026-11-20-strains-visible-in-cis-military-alliance.md"
     assert seed.image_url == "https://transmission.example.org/images/lukashenka-csto.jpg"
     assert seed.image_caption == "Belarusian Alyaksandr Lukashenka at the CSTO meeting last week"
     assert seed.categories == ("Belarus", "CSTO", "Central Asia")
@@ -131,11 +132,75 @@ async def test_missing_link_is_reported_and_guid_falls_back_to_file_name(
     result = await read(tmp_path, offline, now)
     no_link, with_guid = result.posts
     assert no_link.link == ""
-    assert no_link.guid == "folder:2026-11-05-no-link"
+    assert no_link.guid == "folder:2026-11-05-no-link.md"
     assert with_guid.guid == "custom-1"
     assert "file '2026-11-05-no-link.md': no link in the front matter; left empty" in (
         result.problems
     )
+
+
+async def test_adding_a_link_later_keeps_the_guid(
+    tmp_path: Path, offline: httpx.AsyncClient, now: datetime
+) -> None:
+    # The editor follows the "no link" problem: the post must not become a new one.
+    write(tmp_path, "hello.md", "---\ntitle: Hello\ndate: 2026-11-20\n---\nBody")
+    [before] = (await read(tmp_path, offline, now)).posts
+    write(
+        tmp_path,
+        "hello.md",
+        "---\ntitle: Hello\ndate: 2026-11-20\nlink: https://e.org/h\n---\nBody",
+    )
+    [after] = (await read(tmp_path, offline, now)).posts
+    assert after.link == "https://e.org/h"
+    assert after.guid == before.guid == "folder:hello.md"
+    assert after.key == before.key
+    # Two spellings of one name (a.md, a.html) stay two posts.
+    write(tmp_path, "hello.html", "---\ntitle: Hello\ndate: 2026-11-20\n---\n<p>Body</p>")
+    posts = (await read(tmp_path, offline, now)).posts
+    assert [post.guid for post in posts] == ["folder:hello.html", "folder:hello.md"]
+
+
+async def test_guid_loses_nul_control_and_format_characters(
+    tmp_path: Path, offline: httpx.AsyncClient, now: datetime
+) -> None:
+    write(
+        tmp_path,
+        "a.md",
+        '---\ntitle: "T\\0i\\u202etle"\nauthor: "A\\0n\\u200bn"\nguid: " g\\0\\u200b1\\u202e "\n'
+        "date: 2026-11-05\n---\nText",
+    )
+    write(tmp_path, "b.md", '---\ntitle: B\nguid: "\\0"\ndate: 2026-11-05\n---\nText')
+    a, b = (await read(tmp_path, offline, now)).posts
+    assert (a.guid, a.title, a.author) == ("g1", "Title", "Ann")
+    assert b.guid == "folder:b.md"
+
+
+async def test_file_name_that_is_not_utf8_gives_a_storable_guid(
+    tmp_path: Path, offline: httpx.AsyncClient, now: datetime
+) -> None:
+    write(
+        tmp_path,
+        os.fsdecode(b"caf\xe9.md"),
+        "---\ntitle: Latin-1 name\ndate: 2026-11-05\n---\nText",
+    )
+    result = await read(tmp_path, offline, now)
+    [post] = result.posts
+    assert post.guid == "folder:caf\\xe9.md"
+    post.guid.encode("utf-8")  # a lone surrogate would raise here, and in the database
+    assert result.problems == ("file 'caf\\xe9.md': no link in the front matter; left empty",)
+
+
+@pytest.mark.parametrize("value", ["0001-01-01 00:00:00+01:00", "9999-12-31 23:00:00-05:00"])
+async def test_date_out_of_range_in_utc_is_reported_and_skipped(
+    tmp_path: Path, offline: httpx.AsyncClient, now: datetime, value: str
+) -> None:
+    write(tmp_path, "edge.md", f"---\ntitle: Edge\ndate: {value}\nlink: https://e.org/e\n---\nx")
+    write(tmp_path, "fine.md", "---\ntitle: Fine\ndate: 2026-11-05\nlink: https://e.org/f\n---\nx")
+    result = await read(tmp_path, offline, now)
+    assert [post.title for post in result.posts] == ["Fine"]
+    assert len(result.problems) == 1
+    assert result.problems[0].startswith("file 'edge.md': date ")
+    assert result.problems[0].endswith(" is out of range; skipped")
 
 
 async def test_html_files_markdown_rendering_and_sanitizing(

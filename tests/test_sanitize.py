@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from digest.sanitize import absolute_url, clean_html, first_image, first_paragraph, plain_text
+from digest.sanitize import (
+    absolute_url,
+    clean_html,
+    clean_identifier,
+    first_image,
+    first_paragraph,
+    plain_text,
+)
 
 BASE = "https://transmission.example.org/2026/11/post"
 
@@ -136,6 +143,30 @@ def test_plain_text_strips_tags_decodes_entities_and_collapses_whitespace() -> N
     assert plain_text("line\x1bone\ttwo\x00") == "line one two"
     assert plain_text("") == ""
     assert plain_text("<p>First</p><p>second<br>line</p>") == "First second line"
+
+
+def test_plain_text_drops_format_characters_but_keeps_those_of_the_writing() -> None:
+    # A right-to-left override would reverse what follows it; a zero-width space, BOM
+    # or soft hyphen is invisible noise.
+    assert plain_text("Safe\u202etxt.exe title") == "Safetxt.exe title"
+    assert plain_text("zero\u200bwidth\ufeff soft\u00adhyphen") == "zerowidth softhyphen"
+    assert plain_text("&#x202E;override &#8203;ref") == "override ref"
+    # Joiners (emoji sequences, Persian), bidi marks and emoji tags stay.
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert plain_text(f"Family {family}") == f"Family {family}"
+    assert plain_text("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645") == (
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+    )
+    scotland = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+    assert plain_text(f"\u200f{scotland}") == f"\u200f{scotland}"
+
+
+def test_clean_identifier_removes_nul_control_and_format_characters() -> None:
+    assert clean_identifier("id-1\x00") == "id-1"
+    assert clean_identifier(" tag:x,2026:\u200b1\u202e\x01\t\n ") == "tag:x,2026:1"
+    assert clean_identifier("g\ud800") == "g"  # a lone surrogate cannot be stored either
+    assert clean_identifier("\x00\u200b") == ""
+    assert clean_identifier("https://e.org/caf\u00e9 x") == "https://e.org/caf\u00e9 x"
 
 
 def test_first_paragraph_skips_paragraphs_without_text() -> None:

@@ -28,7 +28,8 @@ __all__ = ["USER_AGENT", "FetchResult", "dedupe", "fetch_source"]
 class FetchResult:
     """What one fetch of one source produced.
 
-    ``posts`` are sanitized and de-duplicated (by GUID, then link; first wins).
+    ``posts`` are sanitized and de-duplicated by GUID (first wins); a feed item
+    without a GUID of its own that repeats another item's link is dropped too.
     ``state`` is what to save: validators of this response, ``last_fetched = now``
     and no error. ``not_modified`` means HTTP 304 (and ``posts`` is empty).
     ``problems`` name the item or file they are about.
@@ -107,21 +108,21 @@ async def fetch_source(
 
 
 def dedupe(posts: list[Post]) -> tuple[list[Post], list[str]]:
-    """Keep the first post of each GUID, then of each (non-empty) link; report the rest."""
+    """Keep the first post of each GUID; report the rest.
+
+    Not by link: a status page or podcast feed links every item to one page and each
+    item counts. (Feed items without a GUID of their own fall back to their link as
+    GUID, so those are de-duplicated by link; ``parse_feed`` also drops them when an
+    item with a GUID has their link.)
+    """
     guids: set[str] = set()
-    links: set[str] = set()
     kept: list[Post] = []
     problems: list[str] = []
     for post in posts:
         if post.guid in guids:
             problems.append(f"item '{post.title}': duplicate GUID {post.guid}; kept the first")
             continue
-        if post.link and post.link in links:
-            problems.append(f"item '{post.title}': duplicate link {post.link}; kept the first")
-            continue
         guids.add(post.guid)
-        if post.link:
-            links.add(post.link)
         kept.append(post)
     return kept, problems
 

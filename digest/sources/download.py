@@ -93,18 +93,34 @@ def _header_safe(value: str) -> bool:
     return value.isascii() and value.isprintable()
 
 
-def _is_http(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+def _url_fault(url: str) -> str:
+    """Why ``url`` cannot be fetched, or "" when it is an http(s) URL with a host.
+
+    Checked before the request so that a malformed URL (``http://[oops``, a port out
+    of range, an invalid IDNA host) is a clear ``SourceError``, not whatever
+    exception urllib, httpx or the socket layer would raise for it.
+    """
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError when out of range
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:
+        return f"malformed: {exc}"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+    if not parts.hostname:
+        return "no host"
+    return ""
 
 
 async def _follow(
     source: SourceConfig, state: SourceState | None, client: httpx.AsyncClient
 ) -> Download:
     url = source.url
-    if not _is_http(url):
+    fault = _url_fault(url)
+    if fault:
         raise SourceError(
-            f"source '{source.id}': {url!r} is not an http(s) URL; "
+            f"source '{source.id}': {url!r} is not a usable http(s) URL ({fault}); "
             f"fix the url in [sources.{source.id}] (or use path for a local file)"
         )
     headers = _request_headers(state)
@@ -117,14 +133,18 @@ async def _follow(
             follow_redirects=False,
         ) as response:
             if response.has_redirect_location:
+                location = response.headers["location"]
                 try:
-                    target = urljoin(url, response.headers["location"].strip())
-                except ValueError:  # e.g. a malformed IPv6 host
-                    target = response.headers["location"]
-                if not _is_http(target):
+                    target = urljoin(url, location.strip())
+                except ValueError as exc:  # e.g. a malformed IPv6 host
+                    fault, target = f"malformed: {exc}", location
+                else:
+                    fault = _url_fault(target)
+                if fault:
                     raise SourceError(
-                        f"source '{source.id}': {source.url} redirected to {target!r}, "
-                        f"which is not an http(s) URL; check the url in [sources.{source.id}]"
+                        f"source '{source.id}': {source.url} redirected to Location "
+                        f"{location!r}, which is not a usable http(s) URL ({fault}); "
+                        f"check the url in [sources.{source.id}] or tell the publisher"
                     )
                 url = target
                 continue
@@ -153,7 +173,7 @@ async def _read_response(source: SourceConfig, url: str, response: httpx.Respons
         f"bytes; raise max_bytes in [sources.{source.id}] if the feed really is that big"
     )
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > source.max_bytes:
+    if declared.isascii() and declared.isdigit() and int(declared) > source.max_bytes:
         raise too_big
     chunks: list[bytes] = []
     received = 0

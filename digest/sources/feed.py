@@ -2,7 +2,8 @@
 
 feedparser does the format work on bytes we fetched ourselves; everything it
 returns is treated as untrusted and goes through ``digest.sanitize``. Problems with
-one item (no date, a date in the future) are reported and the item is kept.
+one item (no date, a date more than a day ahead) are reported and the item is kept;
+an item without a GUID of its own that repeats another item's link is dropped.
 """
 
 from __future__ import annotations
@@ -12,22 +13,28 @@ import html
 import io
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import feedparser
+from feedparser.encodings import convert_to_utf8
 
 from digest.errors import SourceError
 from digest.models import Post
-from digest.sanitize import absolute_url, clean_html, first_image, first_paragraph, plain_text
+from digest.sanitize import (
+    absolute_url,
+    clean_html,
+    clean_identifier,
+    first_image,
+    first_paragraph,
+    plain_text,
+)
 
 FUTURE_TOLERANCE = timedelta(days=1)
 UNTITLED = "(untitled)"
 
-_ROOT_ELEMENT = re.compile(r"<[A-Za-z_:]")
 _ENTITY_DECLARATION = re.compile(r"<!ENTITY", re.IGNORECASE)
-_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _MRSS_PREFIX = re.compile(
     rb"""xmlns:([A-Za-z_][\w.-]*)\s*=\s*["']http://search\.yahoo\.com/mrss/?["']"""
 )
@@ -51,15 +58,14 @@ def parse_feed(
     Raises ``SourceError`` for documents that declare entities and for anything
     that is not a readable feed.
     """
-    refuse_entities(data, source_id=source_id, location=location)
+    data = _protect_media_captions(data)
+    refuse_entities(data, source_id=source_id, location=location, content_type=content_type)
     # No Content-Location on purpose: relative links are resolved below against the
     # entry's own link, then the feed's link, and only then the fetch URL.
-    headers = {"content-type": content_type} if content_type else {}
+    headers = _headers(content_type)
     # A BytesIO, not bytes: feedparser treats a bytes or str argument as a file name to try.
     try:
-        parsed = feedparser.parse(
-            io.BytesIO(_protect_media_captions(data)), response_headers=headers
-        )
+        parsed = feedparser.parse(io.BytesIO(data), response_headers=headers)
     except Exception as exc:  # feedparser reports bad input as "bozo"; anything else is its bug
         raise SourceError(_not_a_feed(source_id, location, f"parser failure: {exc!r}")) from exc
     entries: list[Any] = list(parsed.get("entries", []))
@@ -78,36 +84,74 @@ def parse_feed(
 
     feed: Mapping[str, Any] = parsed.get("feed", {})
     feed_base = absolute_url(str(feed.get("link", "")), base_url) or base_url
-    posts: list[Post] = []
+    items: list[tuple[Post, bool]] = []  # each post, and whether the feed gave it a GUID
     for number, entry in enumerate(entries, start=1):
         if not any(entry.get(key) for key in ("title", "link", "id", "summary", "content")):
             problems.append(f"item {number}: no title, link, id or content; skipped")
             continue
-        post, entry_problems = _entry_to_post(
+        post, has_guid, entry_problems = _entry_to_post(
             entry, source_id=source_id, base_url=feed_base, now=now
         )
-        posts.append(post)
+        items.append((post, has_guid))
         problems.extend(entry_problems)
+    posts = _without_link_twins(items, problems)
     return posts, problems
 
 
-def refuse_entities(data: bytes, *, source_id: str, location: str) -> None:
-    """Raise ``SourceError`` when the document's prolog declares entities.
+def _without_link_twins(items: list[tuple[Post, bool]], problems: list[str]) -> list[Post]:
+    """Drop (and report) the items without a GUID that repeat the link of one with a GUID.
+
+    Only those: a status page or podcast feed links every item to one page, and its
+    items, each with its own GUID, must all be kept. (Items without a GUID that share
+    a link share their GUID too, which ``digest.sources.dedupe`` reports.)
+    """
+    linked = {post.link for post, has_guid in items if has_guid and post.link}
+    kept: list[Post] = []
+    for post, has_guid in items:
+        if not has_guid and post.link in linked:
+            problems.append(f"item '{post.title}': duplicate link {post.link}; kept the other")
+        else:
+            kept.append(post)
+    return kept
+
+
+def refuse_entities(data: bytes, *, source_id: str, location: str, content_type: str = "") -> None:
+    """Raise ``SourceError`` when the document contains an entity declaration.
 
     Entity declarations have no place in a feed and are how billion-laughs and
     external-entity attacks start, so such documents are refused outright.
+    ``<!ENTITY`` anywhere counts, inside comments too: feedparser lifts declarations
+    out of comments in the prolog, and where a comment or the prolog ends is exactly
+    what a crafted document disguises (in a processing instruction, a quoted string).
+    The text is read as its bytes suggest (ASCII-compatible, UTF-16, UTF-32) and as
+    feedparser will decode it (``content_type`` may name the charset), so a declared
+    UTF-7 or EBCDIC document cannot hide one either.
     """
-    prolog = _COMMENT.sub("", _prolog_text(data))
-    root = _ROOT_ELEMENT.search(prolog)
-    if _ENTITY_DECLARATION.search(prolog[: root.start()] if root else prolog):
-        raise SourceError(
-            f"source '{source_id}': {location} declares XML entities (<!ENTITY in its "
-            "DOCTYPE), which digest refuses for safety; ask the publisher to remove them "
-            "or remove the source"
-        )
+    for text in _readings(data, content_type):
+        if _ENTITY_DECLARATION.search(text):
+            raise SourceError(
+                f"source '{source_id}': {location} declares XML entities (<!ENTITY), "
+                "which digest refuses for safety; ask the publisher to remove them "
+                "or remove the source"
+            )
 
 
-def _prolog_text(data: bytes) -> str:
+def _headers(content_type: str) -> dict[str, str]:
+    return {"content-type": content_type} if content_type else {}
+
+
+def _readings(data: bytes, content_type: str) -> Iterator[str]:
+    """The document as text: as its first bytes suggest, then as feedparser decodes it."""
+    yield _sniffed_text(data)
+    try:
+        converted = convert_to_utf8(_headers(content_type), data, {})
+    except Exception:  # feedparser.parse then fails alike, and that is reported
+        return
+    if isinstance(converted, bytes):
+        yield converted.decode("utf-8", errors="replace")
+
+
+def _sniffed_text(data: bytes) -> str:
     """The document as text, decoded just well enough to look at its markup."""
     head = data[:4]
     if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
@@ -158,7 +202,8 @@ def _not_a_feed(source_id: str, location: str, cause: str) -> str:
 
 def _entry_to_post(
     entry: Mapping[str, Any], *, source_id: str, base_url: str, now: datetime
-) -> tuple[Post, list[str]]:
+) -> tuple[Post, bool, list[str]]:
+    """The post, whether the entry had a GUID of its own, and the entry's problems."""
     raw_title = str(entry.get("title", ""))
     title = plain_text(raw_title) or UNTITLED
     link = absolute_url(str(entry.get("link", "")), base_url)
@@ -170,10 +215,11 @@ def _entry_to_post(
     summary = clean_html(summary_raw, content_base) if summary_raw != content_raw else ""
     summary_html = summary or first_paragraph(content_html)
 
-    guid = str(entry.get("id", "")).strip() or link
+    own_guid = clean_identifier(str(entry.get("id", "")))
+    guid = own_guid or link
     if not guid:
-        digest = hashlib.sha256(f"{raw_title}\x00{content_raw or summary_raw}".encode())
-        guid = f"sha256:{digest.hexdigest()}"
+        text = f"{raw_title}\x00{content_raw or summary_raw}"
+        guid = f"sha256:{hashlib.sha256(text.encode(errors='surrogatepass')).hexdigest()}"
 
     name = title if title != UNTITLED else (link or guid)
     problems: list[str] = []
@@ -182,10 +228,11 @@ def _entry_to_post(
         problems.append(f"item '{name}': no date, used fetch time")
         published = now
     elif published > now + FUTURE_TOLERANCE:
+        # The date is kept: selection holds the post back until then (an embargo, or
+        # a wrong clock worth telling the publisher about).
         problems.append(
-            f"item '{name}': dated {published.isoformat()}, in the future; used fetch time"
+            f"item '{name}': dated {published.isoformat()}, in the future: it waits until then"
         )
-        published = now
 
     image_url, image_caption = _image_of(entry, content_base)
     if not image_url:
@@ -203,7 +250,7 @@ def _entry_to_post(
         image_caption=image_caption,
         categories=_categories_of(entry),
     )
-    return post, problems
+    return post, bool(own_guid), problems
 
 
 def _html_of(detail: Any) -> str:
@@ -219,11 +266,13 @@ def _html_of(detail: Any) -> str:
 
 def _date_of(entry: Mapping[str, Any]) -> datetime | None:
     for key in ("published_parsed", "updated_parsed"):
-        parsed = entry.get(key)
+        # "in" first: feedparser answers a missing updated_parsed with published_parsed
+        # and a DeprecationWarning.
+        parsed = entry.get(key) if key in entry else None
         if isinstance(parsed, time.struct_time):
             try:
                 return datetime(*parsed[:6], tzinfo=UTC)
-            except ValueError:
+            except (ValueError, OverflowError):
                 continue
     return None
 

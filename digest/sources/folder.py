@@ -4,7 +4,9 @@ This is how an editor publishes without a feed: drop ``2026-11-20-title.md`` int
 the folder. Files are read in name order, not recursively; hidden files (editor
 leftovers such as ``.#post.md``) are ignored. A file with a problem
 is reported by name and skipped (or kept, for a missing link); a post dated after
-``now`` is scheduled and not returned yet.
+``now`` is scheduled and not returned yet. A post's GUID is its front matter ``guid``,
+else ``folder:<file name>``: never the link, so adding or fixing a link later does not
+make it a new post (renaming the file does).
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from markdown_it import MarkdownIt
 
 from digest.errors import SourceError
 from digest.models import Post
-from digest.sanitize import absolute_url, clean_html, first_image, first_paragraph, plain_text
+from digest.sanitize import (
+    absolute_url,
+    clean_html,
+    clean_identifier,
+    first_image,
+    first_paragraph,
+    plain_text,
+)
 
 SUFFIXES = (".md", ".html")
 
@@ -60,10 +69,10 @@ def read_folder(
         try:
             post = _read_post(path, source_id=source_id, markdown=markdown, max_bytes=max_bytes)
         except _Skip as skip:
-            problems.append(f"file '{path.name}': {skip}; skipped")
+            problems.append(f"file '{_name(path)}': {skip}; skipped")
             continue
         if not post.link:
-            problems.append(f"file '{path.name}': no link in the front matter; left empty")
+            problems.append(f"file '{_name(path)}': no link in the front matter; left empty")
         if post.published <= now:
             posts.append(post)
     return posts, problems
@@ -104,7 +113,7 @@ def _read_post(path: Path, *, source_id: str, markdown: MarkdownIt, max_bytes: i
         image_url, image_caption = first_image(content_html)
     return Post(
         source_id=source_id,
-        guid=_text(meta, "guid").strip() or link or f"folder:{path.stem}",
+        guid=clean_identifier(_text(meta, "guid")) or _file_guid(path),
         title=title,
         link=link,
         published=published,
@@ -115,6 +124,15 @@ def _read_post(path: Path, *, source_id: str, markdown: MarkdownIt, max_bytes: i
         image_caption=image_caption,
         categories=_categories(meta),
     )
+
+
+def _name(path: Path) -> str:
+    """The file name as text; bytes of it that are not UTF-8 are written as ``\\xNN``."""
+    return path.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _file_guid(path: Path) -> str:
+    return clean_identifier(f"folder:{_name(path)}")
 
 
 def _text(meta: Mapping[str, Any], key: str) -> str:
@@ -144,7 +162,10 @@ def _date(value: object) -> datetime:
             raise _Skip(f"date {str(value)!r} is not an ISO 8601 date") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01 00:00 +01:00 is before year 1 in UTC
+        raise _Skip(f"date {str(value)!r} is out of range") from exc
 
 
 def _categories(meta: Mapping[str, Any]) -> tuple[str, ...]:
