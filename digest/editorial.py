@@ -13,6 +13,7 @@ import tomllib
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -35,6 +36,7 @@ from digest.config import (
     WebConfig,
 )
 from digest.errors import ConfigError
+from digest.models import Post
 
 DEFAULT_CONFIG_PATH = Path("config/digest.toml")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -44,6 +46,8 @@ _HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)\Z")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SQLITE_URL = re.compile(r"(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?\Z")
 _SCHEDULE_HINT = 'daily = "07:00", weekly = "mon 07:00" or cron = "0 7 * * 1-5"'
+_MAX_TIMEOUT = 600.0  # seconds; RFC 5321 lets a relay take 10 minutes over the final dot
+_MINUTES_PER_YEAR = 525_600
 
 _ROOT_KEYS = ("site", "storage", "web", "delivery", "sources", "newsletters")
 _SITE_KEYS = tuple(f.name for f in fields(SiteConfig))
@@ -61,6 +65,22 @@ _DAY_NAMES = dict(zip(WEEKDAYS, WEEKDAYS, strict=True)) | {d: d[:3] for d in _FU
 _POSTAL_HINT = (
     ": digest refuses to send without a physical postal address (required by CAN-SPAM; every "
     'footer carries it), e.g. postal_address = "Transmission, 1 Example Street, Prague, Czechia"'
+)
+
+# What `digest check` renders each subject template with: every field filled, so that a
+# template which fails on a real edition fails here first.
+_SAMPLE_POST = Post(
+    source_id="sample",
+    guid="urn:digest:sample",
+    title="A sample post",
+    link="https://example.org/posts/sample",
+    published=datetime(2026, 1, 1, 7, 0, tzinfo=UTC),
+    author="A. Writer",
+    summary_html="<p>The summary.</p>",
+    content_html="<p>The content.</p>",
+    image_url="https://example.org/posts/sample.png",
+    image_caption="A caption",
+    categories=("news",),
 )
 
 _S = TypeVar("_S", bound=str)
@@ -140,12 +160,16 @@ class _Table:
             self.fail(f"{key} {value} is out of range: use a whole number {allowed}")
         return value
 
-    def number(self, key: str, default: float) -> float:
+    def number(self, key: str, default: float, high: float) -> float:
         value = self._get(key, (int, float), "a number")
         if not isinstance(value, int | float):
             return default
         if not value > 0:
             self.fail(f"{key} {value} must be greater than 0")
+        elif not value <= high:
+            self.fail(
+                f"{key} {value} is out of range: use a number greater than 0, at most {high:g}"
+            )
         return float(value)
 
     def table(self, key: str, known: _Keys, required: bool = False) -> _Table:
@@ -155,15 +179,25 @@ class _Table:
             self.fail(f"missing required table [{name}]")
         return _Table(self.problems, self.file, name, self.data.get(key, {}), known)
 
-    def email(self, key: str, required: bool) -> str:
+    def email(self, key: str, required: bool, ascii_local: bool = True) -> str:
+        """The address with an IDN domain as A-label (xn--), which needs no SMTPUTF8.
+
+        A non-ASCII local part is refused, unless ``ascii_local=False`` (then it is kept).
+        """
         value = self.string(key, None if required else "").removeprefix("mailto:")
         if not value:
             return ""
         try:
-            return validate_email(value, check_deliverability=False).normalized
+            valid = validate_email(value, check_deliverability=False)
         except EmailNotValidError as exc:
             self.fail(f"{key} {value!r} is not a valid email address: {exc}")
             return value
+        if valid.ascii_email is None and ascii_local:
+            self.fail(
+                f"{key} {value!r} needs an ASCII local part (before the @): a non-ASCII one needs"
+                " SMTPUTF8, which most relays and mail headers do not carry"
+            )
+        return valid.ascii_email or valid.normalized
 
     def zone(self, key: str, default: str) -> str:
         """An IANA zone name; ``default`` (validated where it was given) when absent."""
@@ -200,19 +234,41 @@ def _http_url(table: _Table, key: str, url: str, example: str) -> None:
         table.fail(f"{key} {url!r} is not an http:// or https:// URL (e.g. {example!r})")
 
 
+def _base_url(t: _Table) -> str:
+    """``base_url`` as it can go into a header and a link: an IDN host becomes its A-label."""
+    url = t.string("base_url", hint=": the public URL of digest's web app").rstrip("/")
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if not host.isascii():
+            user = parts.netloc.rpartition("@")[0]
+            netloc = (f"{user}@" if user else "") + host.encode("idna").decode("ascii")
+            netloc += f":{parts.port}" if parts.port is not None else ""
+            url = parts._replace(netloc=netloc).geturl()
+    except ValueError as exc:  # UnicodeError (IDNA) is a ValueError
+        t.fail(f"base_url {url!r}: its host is not a valid domain name ({exc}); fix the host")
+        return url
+    _http_url(t, "base_url", url, "https://digest.example.org")
+    if not all("!" <= char <= "~" for char in url):
+        t.fail(
+            f"base_url {url!r} must be printable ASCII without spaces: percent-encode the path"
+            " (e.g. %20 for a space)"
+        )
+    return url
+
+
 def _site(root: _Table) -> SiteConfig:
     t = root.table("site", _SITE_KEYS, required=True)
     name = t.string("name")
-    base_url = t.string("base_url", hint=": the public URL of digest's web app").rstrip("/")
-    if base_url:
-        _http_url(t, "base_url", base_url, "https://digest.example.org")
     return SiteConfig(
         name=name,
-        base_url=base_url,
+        base_url=_base_url(t),
         postal_address=t.string("postal_address", hint=_POSTAL_HINT),
         sender_name=t.string("sender_name", name),
         sender_email=t.email("sender_email", required=True),
-        reply_to=t.email("reply_to", required=False),
+        reply_to=t.email("reply_to", required=False, ascii_local=False),
         unsubscribe_mailto=t.email("unsubscribe_mailto", required=False),
         timezone=t.zone("timezone", "UTC"),
     )
@@ -250,8 +306,8 @@ def _delivery(root: _Table, base: Path, data_dir: Path) -> DeliveryConfig:
             tls=tls,
             username=s.string("username", ""),
             password_env=password_env,
-            timeout_seconds=s.number("timeout_seconds", 60.0),
-            concurrency=s.integer("concurrency", 4, 1, 100),
+            timeout_seconds=s.number("timeout_seconds", 60.0, _MAX_TIMEOUT),
+            concurrency=s.integer("concurrency", 4, 1, 64),
         )
     elif transport == "smtp":
         t.fail('transport = "smtp" needs a [delivery.smtp] table with at least host = "..."')
@@ -276,9 +332,9 @@ def _source(t: _Table, ident: str, base: Path) -> SourceConfig:
         url=url,
         path=(base / Path(path).expanduser()).resolve() if path else None,
         title=t.string("title", ""),
-        timeout_seconds=t.number("timeout_seconds", 20.0),
+        timeout_seconds=t.number("timeout_seconds", 20.0, _MAX_TIMEOUT),
         max_bytes=t.integer("max_bytes", 5_000_000, 1),
-        fetch_every_minutes=t.integer("fetch_every_minutes", 30, 1),
+        fetch_every_minutes=t.integer("fetch_every_minutes", 30, 1, _MINUTES_PER_YEAR),
     )
 
 
@@ -331,20 +387,35 @@ def _newsletter(
             )
     if len(set(source_ids)) != len(source_ids):
         t.fail("sources: a source id is listed twice")
-    subject = t.string("subject", DEFAULT_SUBJECT)
-    try:
-        jinja2.Environment(autoescape=True).parse(subject)
-    except jinja2.TemplateSyntaxError as exc:
-        t.fail(f"subject is not a valid Jinja2 template: {exc.message}")
-    return NewsletterConfig(
+    newsletter = NewsletterConfig(
         id=ident,
         title=t.string("title"),
         description=t.string("description", ""),
         source_ids=tuple(source_ids),
         schedule=_schedule(t.table("schedule", _SCHEDULE_KEYS, required=True), default_zone),
         max_items=t.integer("max_items", 10, 1),
-        subject=subject,
+        subject=t.string("subject", DEFAULT_SUBJECT),
     )
+    _check_subject(t, newsletter)
+    return newsletter
+
+
+def _check_subject(t: _Table, newsletter: NewsletterConfig) -> None:
+    """Compile and render the subject once, as ``digest.render`` will for every edition."""
+    env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
+    try:
+        template = env.from_string(newsletter.subject)
+    except jinja2.TemplateSyntaxError as exc:  # unknown filters and tests included
+        t.fail(f"subject is not a valid Jinja2 template: {exc.message}")
+        return
+    try:
+        template.render(newsletter=newsletter, posts=[_SAMPLE_POST])
+    except Exception as exc:  # whatever it is, it would stop every edition of this newsletter
+        t.fail(
+            f"subject cannot be rendered ({type(exc).__name__}: {' '.join(str(exc).split())}):"
+            " it gets `newsletter` (id, title, description) and `posts`, each with title,"
+            " link, published, author, summary_html, categories, ..."
+        )
 
 
 def _read(path: Path) -> dict[str, object]:

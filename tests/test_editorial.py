@@ -402,3 +402,137 @@ def test_all_problems_are_reported_together(config_path: Path) -> None:
     assert len(lines) == 3
     assert all(line.startswith(f"{config_path}: [") for line in lines)
     assert "[site] name" in lines[0]
+
+
+# --- values that would pass here and break later ---------------------------------------
+
+
+def test_idn_addresses_are_kept_as_a_labels(config_path: Path) -> None:
+    # A U-label sender makes the SMTP mailer demand SMTPUTF8, which an A-label never needs.
+    for written in ("digest@xn--bcher-kva.example", "digest@Bücher.example"):
+        text = edit('"digest@transmission.example.org"', f'"{written}"')
+        text = edit(
+            'timezone = "Europe/Prague"',
+            'unsubscribe_mailto = "mailto:u@bücher.example"\nreply_to = "jürgen@bücher.example"',
+            text,
+        )
+        site = load(config_path, text).site
+        assert site.sender_email == "digest@xn--bcher-kva.example"
+        assert site.sender_domain == "xn--bcher-kva.example"
+        assert site.unsubscribe_mailto == "u@xn--bcher-kva.example"
+        assert site.reply_to == "jürgen@bücher.example"  # a header, never an envelope
+
+
+@pytest.mark.parametrize("key", ["sender_email", "unsubscribe_mailto"])
+def test_envelope_addresses_need_an_ascii_local_part(config_path: Path, key: str) -> None:
+    text = edit('timezone = "Europe/Prague"', 'timezone = "Europe/Prague"\nunsubscribe_mailto = ""')
+    text = edit(f'{key} = "', f'{key} = "jürgen@example.org"\n# "', text)
+    message = problem(config_path, text)
+    assert message == (
+        f"{config_path}: [site] {key} 'jürgen@example.org' needs an ASCII local part (before "
+        "the @): a non-ASCII one needs SMTPUTF8, which most relays and mail headers do not carry"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "stored"),
+    [
+        ("https://Bücher.example/", "https://xn--bcher-kva.example"),
+        ("https://bücher.example:8443/digest", "https://xn--bcher-kva.example:8443/digest"),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+    ],
+)
+def test_an_idn_base_url_host_becomes_its_a_label(config_path: Path, url: str, stored: str) -> None:
+    text = edit('base_url = "https://digest.example.org/"', f'base_url = "{url}"')
+    assert load(config_path, text).site.base_url == stored
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://example.org/my digest", "must be printable ASCII without spaces"),
+        ("https://example.org/bücher", "must be printable ASCII without spaces"),
+        ("https://example.org/a\\tb", "must be printable ASCII without spaces"),
+        ("https://" + "ü" * 70 + ".example", "its host is not a valid domain name"),
+    ],
+)
+def test_base_url_must_fit_a_header(config_path: Path, url: str, expected: str) -> None:
+    text = edit('base_url = "https://digest.example.org/"', f'base_url = "{url}"')
+    message = problem(config_path, text)
+    assert message.startswith(f"{config_path}: [site] base_url ")
+    assert expected in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        ("{{ posts|lenght }}", "subject is not a valid Jinja2 template: No filter named 'lenght'"),
+        ("{{ newsletter.titel }}", "subject cannot be rendered (UndefinedError: "),
+        ("{{ posts[0].title|truncate('x') }}", "subject cannot be rendered (TypeError: "),
+        ("{{ posts[1].title }}", "subject cannot be rendered (UndefinedError: "),
+        ("{{ posts|length // 0 }}", "subject cannot be rendered (ZeroDivisionError: "),
+    ],
+)
+def test_a_subject_that_fails_to_render_is_caught_by_check(
+    config_path: Path, subject: str, expected: str
+) -> None:
+    text = edit('sources = ["posts"]', f'sources = ["posts"]\nsubject = "{subject}"')
+    message = problem(config_path, text)
+    assert message.startswith(f"{config_path}: [newsletters.daily] {expected}")
+
+
+def test_a_subject_may_use_every_post_field(config_path: Path) -> None:
+    subject = (
+        "{{ newsletter.title }} {{ newsletter.id }}: {{ posts[0].title|truncate(40) }} by "
+        "{{ posts[0].author }} ({{ posts[0].published.strftime('%d %b') }}, "
+        "{{ posts[0].categories|join(', ') }}, {{ posts[0].link }})"
+    )
+    text = edit('sources = ["posts"]', f'sources = ["posts"]\nsubject = "{subject}"')
+    assert load(config_path, text).newsletters["daily"].subject == subject
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            "fetch_every_minutes = 525601",
+            "fetch_every_minutes 525601 is out of range: use a whole number from 1 to 525600",
+        ),
+        (
+            "timeout_seconds = 601",
+            "timeout_seconds 601 is out of range: use a number greater than 0, at most 600",
+        ),
+        (
+            "timeout_seconds = inf",
+            "timeout_seconds inf is out of range: use a number greater than 0, at most 600",
+        ),
+        ("timeout_seconds = nan", "timeout_seconds nan must be greater than 0"),
+        ("max_bytes = 0", "max_bytes 0 is out of range: use a whole number at least 1"),
+    ],
+)
+def test_source_numbers_have_sane_bounds(config_path: Path, extra: str, expected: str) -> None:
+    text = edit('path = "posts"', f'path = "posts"\n{extra}')
+    assert problem(config_path, text) == f"{config_path}: [sources.posts] {expected}"
+
+
+def test_source_numbers_at_their_bounds_load(config_path: Path) -> None:
+    text = edit(
+        'path = "posts"', 'path = "posts"\nfetch_every_minutes = 525600\ntimeout_seconds = 600'
+    )
+    source = load(config_path, text).sources["posts"]
+    assert (source.fetch_every_minutes, source.timeout_seconds) == (525600, 600.0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("concurrency = 65", "concurrency 65 is out of range: use a whole number from 1 to 64"),
+        ("concurrency = 0", "concurrency 0 is out of range: use a whole number from 1 to 64"),
+        ("timeout_seconds = 1e9", "timeout_seconds 1000000000.0 is out of range"),
+        ("timeout_seconds = -1", "timeout_seconds -1 must be greater than 0"),
+    ],
+)
+def test_smtp_numbers_have_sane_bounds(config_path: Path, extra: str, expected: str) -> None:
+    text = MINIMAL + f'[delivery.smtp]\nhost = "mx"\n{extra}\n'
+    assert problem(config_path, text).startswith(f"{config_path}: [delivery.smtp] {expected}")

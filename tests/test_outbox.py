@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
+import shutil
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
@@ -85,6 +86,21 @@ async def test_an_existing_empty_folder_is_completed(tmp_path: Path) -> None:
         stored_path(result.reply).read_bytes()
         == envelope_headers(SENDER, READER, crlf=False) + b"x\n"
     )
+
+
+@pytest.mark.parametrize("removed", ["outbox", "outbox/new", "outbox/tmp"])
+async def test_an_outbox_removed_while_running_is_made_again(tmp_path: Path, removed: str) -> None:
+    outbox = tmp_path / "outbox"
+    mailer = OutboxMailer(outbox)
+    await mailer.send(sender=SENDER, recipient=READER, message=make_message(subject="one"))
+    shutil.rmtree(tmp_path / removed)  # e.g. `rm -rf var/outbox` while digest runs
+
+    result = await mailer.send(sender=SENDER, recipient=READER, message=make_message(subject="2"))
+
+    assert result.status is DeliveryStatus.SENT
+    assert stored_path(result.reply).parent == outbox / "new"
+    assert "2" in {m["Subject"] for m in mailbox.Maildir(outbox, create=False)}
+    assert all((outbox / sub).is_dir() for sub in ("tmp", "new", "cur"))
 
 
 async def test_an_unwritable_outbox_is_a_transport_error_naming_it(tmp_path: Path) -> None:

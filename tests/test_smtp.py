@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
@@ -28,6 +29,8 @@ from support.smtpd import (
 
 SENDER = "news@example.org"
 READER = "reader@example.net"
+FAILED = DeliveryStatus.FAILED
+THROTTLED = r"throttling or temporarily refusing.*digest will retry"
 
 
 def make_message(
@@ -117,6 +120,8 @@ async def test_sequential_sends_share_one_connection() -> None:
     ("reply", "status"),
     [
         ("550 5.1.1 user unknown", DeliveryStatus.FAILED),
+        ("550 5.1.1 <relay@example.net>: user unknown in relay recipient table", FAILED),
+        ("553 5.7.1 <gone@example.net>: sender is not allowed to mail this user", FAILED),
         ("451 4.2.0 mailbox busy, try later", DeliveryStatus.DEFERRED),
     ],
 )
@@ -192,16 +197,75 @@ async def test_a_5xx_greeting_is_a_transport_error() -> None:
         await mailer.aclose()
 
 
-async def test_mail_from_4xx_is_deferred_and_5xx_a_transport_error() -> None:
+async def test_any_refusal_of_mail_from_is_a_transport_error() -> None:
+    # A 4xx to MAIL FROM says nothing about the reader: the relay throttles the site. Were it
+    # DEFERRED, every reader's attempts would run out while the relay cools down.
     async with running_smtpd() as server, smtp_mailer(server) as mailer:
         server.faults.mail_reply = "451 4.3.2 system busy"
-        deferred = await mailer.send(sender=SENDER, recipient=READER, message=b"x")
+        with pytest.raises(TransportError) as throttled:
+            await mailer.send(sender=SENDER, recipient=READER, message=b"x")
         server.faults.mail_reply = "553 5.7.1 sender not allowed"
         with pytest.raises(TransportError, match=r"MAIL FROM.*553 5\.7\.1 sender not allowed"):
             await mailer.send(sender=SENDER, recipient=READER, message=b"x")
-    assert deferred.status is DeliveryStatus.DEFERRED
-    assert deferred.reply == "451 4.3.2 system busy"
+    where = f"{server.host}:{server.port}"
+    assert str(throttled.value).startswith(f"{where} answered MAIL FROM with 451 4.3.2 system busy")
+    assert re.search(THROTTLED, str(throttled.value))
     assert server.messages == []
+
+
+@pytest.mark.parametrize("stage", ["MAIL FROM", "RCPT TO", "DATA", "the final dot"])
+async def test_421_at_any_stage_pauses_instead_of_deferring_the_reader(stage: str) -> None:
+    reply = "421 4.7.0 too many messages, slow down"
+    async with running_smtpd() as server, smtp_mailer(server) as mailer:
+        faults = server.faults
+        if stage == "MAIL FROM":
+            faults.mail_reply = reply
+        elif stage == "RCPT TO":
+            faults.reject_recipients[READER] = reply
+        elif stage == "DATA":
+            faults.data_command_reply = reply
+        else:
+            faults.data_reply = reply
+        with pytest.raises(TransportError, match=THROTTLED) as caught:
+            await mailer.send(sender=SENDER, recipient=READER, message=make_message())
+        server.faults = type(faults)()  # the relay has cooled down
+        after = await mailer.send(sender=SENDER, recipient=READER, message=make_message())
+
+    where = f"{server.host}:{server.port}"
+    assert str(caught.value).startswith(f"{where} answered {stage} with {reply}.")
+    assert after.status is DeliveryStatus.SENT
+    assert server.connections == 2  # the refused connection was not put back in the pool
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "530 5.7.0 Authentication required",
+        "554 5.7.1 <reader@example.net>: Relay access denied",
+        "550 5.7.1 Relaying denied",
+        "550 relay not permitted",  # Exim's default: no enhanced status code
+    ],
+)
+async def test_a_relay_refusing_us_at_rcpt_fails_no_reader(reply: str) -> None:
+    async with running_smtpd() as server, smtp_mailer(server) as mailer:
+        server.faults.reject_recipients[READER] = reply
+        with pytest.raises(TransportError) as caught:
+            await mailer.send(sender=SENDER, recipient=READER, message=make_message())
+    message = str(caught.value)
+    assert message.startswith(f"{server.host}:{server.port} refused to relay mail from digest")
+    assert f"RCPT TO with {reply}" in message
+    assert "[delivery.smtp] username and password_env" in message
+    assert "relay's permissions" in message
+    assert server.messages == []
+
+
+async def test_a_4xx_greeting_is_throttling_not_a_wrong_setting() -> None:
+    async with greeting_server("421 4.3.2 too many connections from your host") as port:
+        config = SmtpConfig(host="127.0.0.1", port=port, tls="none", timeout_seconds=5.0)
+        mailer = SmtpMailer(config, local_hostname="client.test")
+        with pytest.raises(TransportError, match=rf"greeting: 421 4\.3\.2 .*{THROTTLED}"):
+            await mailer.send(sender=SENDER, recipient=READER, message=b"x")
+        await mailer.aclose()
 
 
 async def test_auth_with_the_right_password_sends() -> None:

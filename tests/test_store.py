@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, create_engine, func, make_url, select, text
 
 from digest.errors import AlreadyExists, NotFound, StoreError
 from digest.models import (
@@ -28,7 +29,14 @@ from digest.store import SqlStore, check_schema, create_engine_for, migrate
 from digest.store import tables as t
 from digest.store.migrate import head_revision
 
-from support.databases import BACKENDS, database_url, engine_for, migrated_engine
+from support.databases import (
+    BACKENDS,
+    POSTGRES_URL,
+    database_url,
+    engine_for,
+    migrated_engine,
+    postgres_schema,
+)
 
 LATER = timedelta(hours=1)
 
@@ -154,6 +162,66 @@ def test_a_revision_from_a_newer_digest_is_refused(engine: Engine) -> None:
         check_schema(engine)
     with pytest.raises(StoreError, match="newer digest"):
         migrate(engine)
+
+
+@pytest.mark.postgres
+def test_processes_migrating_a_fresh_postgres_database_at_once_wait_for_each_other() -> None:
+    # Every `digest worker` may run `digest migrate` as it starts: without the advisory lock
+    # all but one die on "duplicate key value violates unique constraint" (or worse).
+    with postgres_schema() as url:
+        # Without the advisory lock, these threads deadlock (a database lock against
+        # alembic's module loading): lock_timeout turns that into a failure, not a hang.
+        options = make_url(url).query["options"] + " -clock_timeout=10s"
+        url = make_url(url).update_query_dict({"options": options}).render_as_string(False)
+        engines = [create_engine_for(url) for _ in range(4)]
+        barrier = threading.Barrier(len(engines))
+
+        def run(engine: Engine) -> str:
+            barrier.wait(timeout=5)
+            return migrate(engine)
+
+        try:
+            with ThreadPoolExecutor(max_workers=len(engines)) as pool:
+                revisions = list(pool.map(run, engines))
+            assert revisions == [head_revision()] * len(engines)
+            check_schema(engines[0])
+            with engines[0].connect() as connection:
+                versions = connection.execute(text("SELECT version_num FROM alembic_version"))
+                assert versions.scalars().all() == [head_revision()]
+        finally:
+            for engine in engines:
+                engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_user_without_create_on_the_schema_is_told_what_to_grant() -> None:
+    role = f"digest_t_{secrets.token_hex(4)}"
+    with postgres_schema() as url:
+        schema = make_url(url).query["options"].partition("search_path=")[2]
+        admin = create_engine(POSTGRES_URL)
+        try:
+            with admin.begin() as connection:  # PostgreSQL 15's default for a non-owner
+                connection.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+                connection.execute(text(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"'))
+            engine = create_engine_for(
+                make_url(url).set(username=role, password="hunter2").render_as_string(False)
+            )
+            try:
+                with pytest.raises(StoreError) as raised:
+                    migrate(engine)
+            finally:
+                engine.dispose()
+        finally:
+            with admin.begin() as connection:
+                connection.execute(text(f'DROP OWNED BY "{role}"'))
+                connection.execute(text(f'DROP ROLE "{role}"'))
+            admin.dispose()
+    message = str(raised.value)
+    assert message.startswith(f"database postgresql+psycopg://{role}:***@")
+    assert f"does not let {role} create digest's tables (permission denied for schema " in message
+    assert f"GRANT CREATE ON SCHEMA {schema} TO {role}" in message
+    assert "as the database owner" in message
+    assert "hunter2" not in message
 
 
 def test_the_migrated_schema_matches_tables_py(engine: Engine) -> None:

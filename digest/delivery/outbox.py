@@ -50,8 +50,9 @@ def _has_line_break_or_control(address: str) -> bool:
 class OutboxMailer:
     """A :class:`digest.ports.Mailer` that stores messages in the Maildir ``directory``.
 
-    The folder (and its parents) is created on first use; an existing empty folder is
-    completed with ``tmp/``, ``new/`` and ``cur/``. A failure to write (permissions,
+    The folder (and its parents) is created on first use, and again if it was removed
+    while digest runs; an existing empty folder is completed with ``tmp/``, ``new/`` and
+    ``cur/``. A failure to write (permissions,
     disk full, a path under a regular file) raises ``TransportError`` naming the
     folder. ``send`` may be called concurrently; file I/O runs in worker threads.
     """
@@ -103,9 +104,22 @@ class OutboxMailer:
     # --- runs in a worker thread ------------------------------------------------------
     def _store(self, data: bytes) -> Path:
         if not self._ready:
-            for sub in _SUBDIRS:
-                (self._directory / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._make_folders()
             self._ready = True
+        try:
+            return self._write(data)
+        except FileNotFoundError:
+            # Someone removed the folder while digest runs (`rm -rf var/outbox` after
+            # reading the quick-start files): make it again, once, rather than fail every
+            # send until a restart.
+            self._make_folders()
+            return self._write(data)
+
+    def _make_folders(self) -> None:
+        for sub in _SUBDIRS:
+            (self._directory / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def _write(self, data: bytes) -> Path:
         name = self._unique_name()
         tmp = self._directory / "tmp" / name
         new = self._directory / "new" / name

@@ -5,6 +5,10 @@ reply to the final dot means the server took responsibility for the message; 4xx
 temporary (retry with backoff); 5xx for this recipient or this message is permanent.
 Replies that are none of these (a 3xx where a final reply was due, a malformed line)
 leave the outcome open after the data was sent and mean "try again" before it.
+
+Some replies refuse the sending site rather than the reader, whatever command they
+answer: :func:`raise_for_site_refusal` turns those into ``TransportError``, so that no
+reader is deferred, failed or suppressed for a fault of the relay or of its settings.
 """
 
 from __future__ import annotations
@@ -12,13 +16,22 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from digest.errors import TransportError
 from digest.models import DeliveryStatus, SendResult
 
 MAX_REPLY_LENGTH = 500
 """Longest reply text kept in the ledger; relays sometimes send a page of prose."""
 
+THROTTLED = (
+    "The relay is throttling or temporarily refusing mail: the edition is paused and digest"
+    " will retry it later, without counting an attempt against any reader."
+)
+"""What a site-level temporary refusal (421, 4xx to MAIL FROM or at connect) means."""
+
 _WHITESPACE = re.compile(r"\s+")
 _ENHANCED_CODE = re.compile(r"[245]\.\d{1,3}\.\d{1,3}\s")
+_ADDRESS = re.compile(r"\S*@\S*")
+_RELAY = re.compile(r"\brelay(?:ing)?\b", re.IGNORECASE)
 
 
 def one_line(text: str, *, limit: int = MAX_REPLY_LENGTH) -> str:
@@ -68,8 +81,9 @@ def classify_reply(code: int, message: str, *, after_data: bool) -> SendResult:
     - anything else: ``UNCERTAIN`` after the data (the server may have the message),
       ``DEFERRED`` before it.
 
-    Site-level refusals (greeting, EHLO, AUTH, 5xx on MAIL FROM) are not classified
-    here: the SMTP mailer raises ``TransportError`` for those.
+    Site-level refusals (greeting, EHLO, AUTH, MAIL FROM, and the replies
+    :func:`raise_for_site_refusal` knows) are not classified here: the SMTP mailer
+    raises ``TransportError`` for those before asking.
     """
     reply = format_reply(code, message)
     if 200 <= code <= 299:
@@ -81,3 +95,37 @@ def classify_reply(code: int, message: str, *, after_data: bool) -> SendResult:
     else:
         status = DeliveryStatus.UNCERTAIN if after_data else DeliveryStatus.DEFERRED
     return SendResult(status=status, reply=reply)
+
+
+def raise_for_site_refusal(code: int, message: str, *, stage: str, where: str) -> None:
+    """Raise ``TransportError`` if this reply refuses the sending site rather than the reader.
+
+    ``stage`` names the command answered ("MAIL FROM", "RCPT TO", "DATA", "the final dot"),
+    ``where`` the relay as ``host:port``. Site refusals are:
+
+    - 421 at any stage, and any 4xx to MAIL FROM: the relay is throttling or busy for
+      now (the edition pauses and is resumed later; no reader's attempt is used up);
+    - 530 (authentication required), and a 5xx that says relaying is denied (enhanced
+      code 5.7.x, or none, and "relay" in the text outside any address, e.g.
+      "554 5.7.1 Relay access denied"): digest may not send through this relay, which
+      would otherwise turn every reader into a hard bounce.
+
+    Other 4xx and 5xx replies to RCPT or DATA are about the reader: :func:`classify_reply`.
+    """
+    reply = format_reply(code, message)
+    if code == 421 or (stage == "MAIL FROM" and 400 <= code <= 499):
+        raise TransportError(f"{where} answered {stage} with {reply}. {THROTTLED}")
+    if code == 530 or (500 <= code <= 599 and _relay_denied(message)):
+        raise TransportError(
+            f"{where} refused to relay mail from digest: it answered {stage} with {reply}."
+            " Check [delivery.smtp] username and password_env (the relay may require AUTH),"
+            " or the relay's permissions for this host and [site] sender_email."
+        )
+
+
+def _relay_denied(message: str) -> bool:
+    text = message.strip()
+    enhanced = _ENHANCED_CODE.match(text + " ")
+    if enhanced and not enhanced.group().startswith("5.7."):
+        return False  # e.g. 5.1.1: a reader's mailbox, whatever the prose says
+    return _RELAY.search(_ADDRESS.sub(" ", text)) is not None

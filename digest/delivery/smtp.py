@@ -2,8 +2,8 @@
 
 Each send is one transaction (MAIL FROM, RCPT TO, DATA) on a pooled aiosmtplib
 connection, so the reply for the recipient is never hidden behind another's. The
-outcome follows :mod:`digest.delivery.replies`; faults of the site itself (cannot
-connect, TLS, AUTH, greeting/EHLO refused, 5xx on MAIL FROM) raise ``TransportError``.
+outcome follows :mod:`digest.delivery.replies`; faults of the site itself (cannot connect,
+TLS, AUTH, greeting/EHLO/MAIL FROM refused, 421, relaying denied) raise ``TransportError``.
 
 The DATA phase is driven here rather than through ``aiosmtplib.SMTP.data`` so that a
 connection lost *before* the message bytes were written (nothing sent: retry) is told
@@ -22,7 +22,7 @@ import aiosmtplib
 
 from digest.config import DeliveryConfig, SmtpConfig
 from digest.delivery.outbox import OutboxMailer
-from digest.delivery.replies import classify_reply, format_reply
+from digest.delivery.replies import THROTTLED, classify_reply, format_reply, raise_for_site_refusal
 from digest.errors import ConfigError, TransportError
 from digest.models import DeliveryStatus, SendResult
 from digest.ports import Mailer
@@ -111,13 +111,13 @@ class SmtpMailer:
     async def send(self, *, sender: str, recipient: str, message: bytes) -> SendResult:
         """Hand ``message`` to the relay for ``recipient`` alone, envelope from ``sender``.
 
-        Returns ``SENT`` (2xx to the final dot), ``DEFERRED`` (4xx to MAIL, RCPT, DATA or
-        the final dot), ``FAILED`` (5xx to RCPT, DATA or the final dot; a recipient that
-        cannot be written on an SMTP line, or needs SMTPUTF8 the relay lacks) or
-        ``UNCERTAIN`` (connection lost or timed out after the final dot), with the
-        server's reply as one line. Raises ``TransportError`` naming ``host:port`` for
-        faults of the site: connect, TLS, EHLO or AUTH failures, a refused greeting,
-        5xx to MAIL FROM, or a new connection lost before the data was sent.
+        Returns ``SENT`` (2xx to the final dot), ``DEFERRED`` (4xx to RCPT, DATA or the
+        final dot), ``FAILED`` (5xx to those; a recipient not writable on an SMTP line or
+        needing SMTPUTF8 the relay lacks) or ``UNCERTAIN`` (no reply to the final dot),
+        with the server's reply as one line. Raises ``TransportError`` naming
+        ``host:port`` for faults of the site: connect, TLS, EHLO or AUTH failures, a
+        refused greeting or MAIL FROM, 421 at any stage, 530 or "relaying denied" (see
+        ``replies.raise_for_site_refusal``), a new connection lost before the data.
         """
         if self._closed:
             raise RuntimeError("SmtpMailer.send called after aclose()")
@@ -236,12 +236,12 @@ class SmtpMailer:
         }
         hint = hints[stage]
         if isinstance(exc, aiosmtplib.SMTPResponseException):
-            what = f"{self._where} refused {stage}: {format_reply(exc.code, exc.message)}."
+            reply = format_reply(exc.code, exc.message)
+            what = f"{self._where} refused {stage}: {reply}."
             if stage == "connect":
-                what = (
-                    f"{self._where} refused the session in its greeting:"
-                    f" {format_reply(exc.code, exc.message)}."
-                )
+                what = f"{self._where} refused the session in its greeting: {reply}."
+            if 400 <= exc.code <= 499:
+                hint = THROTTLED  # a busy or rate-limiting relay, not a wrong setting
         elif isinstance(exc, aiosmtplib.SMTPTimeoutError):
             what = f"{self._where} did not answer ({stage}) within {config.timeout_seconds} s."
         elif isinstance(exc, ssl.SSLError):
@@ -306,8 +306,7 @@ class SmtpMailer:
             except aiosmtplib.SMTPSenderRefused as exc:
                 if exc.code == aiosmtplib.SMTPStatus.domain_unavailable and reused:
                     raise _Stale from exc  # 421: the server is closing this old channel
-                if 400 <= exc.code <= 499:
-                    return classify_reply(exc.code, exc.message, after_data=False)
+                raise_for_site_refusal(exc.code, exc.message, stage=stage, where=self._where)
                 raise TransportError(
                     f"{self._where} refused the envelope sender <{sender}> (MAIL FROM):"
                     f" {format_reply(exc.code, exc.message)}. Check that [site] sender_email"
@@ -323,6 +322,7 @@ class SmtpMailer:
             try:
                 await client.rcpt(recipient, encoding=encoding)
             except aiosmtplib.SMTPRecipientRefused as exc:
+                raise_for_site_refusal(exc.code, exc.message, stage=stage, where=self._where)
                 await self._reset(client)
                 return classify_reply(exc.code, exc.message, after_data=False)
             except ValueError as exc:
@@ -332,6 +332,7 @@ class SmtpMailer:
             stage = "DATA"
             reply = await client.execute_command(b"DATA")
             if reply.code != aiosmtplib.SMTPStatus.start_input:
+                raise_for_site_refusal(reply.code, reply.message, stage=stage, where=self._where)
                 await self._reset(client)
                 return classify_reply(reply.code, reply.message, after_data=False)
             protocol = client.protocol
@@ -362,8 +363,7 @@ class SmtpMailer:
         except aiosmtplib.SMTPResponseException as exc:  # a malformed reply
             client.close()
             return classify_reply(exc.code, exc.message, after_data=True)
-        if reply.code == aiosmtplib.SMTPStatus.domain_unavailable:
-            client.close()  # 421: the server closes the channel after this reply
+        raise_for_site_refusal(reply.code, reply.message, stage="the final dot", where=self._where)
         return classify_reply(reply.code, reply.message, after_data=True)
 
     @staticmethod

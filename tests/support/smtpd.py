@@ -15,8 +15,9 @@ The server runs on the test's own event loop, on a port the OS picks::
     assert server.messages[0].data == raw_bytes      # CRLF line endings, as sent
     assert server.messages[0].recipients == ("a@example.net",)
 
-``server.faults`` holds the fault switches (reject a recipient, answer the final dot
-with 451/554, drop the connection on MAIL or after the data, stall after the data);
+``server.faults`` holds the fault switches (reject a recipient, refuse MAIL or the DATA
+command, answer the final dot with 451/554, drop the connection on MAIL or after the
+data, stall after the data);
 change them between sends. ``server.connections`` counts accepted connections (to
 prove reuse), ``server.peak_connections`` the most open at once, and
 ``server.drop_connections()`` closes every open session as an idle
@@ -65,6 +66,8 @@ class Faults:
     """RCPT address -> reply line, e.g. ``{"gone@example.net": "550 5.1.1 user unknown"}``."""
     mail_reply: str | None = None
     """Reply to every MAIL FROM instead of 250 (e.g. ``"451 4.3.2 try later"``)."""
+    data_command_reply: str | None = None
+    """Reply to the DATA command instead of 354 (e.g. ``"421 4.7.0 slow down"``)."""
     data_reply: str | None = None
     """Reply to the final dot instead of 250; the message is not recorded."""
     drop_after_data: bool = False
@@ -84,6 +87,13 @@ class _Session(SMTP):
         super().connection_made(transport)
         recorder = self.event_handler
         recorder.peak_connections = max(recorder.peak_connections, recorder.open_connections)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        reply = self.event_handler.faults.data_command_reply
+        if reply is not None and self.envelope is not None and self.envelope.rcpt_tos:
+            await self.push(reply)
+            return
+        await super().smtp_DATA(arg)
 
 
 class RecordingServer:
