@@ -10,16 +10,13 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-import zoneinfo
 from collections.abc import Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 import jinja2
-from email_validator import EmailNotValidError, validate_email
 
 from digest.config import (
     DEFAULT_SUBJECT,
@@ -35,6 +32,7 @@ from digest.config import (
     TransportKind,
     WebConfig,
 )
+from digest.config_table import ConfigTable, show
 from digest.errors import ConfigError
 from digest.models import Post
 
@@ -83,9 +81,6 @@ _SAMPLE_POST = Post(
     categories=("news",),
 )
 
-_S = TypeVar("_S", bound=str)
-_Keys = tuple[str, ...] | None
-
 
 def default_config_path(environ: Mapping[str, str]) -> Path:
     """``$DIGEST_CONFIG`` if set and not blank, else ``config/digest.toml`` (relative to cwd)."""
@@ -93,131 +88,7 @@ def default_config_path(environ: Mapping[str, str]) -> Path:
     return Path(value) if value else DEFAULT_CONFIG_PATH
 
 
-def _show(value: object) -> str:
-    """A value as the editor wrote it, for 'expected ..., got ...'."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a table"
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-class _Table:
-    """One TOML table being read. Problems are recorded, not raised, so all get reported."""
-
-    def __init__(self, out: list[str], file: str, name: str, data: object, known: _Keys) -> None:
-        """``known=None`` accepts any key (tables keyed by id: sources, newsletters)."""
-        self.problems, self.file, self.name = out, file, name
-        self.data: dict[str, object] = data if isinstance(data, dict) else {}
-        if not isinstance(data, dict):
-            self.fail(f"expected a table, got {_show(data)}")
-        for key in self.data:
-            if known is not None and key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                word = "key" if name else "table"
-                self.fail(f"unknown {word} {key!r} ({hint}known: {', '.join(known)})")
-
-    def fail(self, message: str) -> None:
-        where = f"[{self.name}] " if self.name else ""
-        self.problems.append(f"{self.file}: {where}{message}")
-
-    def _get(self, key: str, kinds: tuple[type, ...], what: str) -> object | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            self.fail(f"{key}: expected {what}, got {_show(value)}")
-            return None
-        return value
-
-    def string(self, key: str, default: str | None = None, hint: str = "") -> str:
-        """The stripped string; ``default=None`` makes it required and non-blank ("" if not)."""
-        value = self._get(key, (str,), "a string")
-        if value is None:
-            if default is None and key not in self.data:
-                self.fail(f"missing required key {key!r}{hint}")
-            return default or ""
-        text = str(value).strip()
-        if default is None and not text:
-            self.fail(f"{key} is empty{hint}")
-        return text
-
-    def choice(self, key: str, options: tuple[_S, ...], default: _S | None) -> _S:
-        value = self.string(key, default)
-        if value in options:
-            return options[options.index(value)]
-        if value:
-            self.fail(f"{key} {value!r} is not one of {', '.join(map(repr, options))}")
-        return options[0]
-
-    def integer(self, key: str, default: int, low: int, high: int | None = None) -> int:
-        value = self._get(key, (int,), "an integer")
-        if not isinstance(value, int):
-            return default
-        if value < low or (high is not None and value > high):
-            allowed = f"from {low} to {high}" if high is not None else f"at least {low}"
-            self.fail(f"{key} {value} is out of range: use a whole number {allowed}")
-        return value
-
-    def number(self, key: str, default: float, high: float) -> float:
-        value = self._get(key, (int, float), "a number")
-        if not isinstance(value, int | float):
-            return default
-        if not value > 0:
-            self.fail(f"{key} {value} must be greater than 0")
-        elif not value <= high:
-            self.fail(
-                f"{key} {value} is out of range: use a number greater than 0, at most {high:g}"
-            )
-        return float(value)
-
-    def table(self, key: str, known: _Keys, required: bool = False) -> _Table:
-        """The sub-table (an empty one if absent; absence is a problem if required)."""
-        name = f"{self.name}.{key}" if self.name else key
-        if key not in self.data and required:
-            self.fail(f"missing required table [{name}]")
-        return _Table(self.problems, self.file, name, self.data.get(key, {}), known)
-
-    def email(self, key: str, required: bool, ascii_local: bool = True) -> str:
-        """The address with an IDN domain as A-label (xn--), which needs no SMTPUTF8.
-
-        A non-ASCII local part is refused, unless ``ascii_local=False`` (then it is kept).
-        """
-        value = self.string(key, None if required else "").removeprefix("mailto:")
-        if not value:
-            return ""
-        try:
-            valid = validate_email(value, check_deliverability=False)
-        except EmailNotValidError as exc:
-            self.fail(f"{key} {value!r} is not a valid email address: {exc}")
-            return value
-        if valid.ascii_email is None and ascii_local:
-            self.fail(
-                f"{key} {value!r} needs an ASCII local part (before the @): a non-ASCII one needs"
-                " SMTPUTF8, which most relays and mail headers do not carry"
-            )
-        return valid.ascii_email or valid.normalized
-
-    def zone(self, key: str, default: str) -> str:
-        """An IANA zone name; ``default`` (validated where it was given) when absent."""
-        name = self.string(key, default)
-        if key not in self.data:
-            return name
-        try:
-            zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-            close = difflib.get_close_matches(name, zoneinfo.available_timezones(), n=1)
-            example = close[0] if close else "Europe/London"
-            self.fail(f"{key} {name!r} is not an IANA time zone (e.g. {example!r})")
-        return name
-
-    def path(self, key: str, base: Path, default: Path) -> Path:
-        value = self.string(key, "")
-        return (base / Path(value).expanduser()).resolve() if value else default
-
-
-def _check_id(table: _Table, kind: str, ident: str) -> None:
+def _check_id(table: ConfigTable, kind: str, ident: str) -> None:
     if not _ID.match(ident):
         table.fail(
             f"{kind} id {ident!r} must match [a-z0-9][a-z0-9_-]* (at most 64 characters): "
@@ -225,7 +96,7 @@ def _check_id(table: _Table, kind: str, ident: str) -> None:
         )
 
 
-def _http_url(table: _Table, key: str, url: str, example: str) -> None:
+def _http_url(table: ConfigTable, key: str, url: str, example: str) -> None:
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -234,7 +105,7 @@ def _http_url(table: _Table, key: str, url: str, example: str) -> None:
         table.fail(f"{key} {url!r} is not an http:// or https:// URL (e.g. {example!r})")
 
 
-def _base_url(t: _Table) -> str:
+def _base_url(t: ConfigTable) -> str:
     """``base_url`` as it can go into a header and a link: an IDN host becomes its A-label."""
     url = t.string("base_url", hint=": the public URL of digest's web app").rstrip("/")
     if not url:
@@ -259,7 +130,7 @@ def _base_url(t: _Table) -> str:
     return url
 
 
-def _site(root: _Table) -> SiteConfig:
+def _site(root: ConfigTable) -> SiteConfig:
     t = root.table("site", _SITE_KEYS, required=True)
     name = t.string("name")
     return SiteConfig(
@@ -274,7 +145,7 @@ def _site(root: _Table) -> SiteConfig:
     )
 
 
-def _database_url(t: _Table, base: Path, data_dir: Path) -> str:
+def _database_url(t: ConfigTable, base: Path, data_dir: Path) -> str:
     url = t.string("database_url", "")
     if not url:
         return f"sqlite:///{data_dir / 'digest.db'}"
@@ -287,7 +158,7 @@ def _database_url(t: _Table, base: Path, data_dir: Path) -> str:
     return url
 
 
-def _delivery(root: _Table, base: Path, data_dir: Path) -> DeliveryConfig:
+def _delivery(root: ConfigTable, base: Path, data_dir: Path) -> DeliveryConfig:
     t = root.table("delivery", ("transport", "outbox_dir", "smtp"))
     transport = t.choice("transport", _TRANSPORTS, "outbox")
     outbox_dir = t.path("outbox_dir", base, data_dir / "outbox")
@@ -314,7 +185,7 @@ def _delivery(root: _Table, base: Path, data_dir: Path) -> DeliveryConfig:
     return DeliveryConfig(transport=transport, outbox_dir=outbox_dir, smtp=smtp)
 
 
-def _source(t: _Table, ident: str, base: Path) -> SourceConfig:
+def _source(t: ConfigTable, ident: str, base: Path) -> SourceConfig:
     kind = t.choice("kind", _SOURCE_KINDS, None)
     url, path = t.string("url", ""), t.string("path", "")
     if kind == "folder" and url:
@@ -338,7 +209,7 @@ def _source(t: _Table, ident: str, base: Path) -> SourceConfig:
     )
 
 
-def _schedule(t: _Table, default_zone: str) -> ScheduleConfig:
+def _schedule(t: ConfigTable, default_zone: str) -> ScheduleConfig:
     zone = t.zone("timezone", default_zone)
     given = [key for key in ("daily", "weekly", "cron") if key in t.data]
     if len(given) != 1:
@@ -367,14 +238,14 @@ def _schedule(t: _Table, default_zone: str) -> ScheduleConfig:
 
 
 def _newsletter(
-    t: _Table, ident: str, sources: Mapping[str, SourceConfig], default_zone: str
+    t: ConfigTable, ident: str, sources: Mapping[str, SourceConfig], default_zone: str
 ) -> NewsletterConfig:
     source_ids: list[str] = []
     raw = t.data.get("sources")
     if raw is None:
         t.fail("missing required key 'sources' (a list of source ids)")
     elif not isinstance(raw, list) or not raw or not all(isinstance(s, str) for s in raw):
-        t.fail(f"sources: expected a non-empty list of source ids, got {_show(raw)}")
+        t.fail(f"sources: expected a non-empty list of source ids, got {show(raw)}")
     else:
         source_ids = [s.strip() for s in raw]
     for sid in source_ids:
@@ -400,7 +271,7 @@ def _newsletter(
     return newsletter
 
 
-def _check_subject(t: _Table, newsletter: NewsletterConfig) -> None:
+def _check_subject(t: ConfigTable, newsletter: NewsletterConfig) -> None:
     """Compile and render the subject once, as ``digest.render`` will for every edition."""
     env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
     try:
@@ -444,7 +315,7 @@ def load_config(path: Path) -> Config:
     """
     problems: list[str] = []
     file, base = str(path), path.resolve().parent
-    root = _Table(problems, file, "", _read(path), _ROOT_KEYS)
+    root = ConfigTable(problems, file, "", _read(path), _ROOT_KEYS)
     site = _site(root)
     storage = root.table("storage", ("data_dir", "database_url"))
     data_dir = storage.path("data_dir", base, (base / "var").resolve())
@@ -455,13 +326,13 @@ def load_config(path: Path) -> Config:
 
     sources: dict[str, SourceConfig] = {}
     for ident, data in root.table("sources", None).data.items():
-        t = _Table(problems, file, f"sources.{ident}", data, _SOURCE_KEYS)
+        t = ConfigTable(problems, file, f"sources.{ident}", data, _SOURCE_KEYS)
         _check_id(t, "source", ident)
         sources[ident] = _source(t, ident, base)
 
     newsletters: dict[str, NewsletterConfig] = {}
     for ident, data in root.table("newsletters", None).data.items():
-        t = _Table(problems, file, f"newsletters.{ident}", data, _NEWSLETTER_KEYS)
+        t = ConfigTable(problems, file, f"newsletters.{ident}", data, _NEWSLETTER_KEYS)
         _check_id(t, "newsletter", ident)
         newsletters[ident] = _newsletter(t, ident, sources, site.timezone)
     if not newsletters:

@@ -180,7 +180,7 @@ class Renderer:
             raw = self._subject_env.from_string(newsletter.subject).render(
                 newsletter=newsletter, posts=posts
             )
-        except (jinja2.TemplateError, TypeError, ValueError) as exc:
+        except Exception as exc:  # the editor's template: any failure is theirs to fix
             raise ConfigError(
                 f"[newsletters.{newsletter.id}] subject is not a usable template: {exc}"
             ) from exc
