@@ -60,11 +60,14 @@ def plan_edition(
 ) -> Plan:
     """Select and render the next edition without recording anything."""
     first = store.first_edition(newsletter.id)
+    previous = store.last_edition(newsletter.id)
     selection = select_posts(
         store.candidate_posts(newsletter.id, newsletter.source_ids),
         now=now,
         max_items=newsletter.max_items,
         started_at=first.created_at if first else None,
+        sources_started=store.sources_started(newsletter.source_ids),
+        previous_at=previous.created_at if previous else None,
     )
     if not selection.posts:
         return Plan(selection, None)

@@ -59,6 +59,10 @@ class Store(Protocol):
         """
         ...
 
+    def sources_started(self, source_ids: Sequence[str]) -> dict[str, datetime]:
+        """For each source with posts, when its first posts were seen (min ``first_seen``)."""
+        ...
+
     def get_posts(self, keys: Sequence[str]) -> list[Post]:
         """The posts with these keys, in the order of ``keys`` (unknown keys are skipped)."""
         ...

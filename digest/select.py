@@ -9,6 +9,8 @@ expect, adapted so that nothing is silently lost):
 * the first edition of a newsletter is a catch-up: the newest ``max_items`` posts. Older
   posts that were already known when the newsletter started never go out, otherwise a
   feed's whole back catalogue would trickle into later digests;
+* likewise for a source added to a running newsletter: of its first fetch, only posts
+  published since the newsletter's previous edition go out;
 * afterwards every new post goes out; if more arrived than ``max_items``, the newest go
   now and the rest carry over to the next edition;
 * newest first.
@@ -16,7 +18,7 @@ expect, adapted so that nothing is silently lost):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,12 +53,17 @@ def select_posts(
     now: datetime,
     max_items: int,
     started_at: datetime | None,
+    sources_started: Mapping[str, datetime] | None = None,
+    previous_at: datetime | None = None,
 ) -> Selection:
     """Choose the posts of the next edition.
 
     ``stored`` are the posts in no edition of this newsletter yet; ``started_at`` is
-    when the newsletter's first edition was made (None: this is the first edition).
+    when the newsletter's first edition was made (None: this is the first edition);
+    ``sources_started`` when each source's first posts were seen; ``previous_at`` when
+    the newsletter's previous edition was made.
     """
+    sources_started = sources_started or {}
     if max_items < 1:
         raise ValueError("max_items must be at least 1")
     ordered = sorted(stored, key=lambda s: (s.post.published, s.post.key), reverse=True)
@@ -69,6 +76,8 @@ def select_posts(
         elif started_at is not None and max(item.first_seen, post.published) <= started_at:
             # (a post that waited for its date is new when the date comes, not back catalogue)
             reason = "known before the newsletter's first edition: not sent"
+        elif _back_catalogue_of_a_new_source(item, started_at, sources_started, previous_at):
+            reason = "back catalogue of a source added later (published before the last edition)"
         elif taken >= max_items:
             reason = (
                 f"over max_items ({max_items}): carried over"
@@ -81,3 +90,20 @@ def select_posts(
             continue
         verdicts.append(Candidate(post, item.first_seen, False, reason))
     return Selection(tuple(verdicts))
+
+
+def _back_catalogue_of_a_new_source(
+    item: StoredPost,
+    started_at: datetime | None,
+    sources_started: Mapping[str, datetime],
+    previous_at: datetime | None,
+) -> bool:
+    source_start = sources_started.get(item.post.source_id)
+    return (
+        started_at is not None
+        and previous_at is not None
+        and source_start is not None
+        and source_start > started_at  # the source joined after the newsletter began
+        and item.first_seen <= source_start  # ... and this post came with its first fetch
+        and item.post.published <= previous_at  # ... dated before the last digest
+    )

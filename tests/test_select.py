@@ -74,3 +74,36 @@ def test_a_post_that_waited_for_its_date_is_not_back_catalogue() -> None:
     waited = stored(1, published=NOW - timedelta(hours=1), first_seen=started - timedelta(days=1))
     selection = select_posts([waited], now=NOW, max_items=5, started_at=started)
     assert titles(selection) == ["Post 1"]
+
+
+def test_a_source_added_later_sends_only_what_is_new_since_the_last_edition() -> None:
+    started = NOW - timedelta(days=10)
+    previous = NOW - timedelta(days=1)
+    joined = NOW - timedelta(hours=2)  # the new source's first fetch
+
+    def from_new_source(n: int, published: datetime, first_seen: datetime) -> StoredPost:
+        post = Post(
+            source_id="new",
+            guid=f"n{n}",
+            title=f"New {n}",
+            link=f"https://n/{n}",
+            published=published,
+        )
+        return StoredPost(post, first_seen)
+
+    archive = from_new_source(1, NOW - timedelta(days=400), joined)
+    fresh = from_new_source(2, NOW - timedelta(hours=5), joined)
+    later = from_new_source(3, NOW - timedelta(days=30), joined + timedelta(hours=1))
+    old_source = stored(4, published=NOW - timedelta(hours=3))
+    selection = select_posts(
+        [archive, fresh, later, old_source],
+        now=NOW,
+        max_items=10,
+        started_at=started,
+        sources_started={"new": joined, "s": started - timedelta(days=1)},
+        previous_at=previous,
+    )
+    assert titles(selection) == ["Post 4", "New 2", "New 3"]
+    [skipped] = [c for c in selection.candidates if not c.included]
+    assert skipped.post.title == "New 1"
+    assert "back catalogue of a source added later" in skipped.reason

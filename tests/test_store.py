@@ -699,3 +699,12 @@ def _race(store: SqlStore, barrier: threading.Barrier, period: str, now: datetim
 
 def _fields(row: Delivery) -> dict[str, object]:
     return {name: getattr(row, name) for name in Delivery.__slots__}
+
+
+def test_sources_started_is_the_earliest_first_seen(store: SqlStore, now: datetime) -> None:
+    store.upsert_posts([make_post("1"), make_post("2", source="other")], now)
+    store.upsert_posts([make_post("3"), make_post("1")], now + LATER)
+    started = store.sources_started(["blog", "other", "never-fetched"])
+    assert started == {"blog": now, "other": now}
+    assert all(moment.tzinfo is not None for moment in started.values())
+    assert store.sources_started([]) == {}

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 
 from digest.models import Post, SourceState, StoredPost
 from digest.store import tables as t
@@ -108,6 +108,18 @@ def candidate_posts(
         StoredPost(post=_post(row), first_seen=row.first_seen)
         for row in connection.execute(statement)
     ]
+
+
+def sources_started(connection: Connection, source_ids: Sequence[str]) -> dict[str, datetime]:
+    """When each source's first posts were seen (the earliest ``first_seen``)."""
+    if not source_ids:
+        return {}
+    statement = (
+        select(t.posts.c.source_id, func.min(t.posts.c.first_seen))
+        .where(t.posts.c.source_id.in_(list(dict.fromkeys(source_ids))))
+        .group_by(t.posts.c.source_id)
+    )
+    return {source: started for source, started in connection.execute(statement)}
 
 
 def get_posts(connection: Connection, keys: Sequence[str]) -> list[Post]:

@@ -100,6 +100,10 @@ class SqlStore:
         with self._transaction(read_only=True) as connection:
             return post_queries.candidate_posts(connection, newsletter_id, source_ids)
 
+    def sources_started(self, source_ids: Sequence[str]) -> dict[str, datetime]:
+        with self._transaction(read_only=True) as connection:
+            return post_queries.sources_started(connection, source_ids)
+
     def get_posts(self, keys: Sequence[str]) -> list[Post]:
         with self._transaction(read_only=True) as connection:
             return post_queries.get_posts(connection, keys)
