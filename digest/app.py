@@ -6,6 +6,7 @@ outbox mailer, HTTP client); tests call it with their own config, clock and envi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,7 +119,9 @@ class App:
         """What a schedule firing does: fetch the sources, open the edition once, send it."""
         newsletter = self.newsletter(newsletter_id)
         await self.fetch(newsletter.source_ids, now)
-        edition, _created = editions.open_edition(
+        # Rendering (premailer) and the store are blocking: keep the loop free for the web.
+        edition, _created = await asyncio.to_thread(
+            editions.open_edition,
             self.store,
             self.renderer,
             self.config.site,

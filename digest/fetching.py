@@ -29,16 +29,17 @@ class FetchReport:
 
 async def fetch_one(store: Store, fetch: Fetch, source: SourceConfig, now: datetime) -> FetchReport:
     """Fetch one source, store its posts and its state; errors are recorded, not raised."""
-    state = store.get_source_state(source.id)
+    state = await asyncio.to_thread(store.get_source_state, source.id)
     try:
         result = await fetch(source, state, now)
-        new = store.upsert_posts(result.posts, now) if result.posts else 0
+        new = await asyncio.to_thread(store.upsert_posts, result.posts, now) if result.posts else 0
     except Exception as exc:  # one source, whatever broke, never stops the others
         error = str(exc) if isinstance(exc, SourceError) else _unexpected(source, exc)
         failed = replace(state, last_error=error) if state else None
-        store.save_source_state(failed or SourceState(source.id, last_error=error))
+        failed_state = failed or SourceState(source.id, last_error=error)
+        await asyncio.to_thread(store.save_source_state, failed_state)
         return FetchReport(source.id, error=error)
-    store.save_source_state(result.state)
+    await asyncio.to_thread(store.save_source_state, result.state)
     return FetchReport(
         source.id,
         new=new,
