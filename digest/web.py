@@ -390,8 +390,3 @@ async def serve_on(app: ASGIApp, sock: socket.socket, stop: asyncio.Event) -> No
             stopping.cancel()
             await asyncio.wait({stopping})
             await serving
-
-
-async def serve_web(app: ASGIApp, host: str, port: int, stop: asyncio.Event) -> None:
-    """Listen on ``host``:``port`` and serve ``app`` until ``stop`` is set."""
-    await serve_on(app, listen(host, port), stop)
