@@ -250,8 +250,11 @@ def cmd_editions(args: argparse.Namespace, out: Console) -> int:
     if args.newsletter:
         app.newsletter(args.newsletter)
     zone = ZoneInfo(app.config.site.timezone)
-    table = Table("created", "newsletter", "period", "status", "sent", "other", "subject")
+    table = Table(
+        "created", "edition", "newsletter", "period", "status", "sent", "other", "subject"
+    )
     table.columns[0].no_wrap = True
+    table.columns[1].no_wrap = True
     for summary in app.store.list_editions(args.newsletter, limit=args.limit):
         edition = summary.edition
         sent = summary.counts.get(DeliveryStatus.SENT, 0)
@@ -262,6 +265,7 @@ def cmd_editions(args: argparse.Namespace, out: Console) -> int:
         )
         table.add_row(
             f"{edition.created_at.astimezone(zone):%Y-%m-%d %H:%M}",
+            edition.id,
             edition.newsletter_id,
             edition.period_key,
             str(edition.status) + (f" ({edition.error})" if edition.error else ""),
@@ -269,6 +273,26 @@ def cmd_editions(args: argparse.Namespace, out: Console) -> int:
             other,
             edition.subject,
         )
+    out.print(table)
+    return 0
+
+
+def cmd_deliveries(args: argparse.Namespace, out: Console) -> int:
+    """Show who got an edition and what failed: one row per reader with the server's reply."""
+    app = _app(args)
+    edition = app.store.get_edition(args.edition)
+    zone = ZoneInfo(app.config.site.timezone)
+    table = Table("email", "status", "attempts", "last attempt", "reply")
+    table.columns[0].no_wrap = True
+    rows = app.store.list_deliveries(edition.id)
+    if args.status:
+        rows = [row for row in rows if row.status == args.status]
+    for row in rows:
+        when = f"{row.updated_at.astimezone(zone):%Y-%m-%d %H:%M}" if row.updated_at else ""
+        table.add_row(row.email, str(row.status), str(row.attempts), when, row.reply)
+    out.print(
+        f"edition {edition.id}: {edition.newsletter_id} {edition.period_key} ({edition.status})"
+    )
     out.print(table)
     return 0
 
@@ -346,6 +370,12 @@ def _parser() -> argparse.ArgumentParser:
     listing = command("editions", cmd_editions)
     listing.add_argument("newsletter", nargs="?", metavar="NEWSLETTER")
     listing.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+
+    deliveries = command("deliveries", cmd_deliveries)
+    deliveries.add_argument("edition", metavar="EDITION", help="edition id (see `digest editions`)")
+    deliveries.add_argument(
+        "--status", choices=[status.value for status in DeliveryStatus], help="only this status"
+    )
 
     subscribers = commands.add_parser(
         "subscribers", parents=[common], help="manage readers", description="Manage readers."

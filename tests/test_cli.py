@@ -68,6 +68,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     commands = [
         ["run"], ["migrate"], ["check"], ["fetch"], ["preview"], ["send-now"], ["editions"],
+        ["deliveries"],
         ["subscribers"], ["subscribers", "add"], ["subscribers", "list"], ["subscribers", "import"],
     ]  # fmt: skip
     for command in commands:
@@ -204,3 +205,24 @@ def test_preview_to_an_unwritable_path_is_a_clear_error(
     assert code == 1
     assert f"cannot write {target}" in err
     assert "Traceback" not in out + err
+
+
+def test_deliveries_show_who_got_an_edition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = ["--config", str(write_config(tmp_path))]
+    run(capsys, *config, "subscribers", "add", "ana@example.net")
+    run(capsys, *config, "subscribers", "add", "ben@example.org")
+    assert run(capsys, *config, "send-now", "daily")[0] == 0
+    code, out, _ = run(capsys, *config, "editions", "daily")
+    edition_id = next(word for word in out.split() if len(word) == 32)
+    code, out, _ = run(capsys, *config, "deliveries", edition_id)
+    assert code == 0
+    rows = [line for line in out.splitlines() if "@example" in line]
+    assert len(rows) == 2
+    assert all(" sent " in row and "stored in" in row for row in rows)
+    code, out, _ = run(capsys, *config, "deliveries", edition_id, "--status", "failed")
+    assert "@example" not in out
+    code, _, err = run(capsys, *config, "deliveries", "no-such-edition")
+    assert code == 1
+    assert "no-such-edition" in err
