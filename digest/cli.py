@@ -30,6 +30,7 @@ from digest.message import build_message
 from digest.models import DeliveryStatus, EditionStatus
 from digest.render import personalize
 from digest.scheduler import check_schedules, next_fire_time
+from digest.store import masked
 
 Handler = Callable[[argparse.Namespace, Console], int]
 
@@ -72,7 +73,7 @@ def cmd_migrate(args: argparse.Namespace, out: Console) -> int:
     """Create or upgrade the database schema (also done by `digest run`)."""
     config = _config(args)
     open_store(config, apply_migrations=True)
-    out.print(f"database ready: {config.database_url}")
+    out.print(f"database ready: {masked(config.database_url)}")
     return 0
 
 

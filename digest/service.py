@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from digest.app import App
 from digest.errors import DigestError
 from digest.scheduler import DigestScheduler
+from digest.store import masked
 from digest.web import create_web_app, listen, serve_on
 
 log = logging.getLogger("digest.service")
@@ -31,7 +32,7 @@ async def run_service(app: App, stop: asyncio.Event) -> None:
         log.info("delivering to the outbox %s (no mail server needed)", delivery.outbox_dir)
     elif delivery.smtp is not None:
         log.info("delivering over SMTP via %s:%s", delivery.smtp.host, delivery.smtp.port)
-    log.info("database: %s", _masked(config.database_url))
+    log.info("database: %s", masked(config.database_url))
     app.mailer()  # a delivery config error (e.g. a missing password variable) stops us now
 
     web = create_web_app(
@@ -123,12 +124,3 @@ def _log_fetch(source_id: str, new: int, error: str) -> None:
 
 def _local(when: datetime, zone: str) -> str:
     return when.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
-
-
-def _masked(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}"

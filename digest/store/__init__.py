@@ -6,8 +6,8 @@ Other modules use ``create_engine_for``, ``migrate``/``check_schema`` and ``SqlS
 
 from __future__ import annotations
 
-from digest.store.engine import create_engine_for
+from digest.store.engine import create_engine_for, masked
 from digest.store.migrate import check_schema, migrate
 from digest.store.sql import SqlStore
 
-__all__ = ["SqlStore", "check_schema", "create_engine_for", "migrate"]
+__all__ = ["SqlStore", "check_schema", "create_engine_for", "masked", "migrate"]
