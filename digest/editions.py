@@ -119,9 +119,7 @@ def open_edition(
         store.set_edition_status(edition.id, EditionStatus.SKIPPED, NO_READERS)
         return store.get_edition(edition.id), True
     if rendered is not None:
-        store.save_rendering(
-            edition.id, subject=rendered.subject, html=rendered.html, text=rendered.text
-        )
+        _archive(store, edition.id, rendered)
         materialize(store, site, newsletter, secret, edition)
     return edition, True
 
@@ -172,10 +170,14 @@ def _rendering(
         edition_id=edition.id,
         now=edition.created_at,
     )
-    store.save_rendering(
-        edition.id, subject=rendered.subject, html=rendered.html, text=rendered.text
-    )
+    _archive(store, edition.id, rendered)
     return rendered
+
+
+def _archive(store: Store, edition_id: str, rendered: Rendered) -> None:
+    store.save_rendering(
+        edition_id, subject=rendered.subject, html=rendered.html, text=rendered.text
+    )
 
 
 async def send_edition(

@@ -31,9 +31,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.config import NewsletterConfig, SiteConfig
 from digest.errors import ConfigError, DigestError, InvalidToken, NotFound, StoreError
-from digest.models import SubscriptionStatus
 from digest.ports import Clock, Store
 from digest.render import Rendered, archive_html
+from digest.subscriptions import unsubscribe
 from digest.tokens import read_unsubscribe_token
 
 log = logging.getLogger("digest.web")
@@ -215,11 +215,7 @@ class _Pages:
         one_click = isinstance(value, str) and value.strip().lower() == "one-click"
         try:
             changed = await run_in_threadpool(
-                self.store.set_subscription_status,
-                subscriber_id,
-                newsletter_id,
-                SubscriptionStatus.UNSUBSCRIBED,
-                self.clock(),
+                unsubscribe, self.store, subscriber_id, newsletter_id, self.clock()
             )
         except NotFound:
             raise NotFound(
