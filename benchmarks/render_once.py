@@ -20,10 +20,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from digest.config import NewsletterConfig, ScheduleConfig, SiteConfig
-from digest.editions import unsubscribe_url
-from digest.message import build_message, message_id_for
+from digest.editions import personal_message
+from digest.message import message_id_for
 from digest.models import Post
-from digest.render import Renderer, personalize
+from digest.render import Rendered, Renderer
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
@@ -64,43 +64,33 @@ def sample_posts(count: int) -> list[Post]:
     ]
 
 
-def message_for(renderer_output: tuple[str, str, str], reader: int) -> bytes:
-    subject, html, text = renderer_output
-    return build_message(
-        subject=subject,
-        html=html,
-        text=text,
-        site=SITE,
-        newsletter=NEWSLETTER,
-        recipient=f"reader{reader}@example.net",
+def message_for(rendered: Rendered, reader: int) -> bytes:
+    """The production send path's per-reader step (digest.editions.personal_message)."""
+    return personal_message(
+        rendered,
+        SITE,
+        NEWSLETTER,
+        SECRET,
+        subscriber_id=str(reader),
+        email=f"reader{reader}@example.net",
         message_id=message_id_for(SECRET, "edition", str(reader), SITE.sender_domain),
-        unsubscribe_url=unsubscribe_url(SITE, SECRET, str(reader), NEWSLETTER.id),
         now=NOW,
     )
 
 
+def render(renderer: Renderer, posts: list[Post]) -> Rendered:
+    return renderer.render_edition(
+        site=SITE, newsletter=NEWSLETTER, posts=posts, edition_id="e", now=NOW
+    )
+
+
 def baseline(renderer: Renderer, posts: list[Post], readers: int) -> int:
-    size = 0
-    for reader in range(readers):
-        rendered = renderer.render_edition(
-            site=SITE, newsletter=NEWSLETTER, posts=posts, edition_id="e", now=NOW
-        )
-        url = unsubscribe_url(SITE, SECRET, str(reader), NEWSLETTER.id)
-        html, text = personalize(rendered, unsubscribe_url=url)
-        size += len(message_for((rendered.subject, html, text), reader))
-    return size
+    return sum(len(message_for(render(renderer, posts), reader)) for reader in range(readers))
 
 
 def render_once(renderer: Renderer, posts: list[Post], readers: int) -> int:
-    rendered = renderer.render_edition(
-        site=SITE, newsletter=NEWSLETTER, posts=posts, edition_id="e", now=NOW
-    )
-    size = 0
-    for reader in range(readers):
-        url = unsubscribe_url(SITE, SECRET, str(reader), NEWSLETTER.id)
-        html, text = personalize(rendered, unsubscribe_url=url)
-        size += len(message_for((rendered.subject, html, text), reader))
-    return size
+    rendered = render(renderer, posts)
+    return sum(len(message_for(rendered, reader)) for reader in range(readers))
 
 
 def measure(run: Callable[[], int]) -> tuple[float, int, int]:

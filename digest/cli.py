@@ -26,7 +26,6 @@ from digest.app import App, build_app, open_store, utc_now
 from digest.config import Config
 from digest.editorial import default_config_path, load_config
 from digest.errors import DigestError
-from digest.message import build_message
 from digest.models import DeliveryStatus, EditionStatus
 from digest.render import personalize
 from digest.scheduler import check_schedules, next_fire_time
@@ -140,21 +139,21 @@ def cmd_preview(args: argparse.Namespace, out: Console) -> int:
         out.print(f"no new posts: the next {newsletter.id} edition would be skipped")
         return 0
     out.print(f"subject: {plan.rendered.subject}")
-    url = editions.unsubscribe_url(app.config.site, app.secret, "preview", newsletter.id)
+    site = app.config.site
+    url = editions.unsubscribe_url(site, app.secret, "preview", newsletter.id)
     html, text = personalize(plan.rendered, unsubscribe_url=url)
     if args.html:
         _write(Path(args.html), html.encode("utf-8"))
         out.print(f"HTML written to {args.html}")
     if args.eml:
-        message = build_message(
-            subject=plan.rendered.subject,
-            html=html,
-            text=text,
-            site=app.config.site,
-            newsletter=newsletter,
-            recipient=f"reader@{app.config.site.sender_domain}",
-            message_id=f"<preview@{app.config.site.sender_domain}>",
-            unsubscribe_url=url,
+        message = editions.personal_message(
+            plan.rendered,
+            site,
+            newsletter,
+            app.secret,
+            subscriber_id="preview",
+            email=f"reader@{site.sender_domain}",
+            message_id=f"<preview@{site.sender_domain}>",
             now=now,
         )
         _write(Path(args.eml), message)

@@ -42,6 +42,33 @@ def unsubscribe_url(site: SiteConfig, secret: bytes, subscriber_id: str, newslet
     return f"{site.base_url}/u/{unsubscribe_token(secret, subscriber_id, newsletter_id)}"
 
 
+def personal_message(
+    rendered: Rendered,
+    site: SiteConfig,
+    newsletter: NewsletterConfig,
+    secret: bytes,
+    *,
+    subscriber_id: str,
+    email: str,
+    message_id: str,
+    now: datetime,
+) -> bytes:
+    """One reader's copy: their unsubscribe link filled in, headers around the edition."""
+    url = unsubscribe_url(site, secret, subscriber_id, newsletter.id)
+    html, text = personalize(rendered, unsubscribe_url=url)
+    return build_message(
+        subject=rendered.subject,
+        html=html,
+        text=text,
+        site=site,
+        newsletter=newsletter,
+        recipient=email,
+        message_id=message_id,
+        unsubscribe_url=url,
+        now=now,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """What the next edition would hold: the verdict on every candidate and the rendering."""
@@ -233,17 +260,14 @@ async def send_edition(
                 )
                 if claim is not Claim.CLAIMED:
                     return
-                url = unsubscribe_url(site, secret, row.subscriber_id, newsletter.id)
-                html, text = personalize(rendered, unsubscribe_url=url)
-                message = build_message(
-                    subject=rendered.subject,
-                    html=html,
-                    text=text,
-                    site=site,
-                    newsletter=newsletter,
-                    recipient=row.email,
+                message = personal_message(
+                    rendered,
+                    site,
+                    newsletter,
+                    secret,
+                    subscriber_id=row.subscriber_id,
+                    email=row.email,
                     message_id=row.message_id,
-                    unsubscribe_url=url,
                     now=now,
                 )
                 result = await mailer.send(
