@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,38 +23,52 @@ from digest.config import Config, NewsletterConfig, SourceConfig
 from digest.delivery import build_mailer
 from digest.errors import DigestError, NotFound
 from digest.fetching import FetchReport
-from digest.models import Edition, EditionStatus, SourceState
-from digest.ports import Clock, Mailer, Store
+from digest.models import Edition, EditionStatus, Rendered, SourceState
+from digest.ports import Clock, Ledger, Mailer, Store
 from digest.render import Renderer
-from digest.settings import load_secret
+from digest.sending import RateLimits, SendPolicy
+from digest.settings import Secret, load_secret
 from digest.sources import FetchResult, fetch_source
-from digest.store import SqlStore, check_schema, create_engine_for, migrate
+from digest.store import OffloadedLedger, SqlStore, check_schema, create_engine_for, migrate
 
 log = logging.getLogger("digest.app")
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 MAX_REDIRECTS = 5
+OUTBOX_CONCURRENCY = 4  # files written at once into the outbox (each is fsynced)
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def sender_name() -> str:
+    """This process's name as a ledger owner: host, pid and a random tag."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 @dataclass
 class App:
-    """One digest deployment, wired: config, store, renderer, secret, clock, mailer."""
+    """One digest deployment, wired: config, store, renderer, signing key, clock, mailer."""
 
     config: Config
     store: Store
     renderer: Renderer
-    secret: bytes
+    signing_key: Secret
     clock: Clock
-    environ: Mapping[str, str]
+    environ: Mapping[str, str] = field(repr=False)
     templates_dir: Path = TEMPLATES_DIR
+    owner: str = field(default_factory=sender_name)
+    _ledger: OffloadedLedger | None = field(default=None, repr=False)
     _mailer: Mailer | None = field(default=None, repr=False)
     # Editions being sent by this process: the resume loop must not send them a second
     # time while a firing is still working through them.
     _sending: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def secret(self) -> bytes:
+        """The signing key's bytes, for the code that signs (links, Message-IDs)."""
+        return self.signing_key.reveal()
 
     # --- lookups -----------------------------------------------------------------
     def newsletter(self, newsletter_id: str) -> NewsletterConfig:
@@ -79,10 +96,32 @@ class App:
             self._mailer = build_mailer(self.config.delivery, self.environ)
         return self._mailer
 
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = OffloadedLedger(self.store)
+        return self._ledger
+
+    def send_policy(self) -> SendPolicy:
+        """How this deployment sends, from ``[delivery]``."""
+        delivery = self.config.delivery
+        smtp = delivery.smtp if delivery.transport == "smtp" else None
+        return SendPolicy(
+            concurrency=smtp.concurrency if smtp else OUTBOX_CONCURRENCY,
+            batch_size=delivery.batch_size,
+            lease=timedelta(seconds=delivery.lease_seconds),
+            limits=RateLimits(smtp.max_per_second, smtp.max_per_hour, smtp.max_per_day)
+            if smtp
+            else RateLimits(),
+        )
+
     async def aclose(self) -> None:
         if self._mailer is not None:
             await self._mailer.aclose()
             self._mailer = None
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
 
     # --- use cases -----------------------------------------------------------------
     async def fetch(
@@ -115,12 +154,13 @@ class App:
         period_key: str,
         now: datetime,
         on_progress: Callable[[int, int], None] | None = None,
+        stop: asyncio.Event | None = None,
     ) -> editions.SendReport:
         """What a schedule firing does: fetch the sources, open the edition once, send it."""
         newsletter = self.newsletter(newsletter_id)
         await self.fetch(newsletter.source_ids, now)
         # Rendering (premailer) and the store are blocking: keep the loop free for the web.
-        edition, _created = await asyncio.to_thread(
+        opened = await asyncio.to_thread(
             editions.open_edition,
             self.store,
             self.renderer,
@@ -130,59 +170,83 @@ class App:
             period_key,
             now,
         )
-        if edition.status is EditionStatus.SENT or edition.status is EditionStatus.SKIPPED:
-            return editions.SendReport(edition)
-        return await self._send(edition.id, on_progress)
+        return await self._send(opened.edition, opened.rendered, on_progress, stop)
 
     async def send_now(
-        self, newsletter_id: str, on_progress: Callable[[int, int], None] | None = None
+        self,
+        newsletter_id: str,
+        on_progress: Callable[[int, int], None] | None = None,
+        stop: asyncio.Event | None = None,
     ) -> editions.SendReport:
-        """An edition outside the schedule, for the period "manual-<UTC time>"."""
+        """Carry on the newsletter's unfinished edition, or open one now ("manual-<UTC time>").
+
+        An edition left sending or paused by a crash or a fault is resumed first
+        (``resumed`` in the report), so readers still owed it are served before anything new.
+        """
+        newsletter = self.newsletter(newsletter_id)
+        for status in (EditionStatus.SENDING, EditionStatus.PAUSED):
+            for edition in self.store.editions_with_status(status):
+                if edition.newsletter_id == newsletter.id:
+                    report = await self._send(edition, None, on_progress, stop)
+                    report.resumed = True
+                    return report
         now = self.clock()
         key = f"manual-{now.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}"
-        return await self.run_newsletter(newsletter_id, key, now, on_progress)
+        return await self.run_newsletter(newsletter_id, key, now, on_progress, stop)
 
-    async def resume(self) -> list[editions.SendReport]:
-        """Carry on every edition left sending (crash, deferred rows) or paused."""
-        reports = []
+    async def resume(self, stop: asyncio.Event | None = None) -> list[editions.SendReport]:
+        """Carry on every edition left sending (crash, deferred rows) or paused by a fault."""
+        reports: list[editions.SendReport] = []
         for status in (EditionStatus.SENDING, EditionStatus.PAUSED):
             for edition in self.store.editions_with_status(status):
                 if edition.newsletter_id not in self.config.newsletters:
                     continue
+                if stop is not None and stop.is_set():
+                    return reports
                 try:
-                    reports.append(await self._send(edition.id, None))
+                    reports.append(await self._send(edition, None, None, stop))
                 except DigestError as exc:  # one edition's trouble must not stop the others
                     log.error("resuming edition %s failed: %s", edition.id, exc)
         return reports
 
-    async def _send(
-        self, edition_id: str, on_progress: Callable[[int, int], None] | None
+    async def send_edition(
+        self,
+        edition_id: str,
+        on_progress: Callable[[int, int], None] | None = None,
+        stop: asyncio.Event | None = None,
     ) -> editions.SendReport:
-        edition = self.store.get_edition(edition_id)
-        if edition_id in self._sending:
-            return editions.SendReport(edition)
-        self._sending.add(edition_id)
-        try:
-            return await self._send_once(edition, on_progress)
-        finally:
-            self._sending.discard(edition_id)
+        """Send what is due of one edition now (after `editions resume` or `resend`)."""
+        return await self._send(self.store.get_edition(edition_id), None, on_progress, stop)
 
-    async def _send_once(
-        self, edition: Edition, on_progress: Callable[[int, int], None] | None
+    async def _send(
+        self,
+        edition: Edition,
+        rendered: Rendered | None,
+        on_progress: Callable[[int, int], None] | None,
+        stop: asyncio.Event | None,
     ) -> editions.SendReport:
-        smtp = self.config.delivery.smtp
-        return await editions.send_edition(
-            self.store,
-            self.mailer(),
-            self.renderer,
-            self.config.site,
-            self.newsletter(edition.newsletter_id),
-            self.secret,
-            edition,
-            self.clock,
-            concurrency=smtp.concurrency if smtp else 4,
-            on_progress=on_progress,
-        )
+        policy = self.send_policy()
+        if edition.id in self._sending:
+            return await editions.report(self.ledger, edition.id, policy)
+        self._sending.add(edition.id)
+        try:
+            return await editions.send_edition(
+                self.store,
+                self.ledger,
+                self.mailer(),
+                self.config.site,
+                self.newsletter(edition.newsletter_id),
+                self.secret,
+                edition,
+                self.clock,
+                owner=self.owner,
+                policy=policy,
+                rendered=rendered,
+                stop=stop,
+                on_progress=on_progress,
+            )
+        finally:
+            self._sending.discard(edition.id)
 
 
 def open_store(config: Config, *, apply_migrations: bool) -> Store:
@@ -208,7 +272,7 @@ def build_app(
         config=config,
         store=open_store(config, apply_migrations=apply_migrations),
         renderer=Renderer(templates_dir / "email"),
-        secret=load_secret(environ, config.data_dir),
+        signing_key=load_secret(environ, config.data_dir),
         clock=clock,
         environ=environ,
         templates_dir=templates_dir,

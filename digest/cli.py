@@ -12,8 +12,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -164,8 +165,29 @@ def cmd_preview(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_send_now(args: argparse.Namespace, out: Console) -> int:
-    """Create an edition now (outside the schedule) and send it, with a progress bar."""
+    """Send the newsletter now: its unfinished edition if it has one, else a new edition."""
     app = _app(args)
+    report = _sending(
+        app, out, lambda progress, stop: app.send_now(args.newsletter, progress, stop)
+    )
+    edition = report.edition
+    if edition.status is EditionStatus.SKIPPED:
+        why = edition.error or "no new posts: nothing sent"
+        out.print(f"{args.newsletter}: {why} (edition recorded as skipped)")
+        return 0
+    if report.resumed:
+        out.print(f"resumed the unfinished edition {edition.id} of {args.newsletter}")
+    return _print_report(out, report)
+
+
+def _sending(
+    app: App,
+    out: Console,
+    start: Callable[
+        [Callable[[int, int], None], asyncio.Event], Coroutine[Any, Any, editions.SendReport]
+    ],
+) -> editions.SendReport:
+    """Run a send with a progress bar; Ctrl-C or SIGTERM stop it cleanly (see README)."""
     columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=out, transient=True) as progress:
         task = progress.add_task("send", total=None)
@@ -173,29 +195,57 @@ def cmd_send_now(args: argparse.Namespace, out: Console) -> int:
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        report = asyncio.run(_send_now(app, args.newsletter, advance))
+        async def run() -> editions.SendReport:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            try:
+                return await start(advance, stop)
+            finally:
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(signum)
+                await app.aclose()
+
+        return asyncio.run(run())
+
+
+def _print_report(out: Console, report: editions.SendReport) -> int:
     edition = report.edition
-    if edition.status is EditionStatus.SKIPPED:
-        why = edition.error or "no new posts: nothing sent"
-        out.print(f"{args.newsletter}: {why} (edition recorded as skipped)")
-        return 0
     counts = ", ".join(f"{status}: {n}" for status, n in sorted(report.counts.items()))
     out.print(
-        f"edition {edition.id} ({edition.status}): {report.recipients} recipient(s); {counts}"
+        f"edition {edition.id} ({edition.status}): {report.recipients} recipient(s); {counts}",
+        soft_wrap=True,
     )
+    run = report.run
+    out.print(f"this run: {run.sent} sent, {sum(run.outcomes.values())} recorded", soft_wrap=True)
+    if report.duplicates:
+        out.print(
+            f"{report.duplicates} possible duplicate(s) marked in the ledger"
+            f" (`digest editions show {edition.id[:8]}`)",
+            soft_wrap=True,
+        )
+    if run.interrupted:
+        out.print(
+            f"stopped: in-flight messages were recorded and unsent rows given back;"
+            f" {report.unfinished} reader(s) still owed it."
+            f" Continue with `digest editions resume {edition.id[:8]}` (or `digest run`).",
+            style="yellow",
+            soft_wrap=True,
+        )
+        return 130
     if report.paused:
         out.print(f"paused: {report.paused}", style="red", soft_wrap=True)
         return 1
+    if run.waiting:
+        out.print(f"waiting: {run.waiting}", style="yellow", soft_wrap=True)
+    elif report.unfinished:
+        out.print(
+            f"{report.unfinished} row(s) wait for a retry (deferred or uncertain);"
+            " `digest run` retries them when due",
+            soft_wrap=True,
+        )
     return 0
-
-
-async def _send_now(
-    app: App, newsletter_id: str, advance: Callable[[int, int], None]
-) -> editions.SendReport:
-    try:
-        return await app.send_now(newsletter_id, advance)
-    finally:
-        await app.aclose()
 
 
 def cmd_subscribers_add(args: argparse.Namespace, out: Console) -> int:
@@ -244,18 +294,32 @@ def cmd_subscribers_import(args: argparse.Namespace, out: Console) -> int:
     return 1 if report.errors else 0
 
 
+EDITION_ACTIONS = ("show", "pause", "resume", "cancel", "resend")
+
+
 def cmd_editions(args: argparse.Namespace, out: Console) -> int:
-    """Show the history of editions with delivery counts per status."""
+    """List editions, or act on one: show, pause, resume, cancel, resend ID."""
+    words: list[str] = args.words
+    if words and words[0] in EDITION_ACTIONS:
+        if len(words) != 2:
+            raise DigestError(f"usage: digest editions {words[0]} EDITION_ID")
+        return _edition_action(args, out, words[0], words[1])
+    if len(words) > 1:
+        raise DigestError(
+            f"usage: digest editions [NEWSLETTER] or digest editions"
+            f" {{{','.join(EDITION_ACTIONS)}}} EDITION_ID (got {' '.join(words)!r})"
+        )
     app = _app(args)
-    if args.newsletter:
-        app.newsletter(args.newsletter)
+    newsletter = words[0] if words else None
+    if newsletter:
+        app.newsletter(newsletter)
     zone = ZoneInfo(app.config.site.timezone)
     table = Table(
         "created", "edition", "newsletter", "period", "status", "sent", "other", "subject"
     )
     table.columns[0].no_wrap = True
     table.columns[1].no_wrap = True
-    for summary in app.store.list_editions(args.newsletter, limit=args.limit):
+    for summary in app.store.list_editions(newsletter, limit=args.limit):
         edition = summary.edition
         sent = summary.counts.get(DeliveryStatus.SENT, 0)
         other = ", ".join(
@@ -265,7 +329,7 @@ def cmd_editions(args: argparse.Namespace, out: Console) -> int:
         )
         table.add_row(
             f"{edition.created_at.astimezone(zone):%Y-%m-%d %H:%M}",
-            edition.id,
+            edition.id[:8],
             edition.newsletter_id,
             edition.period_key,
             str(edition.status) + (f" ({edition.error})" if edition.error else ""),
@@ -274,26 +338,89 @@ def cmd_editions(args: argparse.Namespace, out: Console) -> int:
             edition.subject,
         )
     out.print(table)
+    out.print("ids are shown by their first 8 characters; any unique prefix is accepted")
+    return 0
+
+
+def _edition_action(args: argparse.Namespace, out: Console, action: str, prefix: str) -> int:
+    app = _app(args)
+    edition_id = app.store.resolve_edition(prefix)
+    if action == "show":
+        return _show_edition(app, out, edition_id)
+    if action == "pause":
+        edition = editions.hold(app.store, edition_id)
+        out.print(f"edition {edition.id} paused: senders stop claiming its rows", soft_wrap=True)
+        return 0
+    if action == "cancel":
+        edition, cancelled = editions.cancel(app.store, edition_id, app.clock())
+        out.print(f"edition {edition.id} cancelled: {cancelled} unsent row(s) cancelled")
+        return 0
+    if action == "resend":
+        if args.failed == args.unsent:
+            raise DigestError("say what to resend: --failed or --unsent")
+        statuses = editions.RESEND_FAILED if args.failed else editions.RESEND_UNSENT
+        edition, count = editions.reopen(app.store, edition_id, statuses)
+        names = ", ".join(str(status) for status in statuses)
+        out.print(f"edition {edition.id}: {count} row(s) ({names}) to send again", soft_wrap=True)
+        if not count:
+            return 0
+    else:  # resume
+        edition = editions.release(app.store, edition_id)
+        out.print(f"edition {edition.id} resumed")
+    report = _sending(app, out, lambda progress, stop: app.send_edition(edition_id, progress, stop))
+    return _print_report(out, report)
+
+
+def _show_edition(app: App, out: Console, edition_id: str) -> int:
+    summary = app.store.edition_summary(edition_id)
+    edition = summary.edition
+    zone = ZoneInfo(app.config.site.timezone)
+    out.print(f"edition {edition.id}", style="bold")
+    out.print(f"  newsletter  {edition.newsletter_id} ({edition.period_key})")
+    out.print(f"  created     {edition.created_at.astimezone(zone):%Y-%m-%d %H:%M %Z}")
+    out.print(f"  status      {edition.status}" + (f": {edition.error}" if edition.error else ""))
+    out.print(f"  subject     {edition.subject}", soft_wrap=True)
+    out.print(f"  recipients  {summary.recipients}; still owed: {summary.unfinished}")
+    out.print(f"  possible duplicates  {summary.duplicates}")
+    table = Table("status", "rows")
+    for status, count in summary.counts.items():
+        if count:
+            table.add_row(str(status), str(count))
+    out.print(table)
+    failures = Table("email", "status", "reply", title="failures (first 20)")
+    shown = 0
+    for status in (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED, DeliveryStatus.UNCERTAIN):
+        for row in app.store.iter_deliveries(edition_id, status=status):
+            if shown == 20:
+                break
+            failures.add_row(row.email, str(row.status), row.reply)
+            shown += 1
+    if shown:
+        out.print(failures)
+        out.print(f"all of them: digest deliveries {edition.id[:8]} --status failed")
     return 0
 
 
 def cmd_deliveries(args: argparse.Namespace, out: Console) -> int:
-    """Show who got an edition and what failed: one row per reader with the server's reply."""
+    """Who got an edition and what failed: one line per reader, streamed, with the reply."""
     app = _app(args)
-    edition = app.store.get_edition(args.edition)
+    edition = app.store.get_edition(app.store.resolve_edition(args.edition))
     zone = ZoneInfo(app.config.site.timezone)
-    table = Table("email", "status", "attempts", "last attempt", "reply")
-    table.columns[0].no_wrap = True
-    rows = app.store.list_deliveries(edition.id)
-    if args.status:
-        rows = [row for row in rows if row.status == args.status]
-    for row in rows:
-        when = f"{row.updated_at.astimezone(zone):%Y-%m-%d %H:%M}" if row.updated_at else ""
-        table.add_row(row.email, str(row.status), str(row.attempts), when, row.reply)
+    status = DeliveryStatus(args.status) if args.status else None
     out.print(
         f"edition {edition.id}: {edition.newsletter_id} {edition.period_key} ({edition.status})"
     )
-    out.print(table)
+    # Tab-separated and streamed: the first line shows at once, memory stays flat at any
+    # size, and `cut -f` or a spreadsheet reads it.
+    write = out.file.write
+    write("email\tstatus\tattempts\tlast attempt\tduplicate\treply\n")
+    count = 0
+    for row in app.store.iter_deliveries(edition.id, status=status, email=args.email):
+        when = f"{row.updated_at.astimezone(zone):%Y-%m-%d %H:%M}" if row.updated_at else "-"
+        duplicate = "possible" if row.duplicate else "-"
+        write(f"{row.email}\t{row.status}\t{row.attempts}\t{when}\t{duplicate}\t{row.reply}\n")
+        count += 1
+    out.print(f"{count} row(s)")
     return 0
 
 
@@ -368,14 +495,24 @@ def _parser() -> argparse.ArgumentParser:
     send_now = command("send-now", cmd_send_now)
     send_now.add_argument("newsletter", metavar="NEWSLETTER")
     listing = command("editions", cmd_editions)
-    listing.add_argument("newsletter", nargs="?", metavar="NEWSLETTER")
+    listing.add_argument(
+        "words",
+        nargs="*",
+        metavar="[NEWSLETTER | show|pause|resume|cancel|resend EDITION]",
+        help="list a newsletter's editions, or act on one edition (any unique id prefix)",
+    )
     listing.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    listing.add_argument("--failed", action="store_true", help="resend: failed, expired, uncertain")
+    listing.add_argument(
+        "--unsent", action="store_true", help="resend: cancelled, expired, deferred"
+    )
 
     deliveries = command("deliveries", cmd_deliveries)
-    deliveries.add_argument("edition", metavar="EDITION", help="edition id (see `digest editions`)")
+    deliveries.add_argument("edition", metavar="EDITION", help="edition id or a unique prefix")
     deliveries.add_argument(
         "--status", choices=[status.value for status in DeliveryStatus], help="only this status"
     )
+    deliveries.add_argument("--email", metavar="TEXT", help="only addresses containing TEXT")
 
     subscribers = commands.add_parser(
         "subscribers", parents=[common], help="manage readers", description="Manage readers."

@@ -87,7 +87,10 @@ class SmtpConfig:
     username: str = ""
     password_env: str = "DIGEST_SMTP_PASSWORD"
     timeout_seconds: float = 60.0
-    concurrency: int = 4
+    concurrency: int = 10  # connections in use at once (messages in flight)
+    max_per_second: int = 0  # rate limits for this relay; 0 = none
+    max_per_hour: int = 0
+    max_per_day: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,8 @@ class DeliveryConfig:
     transport: TransportKind
     outbox_dir: Path
     smtp: SmtpConfig | None = None
+    lease_seconds: float = 60.0  # a dead sender's claimed rows are taken over after this
+    batch_size: int = 200  # ledger rows per claim transaction
 
 
 @dataclass(frozen=True, slots=True)

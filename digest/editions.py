@@ -1,45 +1,68 @@
-"""Use cases of one edition: select and render it, open it once, send it resumably.
+"""Use cases of one edition's life: plan, open once, send resumably, pause, resume, cancel, resend.
 
-The delivery ledger (edition x subscriber) is the only truth of who got what: a row is
-written (with its Message-ID) before the first attempt and updated only after the mailer
-answered, so a crash at any point re-sends at most the messages that were in flight,
-each with the same Message-ID.
+The delivery ledger (edition x subscriber) is the only truth of who got what. An edition
+is opened in one transaction with its posts, its rendering and a row (with its
+Message-ID) per reader, so there is never a half-written edition to repair; the
+rendering is handed to the sender directly. Sending is :mod:`digest.sending`'s work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from digest.config import NewsletterConfig, SiteConfig
-from digest.errors import ConfigError, DigestError, TransportError
-from digest.message import build_message, message_id_for
+from digest.errors import DigestError
+from digest.letters import LetterTemplate
+from digest.message import message_id_for
 from digest.models import (
-    Claim,
-    Delivery,
+    ClaimedRow,
     DeliveryStatus,
     Edition,
     EditionStatus,
-    SendResult,
+    Letter,
+    Rendered,
 )
-from digest.ports import Clock, Mailer, Store
-from digest.render import Rendered, Renderer, personalize
+from digest.ports import Clock, Ledger, Mailer, Store
+from digest.render import UNSUBSCRIBE_URL, Renderer
 from digest.select import Selection, select_posts
+from digest.sending import LetterFor, Sender, SendPolicy, SendRun
 from digest.tokens import unsubscribe_token
 
-MAX_ATTEMPTS = 8  # temporary failures (4xx) before a delivery is given up as expired
-RETRY_AFTER = timedelta(minutes=10)  # first backoff; doubles each time (about 21 h in all)
-LEASE = timedelta(minutes=15)  # a claimed row whose sender went silent this long is free
 NO_READERS = "no confirmed subscribers: nothing sent, posts kept for the next edition"
+OPEN_ATTEMPTS = 5  # selections retried when racing editions took the same posts
 
 
 def unsubscribe_url(site: SiteConfig, secret: bytes, subscriber_id: str, newsletter_id: str) -> str:
     """The reader's one-click unsubscribe link (served by ``digest.web``)."""
     return f"{site.base_url}/u/{unsubscribe_token(secret, subscriber_id, newsletter_id)}"
+
+
+def letter_template(
+    rendered: Rendered, site: SiteConfig, newsletter: NewsletterConfig
+) -> LetterTemplate:
+    """The edition's per-reader template (built once per edition, or per variant)."""
+    return LetterTemplate.build(
+        rendered, site, newsletter, slots=[UNSUBSCRIBE_URL], unsubscribe_slot=UNSUBSCRIBE_URL
+    )
+
+
+def letters_for(
+    template: LetterTemplate, site: SiteConfig, newsletter_id: str, secret: bytes
+) -> LetterFor:
+    """Each claimed row's letter: its recipient, Message-ID and signed links filled in."""
+
+    def letter(row: ClaimedRow, now: datetime) -> Letter:
+        url = unsubscribe_url(site, secret, row.subscriber_id, newsletter_id)
+        return template.letter(
+            recipient=row.email, message_id=row.message_id, links={UNSUBSCRIBE_URL: url}, now=now
+        )
+
+    return letter
 
 
 def personal_message(
@@ -53,20 +76,14 @@ def personal_message(
     message_id: str,
     now: datetime,
 ) -> bytes:
-    """One reader's copy: their unsubscribe link filled in, headers around the edition."""
-    url = unsubscribe_url(site, secret, subscriber_id, newsletter.id)
-    html, text = personalize(rendered, unsubscribe_url=url)
-    return build_message(
-        subject=rendered.subject,
-        html=html,
-        text=text,
-        site=site,
-        newsletter=newsletter,
-        recipient=email,
-        message_id=message_id,
-        unsubscribe_url=url,
-        now=now,
-    )
+    """One reader's message exactly as the sender assembles it (for previews and tests)."""
+    template = letter_template(rendered, site, newsletter)
+    row = ClaimedRow(subscriber_id, email, message_id, attempts=0, duplicate=False)
+    return letters_for(template, site, newsletter.id, secret)(row, now).message
+
+
+def _message_id(secret: bytes, edition_id: str, domain: str, subscriber_id: str) -> str:
+    return message_id_for(secret, edition_id, subscriber_id, domain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +121,14 @@ def plan_edition(
     return Plan(selection, rendered)
 
 
+@dataclass(frozen=True, slots=True)
+class Opened:
+    edition: Edition
+    created: bool
+    rendered: Rendered | None = None  # the new edition's rendering, to send without a re-read
+    recipients: int = 0
+
+
 def open_edition(
     store: Store,
     renderer: Renderer,
@@ -112,208 +137,218 @@ def open_edition(
     secret: bytes,
     period_key: str,
     now: datetime,
-) -> tuple[Edition, bool]:
-    """Create the edition of ``period_key`` once; ``(edition, created)``.
+) -> Opened:
+    """Open the edition of ``period_key`` once, in one transaction.
 
     With no new posts, or no confirmed reader, the edition is recorded as skipped and
-    nothing is sent (without readers the posts stay for the next edition). Otherwise
-    its rendering is archived and one ledger row per confirmed reader materialized.
-    A second call for the same period (another scheduler, a restart) returns the
-    existing edition with ``created=False``.
+    nothing is sent (without readers the posts stay for the next edition). A second call
+    for the same period (another scheduler, a restart) returns the existing edition with
+    ``created=False``. When another edition took some of the selected posts meanwhile
+    (two `send-now` at once), the posts are selected again, so no two editions of one
+    newsletter hold the same post.
     """
     existing = store.find_edition(newsletter.id, period_key)
     if existing is not None:
-        return existing, False
-    edition_id = secrets.token_hex(16)
-    # Nobody to send to: record the firing, but keep the posts for the first readers.
-    has_readers = bool(store.confirmed_subscribers(newsletter.id))
-    plan = plan_edition(store, renderer, site, newsletter, now, edition_id) if has_readers else None
-    rendered = plan.rendered if plan else None
-    edition = store.create_edition(
-        newsletter_id=newsletter.id,
-        period_key=period_key,
-        now=now,
-        post_keys=[post.key for post in plan.selection.posts] if plan and rendered else (),
-        status=EditionStatus.SENDING if rendered else EditionStatus.SKIPPED,
-        subject=rendered.subject if rendered else "",
-        edition_id=edition_id,
-    )
-    if edition is None:  # lost a race against another process: theirs stands
-        twin = store.find_edition(newsletter.id, period_key)
-        assert twin is not None, "create_edition refused without an existing edition"
-        return twin, False
-    if not has_readers:
-        store.set_edition_status(edition.id, EditionStatus.SKIPPED, NO_READERS)
-        return store.get_edition(edition.id), True
-    if rendered is not None:
-        _archive(store, edition.id, rendered)
-        materialize(store, site, newsletter, secret, edition)
-    return edition, True
-
-
-def materialize(
-    store: Store, site: SiteConfig, newsletter: NewsletterConfig, secret: bytes, edition: Edition
-) -> int:
-    """Write a pending ledger row, with its Message-ID, for every confirmed reader."""
-    rows = [
-        Delivery(
-            edition_id=edition.id,
-            subscriber_id=reader.id,
-            email=reader.ascii_email,
-            message_id=message_id_for(secret, edition.id, reader.id, site.sender_domain),
-            status=DeliveryStatus.PENDING,
+        return Opened(existing, created=False)
+    for _ in range(OPEN_ATTEMPTS):
+        edition_id = secrets.token_hex(16)
+        plan = plan_edition(store, renderer, site, newsletter, now, edition_id)
+        opened = store.open_edition(
+            newsletter_id=newsletter.id,
+            period_key=period_key,
+            now=now,
+            post_keys=[post.key for post in plan.selection.posts] if plan.rendered else [],
+            rendered=plan.rendered,
+            message_id=functools.partial(_message_id, secret, edition_id, site.sender_domain),
+            edition_id=edition_id,
+            no_readers=NO_READERS,
         )
-        for reader in store.confirmed_subscribers(newsletter.id)
-    ]
-    return store.add_deliveries(rows)
+        if opened is None:
+            continue  # lost the posts to a concurrent edition: select again
+        edition, recipients = opened
+        if recipients < 0:
+            return Opened(edition, created=False)
+        sending = edition.status is EditionStatus.SENDING
+        return Opened(edition, True, plan.rendered if sending else None, recipients)
+    raise DigestError(
+        f"newsletter {newsletter.id!r}: other editions kept taking the selected posts;"
+        " try again (is another digest process sending this newsletter right now?)"
+    )
 
 
 @dataclass
 class SendReport:
+    """Where an edition stands after a send: its totals from the ledger, and this run."""
+
     edition: Edition
-    counts: Counter[DeliveryStatus] = field(default_factory=Counter)
-    paused: str = ""  # the transport fault that paused the edition, if any
+    counts: dict[DeliveryStatus, int] = field(default_factory=dict)
+    paused: str = ""  # the fault that paused the edition, if any
+    duplicates: int = 0  # rows marked as possible duplicates, in all
+    unfinished: int = 0  # rows still owed (deferred, or uncertain awaiting their retry)
+    duplicate_bound: int = 0  # most duplicates a crash of this run could have caused
+    run: SendRun = field(default_factory=SendRun)
+    resumed: bool = False  # an unfinished edition was carried on rather than a new one
 
     @property
     def recipients(self) -> int:
         return sum(self.counts.values())
 
 
-def _rendering(
-    store: Store,
-    renderer: Renderer,
-    site: SiteConfig,
-    newsletter: NewsletterConfig,
-    edition: Edition,
-) -> Rendered:
-    archived = store.get_rendering(edition.id)
-    if archived is not None:
-        return Rendered(*archived)
-    # Crashed between creating the edition and archiving it: render the same posts again.
-    rendered = renderer.render_edition(
-        site=site,
-        newsletter=newsletter,
-        posts=store.get_posts(edition.post_keys),
-        edition_id=edition.id,
-        now=edition.created_at,
-    )
-    _archive(store, edition.id, rendered)
-    return rendered
-
-
-def _archive(store: Store, edition_id: str, rendered: Rendered) -> None:
-    store.save_rendering(
-        edition_id, subject=rendered.subject, html=rendered.html, text=rendered.text
-    )
-
-
 async def send_edition(
     store: Store,
+    ledger: Ledger,
     mailer: Mailer,
-    renderer: Renderer,
     site: SiteConfig,
     newsletter: NewsletterConfig,
     secret: bytes,
     edition: Edition,
     clock: Clock,
     *,
-    concurrency: int = 4,
+    owner: str,
+    policy: SendPolicy,
+    rendered: Rendered | None = None,
+    stop: asyncio.Event | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> SendReport:
-    """Send every unfinished delivery of ``edition``; safe to call again at any time.
+    """Send every row of ``edition`` that is due now; safe to call again at any time.
 
-    Each row is claimed in the store before its message is built (so two senders, even
-    in two processes, never send it both) and its outcome recorded as soon as the
-    mailer answers. A reader who left meanwhile is suppressed at their turn. Deferred
-    rows wait out an exponential backoff. A fault that is not the reader's (the
-    transport, the config, a bug) pauses the edition with the error; the remaining rows
-    stay for a later resume. ``on_progress(done, total)`` follows each recorded row.
+    A paused edition (a fault of the site) is resumed; a held, cancelled, sent or
+    skipped one is left as it is. ``rendered`` is the rendering just opened; without
+    it the archived one is read (never rendered again). ``on_progress(done, total)``
+    follows the outcomes written; ``stop`` ends the run early (in-flight sends finish
+    and are recorded, unsent rows are given back).
     """
-    if edition.status is EditionStatus.SKIPPED:
-        return SendReport(edition)
-    rendered = _rendering(store, renderer, site, newsletter, edition)
-    if not store.list_deliveries(edition.id):
-        materialize(store, site, newsletter, secret, edition)
     if edition.status is EditionStatus.PAUSED:
-        store.set_edition_status(edition.id, EditionStatus.SENDING)
-    started = clock()
-    todo = [row for row in store.unfinished_deliveries(edition.id) if _due(row, started)]
-    gate = asyncio.Semaphore(max(1, concurrency))
-    faults: list[str] = []
-    done = 0
-
-    async def deliver(row: Delivery) -> None:
-        nonlocal done
-        async with gate:
-            if faults:  # something is wrong beyond this reader: leave the rest for a resume
-                return
-            claim = Claim.TAKEN
-            try:
-                now = clock()
-                claim = await asyncio.to_thread(
-                    store.claim_delivery,
-                    edition.id,
-                    row.subscriber_id,
-                    newsletter.id,
-                    now,
-                    now - LEASE,
-                )
-                if claim is not Claim.CLAIMED:
-                    return
-                message = personal_message(
-                    rendered,
-                    site,
-                    newsletter,
-                    secret,
-                    subscriber_id=row.subscriber_id,
-                    email=row.email,
-                    message_id=row.message_id,
-                    now=now,
-                )
-                result = await mailer.send(
-                    sender=site.sender_email, recipient=row.email, message=message
-                )
-                result = _give_up_if_exhausted(result, row.attempts + 1)
-                await asyncio.to_thread(
-                    store.record_delivery, edition.id, row.subscriber_id, result, clock()
-                )
-            except Exception as exc:  # even a bug must pause the edition, not orphan the rest
-                known = isinstance(exc, DigestError)
-                faults.append(str(exc) if known else f"unexpected {type(exc).__name__}: {exc}")
-                if claim is Claim.CLAIMED and isinstance(exc, TransportError | ConfigError):
-                    # Nothing went out: the row is free again at once, no lease to wait.
-                    await asyncio.to_thread(store.release_delivery, edition.id, row.subscriber_id)
-                return
-            done += 1
-            if on_progress is not None:
-                on_progress(done, len(todo))
-
-    await asyncio.gather(*(deliver(row) for row in todo))
-    return finish(store, edition, faults[0] if faults else "")
-
-
-def _due(row: Delivery, now: datetime) -> bool:
-    """A deferred row waits 10 min, 20 min, 40 min, ... after each temporary failure."""
-    if row.status is not DeliveryStatus.DEFERRED or row.updated_at is None:
-        return True
-    wait: timedelta = RETRY_AFTER * 2 ** max(0, row.attempts - 1)
-    return now >= row.updated_at + wait
-
-
-def _give_up_if_exhausted(result: SendResult, attempts: int) -> SendResult:
-    if result.status is DeliveryStatus.DEFERRED and attempts >= MAX_ATTEMPTS:
-        return SendResult(
-            DeliveryStatus.EXPIRED, f"gave up after {attempts} attempts: {result.reply}"
+        await ledger.set_edition_status(
+            edition.id, EditionStatus.SENDING, only_from=[EditionStatus.PAUSED]
         )
-    return result
+    elif edition.status is not EditionStatus.SENDING:
+        return await report(ledger, edition.id, policy)
+    if rendered is None:
+        rendered = await asyncio.to_thread(store.get_rendering, edition.id)
+    if rendered is None:
+        raise DigestError(
+            f"edition {edition.id} has no archived rendering (it was opened by an older"
+            f" digest that stopped halfway): cancel it with `digest editions cancel {edition.id}`"
+        )
+    template = letter_template(rendered, site, newsletter)
+    progress: Callable[[int], None] | None = None
+    if on_progress is not None:
+        total = (await ledger.edition_summary(edition.id)).unfinished
+        done = 0
+
+        def progress(recorded: int) -> None:
+            nonlocal done
+            done += recorded
+            on_progress(min(done, total), total)
+
+    sender = Sender(
+        ledger=ledger,
+        mailer=mailer,
+        letter_for=letters_for(template, site, newsletter.id, secret),
+        edition_id=edition.id,
+        owner=owner,
+        clock=clock,
+        policy=policy,
+        stop=stop,
+        on_progress=progress,
+    )
+    run = await sender.run()
+    if not run.fault:
+        summary = await ledger.edition_summary(edition.id)
+        if summary.unfinished == 0:
+            await ledger.set_edition_status(
+                edition.id, EditionStatus.SENT, only_from=[EditionStatus.SENDING]
+            )
+    return await report(ledger, edition.id, policy, run)
 
 
-def finish(store: Store, edition: Edition, fault: str) -> SendReport:
-    """Settle the edition's status from its ledger: paused, still sending, or sent."""
-    rows = store.list_deliveries(edition.id)
-    counts = Counter(row.status for row in rows)
-    if fault:
-        store.set_edition_status(edition.id, EditionStatus.PAUSED, fault)
-    elif all(row.status.is_final for row in rows):
-        store.set_edition_status(edition.id, EditionStatus.SENT)
-    return SendReport(store.get_edition(edition.id), counts, fault)
+async def report(
+    ledger: Ledger, edition_id: str, policy: SendPolicy, run: SendRun | None = None
+) -> SendReport:
+    summary = await ledger.edition_summary(edition_id)
+    run = run or SendRun()
+    return SendReport(
+        edition=summary.edition,
+        counts={status: n for status, n in summary.counts.items() if n},
+        paused=run.fault,
+        duplicates=summary.duplicates,
+        unfinished=summary.unfinished,
+        duplicate_bound=policy.duplicate_bound,
+        run=run,
+    )
+
+
+# --- the operator's controls ---------------------------------------------------------------
+
+
+def hold(store: Store, edition_id: str) -> Edition:
+    """Pause a sending (or fault-paused) edition until `resume`; senders stop claiming."""
+    return _move(
+        store,
+        edition_id,
+        EditionStatus.HELD,
+        [EditionStatus.SENDING, EditionStatus.PAUSED],
+        "paused by the operator: `digest editions resume ID` continues it",
+        "only a sending or paused edition can be paused",
+    )
+
+
+def release(store: Store, edition_id: str) -> Edition:
+    """Let a held or paused edition send again."""
+    return _move(
+        store,
+        edition_id,
+        EditionStatus.SENDING,
+        [EditionStatus.HELD, EditionStatus.PAUSED, EditionStatus.SENDING],
+        "",
+        "only a paused edition can be resumed",
+    )
+
+
+def cancel(store: Store, edition_id: str, now: datetime) -> tuple[Edition, int]:
+    """Cancel an unfinished edition; its unsent rows become ``cancelled``. ``(edition, n)``."""
+    edition = _move(
+        store,
+        edition_id,
+        EditionStatus.CANCELLED,
+        [EditionStatus.SENDING, EditionStatus.PAUSED, EditionStatus.HELD],
+        "cancelled by the operator",
+        "only an unfinished edition can be cancelled",
+    )
+    return edition, store.cancel_unsent(edition_id, now)
+
+
+RESEND_FAILED = (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED, DeliveryStatus.UNCERTAIN)
+RESEND_UNSENT = (
+    DeliveryStatus.CANCELLED,
+    DeliveryStatus.EXPIRED,
+    DeliveryStatus.DEFERRED,
+)
+
+
+def reopen(
+    store: Store, edition_id: str, statuses: tuple[DeliveryStatus, ...]
+) -> tuple[Edition, int]:
+    """Make the edition's rows in ``statuses`` pending again and the edition sending."""
+    edition = store.get_edition(edition_id)
+    if edition.status is EditionStatus.SKIPPED:
+        raise DigestError(f"edition {edition_id} was skipped: it has nothing to resend")
+    count = store.reopen_deliveries(edition_id, statuses)
+    if count:
+        store.set_edition_status(edition_id, EditionStatus.SENDING)
+    return store.get_edition(edition_id), count
+
+
+def _move(
+    store: Store,
+    edition_id: str,
+    status: EditionStatus,
+    allowed: list[EditionStatus],
+    error: str,
+    refusal: str,
+) -> Edition:
+    if not store.set_edition_status(edition_id, status, error, only_from=allowed):
+        current = store.get_edition(edition_id)
+        raise DigestError(f"edition {edition_id} is {current.status}: {refusal}")
+    return store.get_edition(edition_id)

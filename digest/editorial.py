@@ -159,7 +159,7 @@ def _database_url(t: ConfigTable, base: Path, data_dir: Path) -> str:
 
 
 def _delivery(root: ConfigTable, base: Path, data_dir: Path) -> DeliveryConfig:
-    t = root.table("delivery", ("transport", "outbox_dir", "smtp"))
+    t = root.table("delivery", ("transport", "outbox_dir", "smtp", "lease_seconds", "batch_size"))
     transport = t.choice("transport", _TRANSPORTS, "outbox")
     outbox_dir = t.path("outbox_dir", base, data_dir / "outbox")
     smtp: SmtpConfig | None = None
@@ -178,11 +178,20 @@ def _delivery(root: ConfigTable, base: Path, data_dir: Path) -> DeliveryConfig:
             username=s.string("username", ""),
             password_env=password_env,
             timeout_seconds=s.number("timeout_seconds", 60.0, _MAX_TIMEOUT),
-            concurrency=s.integer("concurrency", 4, 1, 64),
+            concurrency=s.integer("concurrency", 10, 1, 256),
+            max_per_second=s.integer("max_per_second", 0, 0),
+            max_per_hour=s.integer("max_per_hour", 0, 0),
+            max_per_day=s.integer("max_per_day", 0, 0),
         )
     elif transport == "smtp":
         t.fail('transport = "smtp" needs a [delivery.smtp] table with at least host = "..."')
-    return DeliveryConfig(transport=transport, outbox_dir=outbox_dir, smtp=smtp)
+    return DeliveryConfig(
+        transport=transport,
+        outbox_dir=outbox_dir,
+        smtp=smtp,
+        lease_seconds=t.number("lease_seconds", 60.0, 3600.0),
+        batch_size=t.integer("batch_size", 200, 1, 5000),
+    )
 
 
 def _source(t: ConfigTable, ident: str, base: Path) -> SourceConfig:

@@ -47,3 +47,15 @@ class TransportError(DigestError, ConnectionError):
 
 class StoreError(DigestError, RuntimeError):
     """The database is unreachable or its schema is not at the expected revision."""
+
+
+class SiteRefused(TransportError):
+    """The relay refused the sending site, not the reader (blocklisted, policy, spam).
+
+    Raised for a refusal at RCPT or at the end of data that names the client, the
+    sender or the site; the edition pauses and the readers keep their rows.
+    """
+
+
+class Throttled(TransportError):
+    """The relay asks digest to slow down (421, 4.7.x, rate limits); no reader is at fault."""

@@ -111,6 +111,11 @@ def _address(addr: str, *, what: str, display_name: str = "") -> Address:
         raise InvalidAddress(f"{what} {addr!r} is not a valid email address: {exc}") from exc
 
 
+def address_header(addr: str) -> str:
+    """``addr`` as the To header writes it (quoted where its local part needs it)."""
+    return str(_address(addr, what="recipient"))
+
+
 def _list_id(newsletter: NewsletterConfig, site: SiteConfig) -> str:
     # RFC 2919: an optional phrase, then <id.domain>. Specials would need a quoted-string,
     # which cannot hold encoded-words, so they become spaces in this cosmetic label.
@@ -122,7 +127,13 @@ def _list_id(newsletter: NewsletterConfig, site: SiteConfig) -> str:
     return f"{label} <{list_name.lower()}.{domain}>".lstrip()
 
 
-def _list_unsubscribe(unsubscribe_url: str, mailto: str) -> str:
+def list_unsubscribe(unsubscribe_url: str, mailto: str) -> str:
+    """The List-Unsubscribe value: ``<https://…>`` (and ``<mailto:…>``); ConfigError if unusable."""
+    return unsubscribe_link(unsubscribe_url) + unsubscribe_mailto(mailto)
+
+
+def unsubscribe_link(unsubscribe_url: str) -> str:
+    """``<url>`` for List-Unsubscribe; ``ConfigError`` unless an absolute ASCII http(s) URL."""
     if (
         not unsubscribe_url.startswith(("https://", "http://"))
         or not unsubscribe_url.isascii()
@@ -133,16 +144,21 @@ def _list_unsubscribe(unsubscribe_url: str, mailto: str) -> str:
             f"unsubscribe URL {unsubscribe_url!r} must be an absolute ASCII http(s) URL "
             "without spaces or angle brackets; check [site] base_url"
         )
-    value = f"<{unsubscribe_url}>"
-    if mailto:
-        address = _address(mailto, what="[site] unsubscribe_mailto")
-        if not address.username.isascii():
-            raise ConfigError(f"[site] unsubscribe_mailto {mailto!r} must be an ASCII address")
-        value += f", <mailto:{address.addr_spec}?subject=unsubscribe>"
-    return value
+    return f"<{unsubscribe_url}>"
 
 
-def _check_message_id(message_id: str) -> str:
+def unsubscribe_mailto(mailto: str) -> str:
+    """``, <mailto:…?subject=unsubscribe>`` for List-Unsubscribe, or "" without a mailbox."""
+    if not mailto:
+        return ""
+    address = _address(mailto, what="[site] unsubscribe_mailto")
+    if not address.username.isascii():
+        raise ConfigError(f"[site] unsubscribe_mailto {mailto!r} must be an ASCII address")
+    return f", <mailto:{address.addr_spec}?subject=unsubscribe>"
+
+
+def check_message_id(message_id: str) -> str:
+    """``message_id`` if it looks like ``<id@domain>``; ValueError otherwise."""
     local, at, domain = message_id.strip("<>").partition("@")
     if (
         not (message_id.startswith("<") and message_id.endswith(">"))
@@ -195,9 +211,9 @@ def build_message(
         message["Reply-To"] = _address(site.reply_to, what="[site] reply_to")
     message["Subject"] = clean_header_text(subject)
     message["Date"] = format_datetime(now)
-    message["Message-ID"] = _check_message_id(message_id)
+    message["Message-ID"] = check_message_id(message_id)
     message["List-Id"] = _list_id(newsletter, site)
-    list_unsubscribe = _list_unsubscribe(unsubscribe_url, site.unsubscribe_mailto)
+    unsubscribe_value = list_unsubscribe(unsubscribe_url, site.unsubscribe_mailto)
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     # Not a standard, but vacation responders commonly skip mail marked bulk.
     message["Precedence"] = "bulk"
@@ -207,6 +223,6 @@ def build_message(
         del part["MIME-Version"]  # set_content adds it to each part; it belongs on top only
     wire = message.as_bytes(policy=_WIRE_POLICY_UTF8 if needs_utf8 else _WIRE_POLICY)
     head, blank, body = wire.partition(b"\r\n\r\n")
-    line = b"\r\nList-Unsubscribe: " + list_unsubscribe.encode("ascii")
+    line = b"\r\nList-Unsubscribe: " + unsubscribe_value.encode("ascii")
     head = head.replace(_BEFORE_LIST_UNSUBSCRIBE, line + _BEFORE_LIST_UNSUBSCRIBE, 1)
     return head + blank + body

@@ -64,6 +64,7 @@ class SubscriptionStatus(enum.StrEnum):
     PENDING = "pending"
     CONFIRMED = "confirmed"
     UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"  # a 5xx for the address: never mailed again, never revived by import
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +92,15 @@ class Subscription:
 class EditionStatus(enum.StrEnum):
     SKIPPED = "skipped"  # no new posts: nothing sent
     SENDING = "sending"  # deliveries exist; some not yet final
-    PAUSED = "paused"  # a transport fault stopped it; resumable
+    PAUSED = "paused"  # a fault of the site stopped it; resumed automatically later
+    HELD = "held"  # the operator paused it; only `digest editions resume` continues it
+    CANCELLED = "cancelled"  # the operator cancelled it; unsent rows were cancelled
     SENT = "sent"  # every delivery reached a final status
+
+    @property
+    def is_open(self) -> bool:
+        """Readers may still be owed this edition."""
+        return self in (EditionStatus.SENDING, EditionStatus.PAUSED, EditionStatus.HELD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,18 +126,12 @@ class DeliveryStatus(enum.StrEnum):
     UNCERTAIN = "uncertain"  # connection lost after the final dot: the server may have it
     SUPPRESSED = "suppressed"  # not sent: the reader left (or bounced) before their turn
     EXPIRED = "expired"  # gave up after repeated temporary failures
+    CANCELLED = "cancelled"  # not sent: the operator cancelled the edition
 
     @property
     def is_final(self) -> bool:
+        """No sender will touch the row again (an ``uncertain`` row not yet retried will)."""
         return self not in (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
-
-
-class Claim(enum.StrEnum):
-    """What a sender got when it asked for one delivery."""
-
-    CLAIMED = "claimed"  # it is this sender's to send now
-    TAKEN = "taken"  # another sender holds it, or it is already final
-    LEFT = "left"  # the reader is no longer subscribed: recorded as suppressed
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,62 @@ class Delivery:
     attempts: int = 0
     reply: str = ""
     updated_at: datetime | None = None
+    duplicate: bool = False  # may have reached the reader twice (taken over, or retried)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    """A ledger row a sender holds under its lease: everything needed to send it."""
+
+    subscriber_id: str
+    email: str
+    message_id: str
+    attempts: int
+    duplicate: bool  # taken over from a dead sender or an uncertain retry: may be a second copy
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """At most ``limit`` messages handed to the relay after ``since`` (a rolling window)."""
+
+    window: str  # "second", "hour" or "day": for messages
+    since: datetime
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What one claim took: rows to send, rows suppressed, and a quota that stopped it."""
+
+    rows: list[ClaimedRow]
+    suppressed: int
+    blocked_by: str = ""  # the window of the exhausted quota, if one left nothing
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of one attempt, as a sender hands it to the ledger."""
+
+    subscriber_id: str
+    status: DeliveryStatus
+    reply: str = ""
+    retry_at: datetime | None = None  # for ``deferred`` and a first ``uncertain``
+    count_attempt: bool = True  # False: throttling or a site fault; not the reader's
+
+
+@dataclass(frozen=True, slots=True)
+class Letter:
+    """One message ready for the mail system, with its envelope.
+
+    ``message`` is the RFC 5322 message with CRLF line endings. ``wire_ready`` promises
+    that no line of it starts with a dot and that it ends with CRLF (``digest.letters``
+    builds it so), so it goes into SMTP DATA as it is, with no per-message rewriting.
+    """
+
+    sender: str
+    recipient: str
+    message: bytes
+    wire_ready: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,11 +213,22 @@ class SendResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Rendered:
+    """One rendered edition: full HTML document (CSS inlined) and text, placeholders unfilled."""
+
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class EditionSummary:
     """An edition with its delivery counts per status, for `digest editions`."""
 
     edition: Edition
     counts: dict[DeliveryStatus, int] = field(default_factory=dict)
+    duplicates: int = 0  # rows marked as possible duplicates
+    unfinished: int = 0  # rows a sender will still work on (incl. uncertain ones to retry)
 
     @property
     def recipients(self) -> int:

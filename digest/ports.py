@@ -1,21 +1,35 @@
 """The interfaces the core owns; adapters implement them, ``digest.app`` wires them.
 
-Every datetime crossing these interfaces is timezone-aware UTC.
+The store port is split by its consumers: ``PostStore`` (fetching and selection),
+``Readers`` (subscriptions), ``EditionStore`` (an edition's life and its ledger, used by
+the CLI and the web pages) and ``Ledger`` (the sender's hot path: async, batched).
+``Store`` is all of the synchronous ones, as ``SqlStore`` and the in-memory test store
+implement them; ``digest.store.OffloadedLedger`` turns one into a ``Ledger`` with a
+single worker thread, the one place where database calls leave the event loop.
+
+Every datetime crossing these interfaces is timezone-aware UTC. Every method is its own
+transaction and either completes or changes nothing. Ids are opaque strings. Lookups of
+a missing id raise ``NotFound`` naming it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from digest.models import (
-    Claim,
+    Claimed,
     Delivery,
+    DeliveryStatus,
     Edition,
     EditionStatus,
     EditionSummary,
+    Letter,
+    Outcome,
     Post,
+    Quota,
+    Rendered,
     SendResult,
     SourceState,
     StoredPost,
@@ -28,14 +42,9 @@ Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware UTC. Tests pass a fixed or stepping clock."""
 
 
-class Store(Protocol):
-    """Durable state: sources, posts, subscribers, subscriptions, editions, deliveries.
+class PostStore(Protocol):
+    """Sources and their posts."""
 
-    Every method is its own transaction and either completes or changes nothing.
-    Ids are opaque strings. Lookups of a missing id raise ``NotFound`` naming it.
-    """
-
-    # --- sources and posts -------------------------------------------------------
     def get_source_state(self, source_id: str) -> SourceState | None:
         """The state the last fetch of ``source_id`` saved, or None if never fetched."""
         ...
@@ -67,7 +76,10 @@ class Store(Protocol):
         """The posts with these keys, in the order of ``keys`` (unknown keys are skipped)."""
         ...
 
-    # --- subscribers ---------------------------------------------------------------
+
+class Readers(Protocol):
+    """Subscribers and their subscriptions."""
+
     def add_subscription(
         self,
         *,
@@ -105,30 +117,42 @@ class Store(Protocol):
         """Readers whose subscription to ``newsletter_id`` is confirmed, ordered by email."""
         ...
 
-    # --- editions --------------------------------------------------------------------
-    def create_edition(
+
+class EditionStore(Protocol):
+    """Editions, their archived renderings, and the ledger as operators see it."""
+
+    def open_edition(
         self,
         *,
         newsletter_id: str,
         period_key: str,
         now: datetime,
         post_keys: Sequence[str],
-        status: EditionStatus,
-        subject: str = "",
-        edition_id: str | None = None,
-    ) -> Edition | None:
-        """Create the edition for (newsletter, period), or return None if one exists.
+        rendered: Rendered | None,
+        message_id: Callable[[str], str],
+        edition_id: str,
+        no_readers: str,
+    ) -> tuple[Edition, int] | None:
+        """Open the edition of (newsletter, period) in one transaction; ``(edition, recipients)``.
 
-        ``edition_id`` lets the caller choose the opaque id (the renderer needs it for
-        the "view in browser" link before the row exists); a fresh one is made if None.
-
-        Uniqueness is enforced by the database, so concurrent callers (two schedulers,
-        a restart, a DST fold) cannot create twins. The post keys are stored in order.
+        Writes the edition, its posts, its rendering and one ``pending`` ledger row per
+        confirmed reader, with ``message_id(subscriber_id)`` as its Message-ID, or nothing.
+        Without ``rendered``/``post_keys``, or without a confirmed reader, the edition is
+        written ``skipped`` and holds no post (``no_readers`` is its error in the latter
+        case). Returns the existing edition with recipients ``-1`` if the period already
+        has one (a second scheduler, a restart: the database referees), and ``None`` if
+        another edition of the newsletter took one of ``post_keys`` meanwhile: the caller
+        selects again. So two editions of one newsletter never hold the same post.
         """
         ...
 
     def get_edition(self, edition_id: str) -> Edition:
         """The edition with this id; ``NotFound`` otherwise."""
+        ...
+
+    def resolve_edition(self, prefix: str) -> str:
+        """The id of the only edition whose id starts with ``prefix``; ``NotFound`` if none
+        or several (the message says which)."""
         ...
 
     def find_edition(self, newsletter_id: str, period_key: str) -> Edition | None:
@@ -149,82 +173,175 @@ class Store(Protocol):
         """Newest first, each with its delivery counts per status."""
         ...
 
-    def set_edition_status(self, edition_id: str, status: EditionStatus, error: str = "") -> None:
-        """Move an edition to ``status`` and record (or clear) its error text."""
-        ...
-
-    def save_rendering(self, edition_id: str, *, subject: str, html: str, text: str) -> None:
-        """Archive the rendered edition (placeholders unfilled): the "view in browser" page."""
-        ...
-
-    def get_rendering(self, edition_id: str) -> tuple[str, str, str] | None:
-        """``(subject, html, text)`` archived for the edition, or None."""
-        ...
-
-    # --- deliveries (the ledger) ---------------------------------------------------
-    def add_deliveries(self, deliveries: Sequence[Delivery]) -> int:
-        """Materialize ledger rows; rows that exist for (edition, subscriber) are left alone.
-
-        Returns how many were inserted. The Message-ID is stored here, before any attempt,
-        and reused on every retry.
-        """
-        ...
-
-    def unfinished_deliveries(self, edition_id: str) -> list[Delivery]:
-        """Deliveries of the edition not final yet (pending, sending, deferred), by email."""
-        ...
-
-    def claim_delivery(
-        self,
-        edition_id: str,
-        subscriber_id: str,
-        newsletter_id: str,
-        now: datetime,
-        stale_before: datetime,
-    ) -> Claim:
-        """Atomically take one delivery before sending it.
-
-        ``CLAIMED``: the row was pending, deferred, or ``sending`` with a lease older
-        than ``stale_before`` (its sender died); it is now ``sending`` as of ``now``.
-        ``LEFT``: the reader's subscription is no longer confirmed; the row is recorded
-        as ``suppressed`` instead. ``TAKEN``: another sender holds it or it is final.
-        Two senders (processes or machines) can never both get ``CLAIMED``.
-        """
-        ...
-
-    def release_delivery(self, edition_id: str, subscriber_id: str) -> None:
-        """Give a claimed row back (``sending`` -> ``pending``) when nothing was sent."""
-        ...
-
-    def record_delivery(
-        self, edition_id: str, subscriber_id: str, result: SendResult, now: datetime
-    ) -> None:
-        """Record the outcome of one attempt: status, server reply, attempts + 1.
-
-        A row that is already final is left alone (a late answer cannot undo it).
-        """
-        ...
-
-    def list_deliveries(self, edition_id: str) -> list[Delivery]:
-        """Every ledger row of the edition, ordered by email."""
+    def edition_summary(self, edition_id: str) -> EditionSummary:
+        """The edition with its counts per status, duplicates and unfinished rows."""
         ...
 
     def editions_with_status(self, status: EditionStatus) -> list[Edition]:
         """Editions in ``status`` (e.g. ``sending`` ones to resume), oldest first."""
         ...
 
+    def set_edition_status(
+        self,
+        edition_id: str,
+        status: EditionStatus,
+        error: str = "",
+        *,
+        only_from: Sequence[EditionStatus] | None = None,
+    ) -> bool:
+        """Move the edition to ``status`` with ``error`` (or none); with ``only_from``, only
+        if it is in one of those. True if it moved."""
+        ...
+
+    def save_rendering(self, edition_id: str, *, subject: str, html: str, text: str) -> None:
+        """Archive the rendered edition (placeholders unfilled): the "view in browser" page."""
+        ...
+
+    def get_rendering(self, edition_id: str) -> Rendered | None:
+        """The rendering archived for the edition, or None."""
+        ...
+
+    def cancel_unsent(self, edition_id: str, now: datetime) -> int:
+        """Mark every pending or deferred row ``cancelled``; returns how many.
+
+        Rows a sender holds are left to it; ``uncertain`` rows stay as they are (the
+        reader may have the message) and are not retried while the edition is cancelled.
+        """
+        ...
+
+    def reopen_deliveries(self, edition_id: str, statuses: Sequence[DeliveryStatus]) -> int:
+        """Make the rows in ``statuses`` pending again (attempts reset); returns how many.
+
+        Resending ``failed`` rows confirms their readers' bounced subscriptions again;
+        resent ``uncertain`` rows are marked as possible duplicates.
+        """
+        ...
+
+    def iter_deliveries(
+        self,
+        edition_id: str,
+        *,
+        status: DeliveryStatus | None = None,
+        email: str | None = None,
+    ) -> Iterator[Delivery]:
+        """The edition's rows by email, read a page at a time (memory stays flat);
+        filtered by ``status`` and by a substring of the address."""
+        ...
+
+    def list_deliveries(self, edition_id: str) -> list[Delivery]:
+        """Every ledger row of the edition, ordered by email (small editions, tests)."""
+        ...
+
+
+class SyncLedger(Protocol):
+    """The sender's operations, synchronous; see ``Ledger`` for the contract."""
+
+    def claim_batch(
+        self,
+        edition_id: str,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        quotas: Sequence[Quota] = (),
+    ) -> Claimed: ...
+
+    def record_batch(
+        self, edition_id: str, owner: str, outcomes: Sequence[Outcome], now: datetime
+    ) -> int: ...
+
+    def renew_leases(self, edition_id: str, owner: str, lease_until: datetime) -> int: ...
+
+    def release_claims(self, edition_id: str, owner: str, subscriber_ids: Sequence[str]) -> int: ...
+
+    def sent_since(self, since: datetime) -> int: ...
+
+
+class Store(PostStore, Readers, EditionStore, SyncLedger, Protocol):
+    """Everything durable, synchronously: what ``SqlStore`` and the test memory store are."""
+
+
+class Ledger(Protocol):
+    """The deliveries ledger as the sender uses it: batched, leased, fenced, async.
+
+    Rows are taken in batches for a named ``owner`` until ``lease_until``; an owner that
+    stays alive renews its leases, and rows whose lease ran out are taken over by the
+    next claim (marked as possible duplicates). Outcomes are written only where the
+    owner still holds the row (fencing), so a sender that lost its lease cannot
+    overwrite the new owner's result.
+    """
+
+    async def claim_batch(
+        self,
+        edition_id: str,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        quotas: Sequence[Quota] = (),
+    ) -> Claimed:
+        """Take up to ``limit`` rows of a ``sending`` edition.
+
+        Pending rows first, then deferred and uncertain ones due for retry, then rows
+        whose lease ran out. Rows of readers who are no longer confirmed (unsubscribed,
+        bounced) are recorded ``suppressed`` and counted instead. An edition that is not
+        ``sending`` (paused, held, cancelled) gives nothing. Each of ``quotas`` caps the
+        batch at what its window has left, counting messages sent in the window and
+        rows any sender holds, in every process; ``blocked_by`` names a window that
+        left nothing.
+        """
+        ...
+
+    async def record_batch(
+        self, edition_id: str, owner: str, outcomes: Sequence[Outcome], now: datetime
+    ) -> int:
+        """Write the outcomes of rows ``owner`` holds; returns how many it still held.
+
+        A ``failed`` outcome marks the reader ``bounced`` in every newsletter.
+        """
+        ...
+
+    async def renew_leases(self, edition_id: str, owner: str, lease_until: datetime) -> int:
+        """Extend the owner's leases on the edition; returns how many rows it holds."""
+        ...
+
+    async def release_claims(
+        self, edition_id: str, owner: str, subscriber_ids: Sequence[str]
+    ) -> int:
+        """Give unsent rows back (``pending``) without counting an attempt."""
+        ...
+
+    async def sent_since(self, since: datetime) -> int:
+        """Messages recorded ``sent`` since ``since`` by every sender (per-day quotas)."""
+        ...
+
+    async def edition_summary(self, edition_id: str) -> EditionSummary: ...
+
+    async def get_edition(self, edition_id: str) -> Edition: ...
+
+    async def set_edition_status(
+        self,
+        edition_id: str,
+        status: EditionStatus,
+        error: str = "",
+        *,
+        only_from: Sequence[EditionStatus] | None = None,
+    ) -> bool: ...
+
 
 class Mailer(Protocol):
-    """Hands one finished message to the mail system.
+    """Hands one finished letter to the mail system.
 
     ``send`` returns the per-recipient outcome (sent, deferred on 4xx, failed on 5xx,
     uncertain if the connection broke after the final dot). It raises
     ``TransportError`` when the transport itself is at fault (connection refused,
-    TLS or AUTH failure, 5xx on greeting or MAIL FROM, unwritable outbox): that says
-    nothing about the recipient. ``send`` may be called concurrently.
+    TLS or AUTH failure, 5xx on greeting or MAIL FROM, unwritable outbox), and its
+    subclass ``SiteRefused`` when a reply refuses the sending site rather than the
+    reader (blocklisted, policy, throttling): neither says anything about the
+    recipient. ``send`` may be called concurrently.
     """
 
-    async def send(self, *, sender: str, recipient: str, message: bytes) -> SendResult: ...
+    async def send(self, letter: Letter) -> SendResult: ...
 
     async def aclose(self) -> None:
         """Release connections; the mailer may not be used afterwards."""

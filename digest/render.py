@@ -12,7 +12,6 @@ import logging
 import os
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import jinja2
 from digest.config import NewsletterConfig, SiteConfig
 from digest.errors import ConfigError
 from digest.message import clean_header_text
-from digest.models import Post
+from digest.models import Post, Rendered
 
 # premailer sizes its one memo cache (stylesheet parses, selectors, declaration lists)
 # from this variable when it is first imported. The default of 128 entries is smaller than
@@ -57,15 +56,6 @@ _MONTHS = (
     "November",
     "December",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Rendered:
-    """One rendered edition: full HTML document (CSS inlined) and text, placeholders unfilled."""
-
-    subject: str
-    html: str
-    text: str
 
 
 def edition_url(site: SiteConfig, edition_id: str) -> str:

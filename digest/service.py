@@ -2,7 +2,9 @@
 
 On start it fetches every source once, resumes editions a crash or a transport fault
 left unfinished, then lets the scheduler fire. Every ``RESUME_EVERY`` it retries
-deferred deliveries and paused editions.
+deferred deliveries and paused editions. When ``stop`` is set (SIGTERM, Ctrl-C) every
+send in progress stops claiming, lets its in-flight messages finish and records them,
+and gives its unsent rows back before the process exits.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from digest.web import create_web_app, listen, serve_on
 log = logging.getLogger("digest.service")
 
 RESUME_EVERY = timedelta(minutes=10)
+WIND_DOWN_SECONDS = 120.0  # how long in-flight sends may take to finish after a stop
 
 
 async def run_service(app: App, stop: asyncio.Event) -> None:
@@ -45,11 +48,20 @@ async def run_service(app: App, stop: asyncio.Event) -> None:
     )
     sock = listen(config.web.host, config.web.port)  # a taken port fails now, clearly
     server = asyncio.create_task(serve_on(web, sock, stop))
+    running: set[asyncio.Task[object]] = set()
     await _initial_fetch(app)
-    await _resume(app)
+    if not stop.is_set():
+        await _resume(app, stop)
 
     async def on_newsletter(newsletter_id: str, period_key: str, now: datetime) -> None:
-        report = await app.run_newsletter(newsletter_id, period_key, now)
+        task = asyncio.current_task()
+        if task is not None:
+            running.add(task)
+        try:
+            report = await app.run_newsletter(newsletter_id, period_key, now, stop=stop)
+        finally:
+            if task is not None:
+                running.discard(task)
         log.info(
             "%s %s: edition %s %s, %d recipient(s) %s%s",
             newsletter_id,
@@ -83,6 +95,9 @@ async def run_service(app: App, stop: asyncio.Event) -> None:
     try:
         await stop.wait()
     finally:
+        # Sends in progress saw `stop`: they record what went out and give the rest back.
+        if running:
+            await asyncio.wait(set(running), timeout=WIND_DOWN_SECONDS)
         scheduler.shutdown()
         resumer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -97,8 +112,8 @@ async def _initial_fetch(app: App) -> None:
         _log_fetch(item.source_id, item.new, item.error)
 
 
-async def _resume(app: App) -> None:
-    for report in await app.resume():
+async def _resume(app: App, stop: asyncio.Event) -> None:
+    for report in await app.resume(stop):
         log.info("resumed edition %s: %s", report.edition.id, dict(report.counts))
 
 
@@ -108,7 +123,7 @@ async def _resume_forever(app: App, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), RESUME_EVERY.total_seconds())
         if not stop.is_set():
             try:
-                await _resume(app)
+                await _resume(app, stop)
             except DigestError as exc:
                 log.error("resuming unfinished editions failed: %s", exc)
             except Exception:  # one failed pass must not end the loop

@@ -20,7 +20,36 @@ SECRET_FILE = "secret.key"
 MIN_SECRET_LENGTH = 32
 
 
-def load_secret(environ: Mapping[str, str], data_dir: Path) -> bytes:
+class Secret:
+    """A value that must never reach a log line, a repr or a traceback: shown as ``***``.
+
+    ``reveal()`` hands the value over at the one point that uses it (signing, AUTH).
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def reveal(self) -> bytes:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and secrets.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(Secret)
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        raise TypeError("a Secret cannot be pickled")
+
+
+def load_secret(environ: Mapping[str, str], data_dir: Path) -> Secret:
     """The signing key: from ``$DIGEST_SECRET_KEY``, else from (or created in) the data dir."""
     value = environ.get(SECRET_ENV, "")
     if value:
@@ -30,7 +59,7 @@ def load_secret(environ: Mapping[str, str], data_dir: Path) -> bytes:
                 f"{MIN_SECRET_LENGTH} (e.g. `python -c 'import secrets; "
                 f"print(secrets.token_hex(32))'`)"
             )
-        return value.encode()
+        return Secret(value.encode())
     path = data_dir / SECRET_FILE
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -51,4 +80,4 @@ def load_secret(environ: Mapping[str, str], data_dir: Path) -> bytes:
         ) from exc
     if len(key) < MIN_SECRET_LENGTH:
         raise ConfigError(f"the signing key in {path} is too short; delete it to make a new one")
-    return key.encode()
+    return Secret(key.encode())

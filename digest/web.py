@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from digest.config import NewsletterConfig, SiteConfig
 from digest.errors import ConfigError, DigestError, InvalidToken, NotFound, StoreError
 from digest.ports import Clock, Store
-from digest.render import Rendered, archive_html
+from digest.render import archive_html
 from digest.subscriptions import unsubscribe
 from digest.tokens import read_unsubscribe_token
 
@@ -246,8 +246,7 @@ class _Pages:
         rendering = await run_in_threadpool(self.store.get_rendering, edition_id)
         if rendering is None:
             raise NotFound("there is no archived edition at this address")
-        subject, html, text = rendering
-        response = HTMLResponse(archive_html(Rendered(subject=subject, html=html, text=text)))
+        response = HTMLResponse(archive_html(rendering))
         response.headers["Content-Security-Policy"] = ARCHIVE_CSP
         response.headers["Cache-Control"] = ARCHIVE_CACHE_CONTROL
         return response

@@ -527,8 +527,9 @@ def test_source_numbers_at_their_bounds_load(config_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ("concurrency = 65", "concurrency 65 is out of range: use a whole number from 1 to 64"),
-        ("concurrency = 0", "concurrency 0 is out of range: use a whole number from 1 to 64"),
+        ("concurrency = 257", "concurrency 257 is out of range: use a whole number from 1 to 256"),
+        ("concurrency = 0", "concurrency 0 is out of range: use a whole number from 1 to 256"),
+        ("max_per_second = -1", "max_per_second -1 is out of range: use a whole number at least 0"),
         ("timeout_seconds = 1e9", "timeout_seconds 1000000000.0 is out of range"),
         ("timeout_seconds = -1", "timeout_seconds -1 must be greater than 0"),
     ],

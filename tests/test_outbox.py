@@ -13,7 +13,7 @@ import pytest
 
 from digest.delivery.outbox import OutboxMailer, envelope_headers
 from digest.errors import TransportError
-from digest.models import DeliveryStatus
+from digest.models import DeliveryStatus, Letter
 
 SENDER = "news@example.org"
 READER = "reader@example.net"
@@ -39,7 +39,7 @@ async def test_a_message_is_stored_in_new_as_an_eml_file(tmp_path: Path) -> None
     mailer = OutboxMailer(outbox)
     message = make_message()
 
-    result = await mailer.send(sender=SENDER, recipient=READER, message=message)
+    result = await mailer.send(Letter(SENDER, READER, message))
     await mailer.aclose()
 
     assert result.status is DeliveryStatus.SENT
@@ -55,7 +55,7 @@ async def test_the_outbox_is_a_maildir_that_mailbox_reads(tmp_path: Path) -> Non
     mailer = OutboxMailer(tmp_path)
     for i in range(3):
         recipient = f"r{i}@example.net"
-        await mailer.send(sender=SENDER, recipient=recipient, message=make_message(recipient))
+        await mailer.send(Letter(SENDER, recipient, make_message(recipient)))
 
     box = mailbox.Maildir(tmp_path, create=False)
     messages = sorted(box, key=lambda m: str(m["To"]))
@@ -71,7 +71,7 @@ async def test_the_outbox_is_a_maildir_that_mailbox_reads(tmp_path: Path) -> Non
 async def test_concurrent_sends_get_distinct_files(tmp_path: Path) -> None:
     mailer = OutboxMailer(tmp_path)
     results = await asyncio.gather(
-        *(mailer.send(sender=SENDER, recipient=READER, message=make_message()) for _ in range(20))
+        *(mailer.send(Letter(SENDER, READER, make_message())) for _ in range(20))
     )
     paths = {stored_path(r.reply) for r in results}
     assert len(paths) == 20
@@ -81,7 +81,7 @@ async def test_concurrent_sends_get_distinct_files(tmp_path: Path) -> None:
 async def test_an_existing_empty_folder_is_completed(tmp_path: Path) -> None:
     outbox = tmp_path / "outbox"
     outbox.mkdir()
-    result = await OutboxMailer(outbox).send(sender=SENDER, recipient=READER, message=b"x\n")
+    result = await OutboxMailer(outbox).send(Letter(SENDER, READER, b"x\n"))
     assert (
         stored_path(result.reply).read_bytes()
         == envelope_headers(SENDER, READER, crlf=False) + b"x\n"
@@ -92,10 +92,10 @@ async def test_an_existing_empty_folder_is_completed(tmp_path: Path) -> None:
 async def test_an_outbox_removed_while_running_is_made_again(tmp_path: Path, removed: str) -> None:
     outbox = tmp_path / "outbox"
     mailer = OutboxMailer(outbox)
-    await mailer.send(sender=SENDER, recipient=READER, message=make_message(subject="one"))
+    await mailer.send(Letter(SENDER, READER, make_message(subject="one")))
     shutil.rmtree(tmp_path / removed)  # e.g. `rm -rf var/outbox` while digest runs
 
-    result = await mailer.send(sender=SENDER, recipient=READER, message=make_message(subject="2"))
+    result = await mailer.send(Letter(SENDER, READER, make_message(subject="2")))
 
     assert result.status is DeliveryStatus.SENT
     assert stored_path(result.reply).parent == outbox / "new"
@@ -109,15 +109,13 @@ async def test_an_unwritable_outbox_is_a_transport_error_naming_it(tmp_path: Pat
     outbox = blocker / "outbox"
     mailer = OutboxMailer(outbox)
     with pytest.raises(TransportError, match=rf"{outbox}.*\[delivery\] outbox_dir"):
-        await mailer.send(sender=SENDER, recipient=READER, message=make_message())
+        await mailer.send(Letter(SENDER, READER, make_message()))
 
 
 async def test_control_characters_never_reach_the_envelope_headers(tmp_path: Path) -> None:
     mailer = OutboxMailer(tmp_path)
-    result = await mailer.send(
-        sender=SENDER, recipient="a@example.net\r\nBcc: victim@example.com", message=b"x"
-    )
+    result = await mailer.send(Letter(SENDER, "a@example.net\r\nBcc: victim@example.com", b"x"))
     assert result.status is DeliveryStatus.FAILED
     assert not (tmp_path / "new").exists()
     with pytest.raises(TransportError, match=r"sender_email"):
-        await mailer.send(sender="a@b.c\nX: y", recipient=READER, message=b"x")
+        await mailer.send(Letter("a@b.c\nX: y", READER, b"x"))

@@ -17,7 +17,7 @@ from digest.config import DeliveryConfig, SmtpConfig
 from digest.delivery.outbox import OutboxMailer
 from digest.delivery.smtp import SmtpMailer, build_mailer, dot_stuff, normalize_line_endings
 from digest.errors import ConfigError, TransportError
-from digest.models import DeliveryStatus
+from digest.models import DeliveryStatus, Letter
 
 from support.smtpd import (
     RecordingServer,
@@ -30,7 +30,7 @@ from support.smtpd import (
 SENDER = "news@example.org"
 READER = "reader@example.net"
 FAILED = DeliveryStatus.FAILED
-THROTTLED = r"throttling or temporarily refusing.*digest will retry"
+THROTTLED = r"throttling or temporarily refusing.*digest slows down and retries"
 
 
 def make_message(
@@ -65,7 +65,7 @@ async def smtp_mailer(
 async def test_message_arrives_byte_for_byte_with_the_envelope() -> None:
     message = make_message()
     async with running_smtpd() as server, smtp_mailer(server) as mailer:
-        result = await mailer.send(sender=SENDER, recipient=READER, message=message)
+        result = await mailer.send(Letter(SENDER, READER, message))
 
     assert result.status is DeliveryStatus.SENT
     assert result.reply == "250 2.0.0 OK queued as 1"
@@ -79,7 +79,7 @@ async def test_message_arrives_byte_for_byte_with_the_envelope() -> None:
 async def test_line_endings_become_crlf_and_8bit_bodies_are_declared() -> None:
     message = "Subject: café\n\nBonjour\r\nà bientôt\rfin".encode()
     async with running_smtpd() as server, smtp_mailer(server) as mailer:
-        result = await mailer.send(sender=SENDER, recipient=READER, message=message)
+        result = await mailer.send(Letter(SENDER, READER, message))
 
     assert result.status is DeliveryStatus.SENT
     assert (
@@ -98,7 +98,7 @@ async def test_sends_reuse_connections_and_never_exceed_the_concurrency() -> Non
     recipients = [f"r{i}@example.net" for i in range(10)]
     async with running_smtpd() as server, smtp_mailer(server, concurrency=2) as mailer:
         results = await asyncio.gather(
-            *(mailer.send(sender=SENDER, recipient=r, message=make_message(r)) for r in recipients)
+            *(mailer.send(Letter(SENDER, r, make_message(r))) for r in recipients)
         )
 
     assert [r.status for r in results] == [DeliveryStatus.SENT] * 10
@@ -111,7 +111,7 @@ async def test_sends_reuse_connections_and_never_exceed_the_concurrency() -> Non
 async def test_sequential_sends_share_one_connection() -> None:
     async with running_smtpd() as server, smtp_mailer(server, concurrency=4) as mailer:
         for i in range(3):
-            await mailer.send(sender=SENDER, recipient=f"r{i}@example.net", message=make_message())
+            await mailer.send(Letter(SENDER, f"r{i}@example.net", make_message()))
     assert server.connections == 1
     assert len(server.messages) == 3
 
@@ -130,8 +130,8 @@ async def test_a_refused_recipient_keeps_the_reply_and_the_connection(
 ) -> None:
     async with running_smtpd() as server, smtp_mailer(server) as mailer:
         server.faults.reject_recipients["gone@example.net"] = reply
-        refused = await mailer.send(sender=SENDER, recipient="gone@example.net", message=b"x")
-        after = await mailer.send(sender=SENDER, recipient=READER, message=make_message())
+        refused = await mailer.send(Letter(SENDER, "gone@example.net", b"x"))
+        after = await mailer.send(Letter(SENDER, READER, make_message()))
 
     assert refused.status is status
     assert refused.reply == reply
@@ -144,7 +144,7 @@ async def test_a_refused_recipient_keeps_the_reply_and_the_connection(
     ("reply", "status"),
     [
         ("451 4.3.0 queue full", DeliveryStatus.DEFERRED),
-        ("554-5.7.1 message rejected\r\n554 5.7.1 as spam", DeliveryStatus.FAILED),
+        ("552-5.3.4 message rejected\r\n552 5.3.4 too big for this mailbox", DeliveryStatus.FAILED),
     ],
 )
 async def test_a_refusal_of_the_data_is_deferred_or_failed(
@@ -152,17 +152,17 @@ async def test_a_refusal_of_the_data_is_deferred_or_failed(
 ) -> None:
     async with running_smtpd() as server, smtp_mailer(server) as mailer:
         server.faults.data_reply = reply
-        result = await mailer.send(sender=SENDER, recipient=READER, message=make_message())
+        result = await mailer.send(Letter(SENDER, READER, make_message()))
     assert result.status is status
-    assert result.reply == reply.replace("-", " ").replace("\r\n554 5.7.1", "")
+    assert result.reply == reply.replace("-", " ").replace("\r\n552 5.3.4", "")
 
 
 async def test_connection_dropped_after_the_final_dot_is_uncertain() -> None:
     async with running_smtpd() as server, smtp_mailer(server) as mailer:
         server.faults.drop_after_data = True
-        result = await mailer.send(sender=SENDER, recipient=READER, message=make_message())
+        result = await mailer.send(Letter(SENDER, READER, make_message()))
         server.faults.drop_after_data = False
-        again = await mailer.send(sender=SENDER, recipient=READER, message=make_message())
+        again = await mailer.send(Letter(SENDER, READER, make_message()))
 
     assert result.status is DeliveryStatus.UNCERTAIN
     assert f"{server.host}:{server.port}" in result.reply
@@ -174,7 +174,7 @@ async def test_connection_dropped_after_the_final_dot_is_uncertain() -> None:
 async def test_no_reply_to_the_final_dot_within_the_timeout_is_uncertain() -> None:
     async with running_smtpd() as server, smtp_mailer(server, timeout_seconds=0.3) as mailer:
         server.faults.stall_after_data = True
-        result = await mailer.send(sender=SENDER, recipient=READER, message=make_message())
+        result = await mailer.send(Letter(SENDER, READER, make_message()))
     assert result.status is DeliveryStatus.UNCERTAIN
     assert "final dot" in result.reply
 
@@ -184,7 +184,7 @@ async def test_a_closed_port_is_a_transport_error_naming_host_and_port() -> None
     config = SmtpConfig(host="127.0.0.1", port=port, tls="none", timeout_seconds=5.0)
     mailer = SmtpMailer(config, local_hostname="client.test")
     with pytest.raises(TransportError, match=rf"127\.0\.0\.1:{port}.*\[delivery\.smtp\] host"):
-        await mailer.send(sender=SENDER, recipient=READER, message=b"x")
+        await mailer.send(Letter(SENDER, READER, b"x"))
     await mailer.aclose()
 
 
@@ -193,7 +193,7 @@ async def test_a_5xx_greeting_is_a_transport_error() -> None:
         config = SmtpConfig(host="127.0.0.1", port=port, tls="none", timeout_seconds=5.0)
         mailer = SmtpMailer(config, local_hostname="client.test")
         with pytest.raises(TransportError, match=r"greeting: 554 5\.3\.2 no service here"):
-            await mailer.send(sender=SENDER, recipient=READER, message=b"x")
+            await mailer.send(Letter(SENDER, READER, b"x"))
         await mailer.aclose()
 
 
@@ -203,10 +203,10 @@ async def test_any_refusal_of_mail_from_is_a_transport_error() -> None:
     async with running_smtpd() as server, smtp_mailer(server) as mailer:
         server.faults.mail_reply = "451 4.3.2 system busy"
         with pytest.raises(TransportError) as throttled:
-            await mailer.send(sender=SENDER, recipient=READER, message=b"x")
+            await mailer.send(Letter(SENDER, READER, b"x"))
         server.faults.mail_reply = "553 5.7.1 sender not allowed"
         with pytest.raises(TransportError, match=r"MAIL FROM.*553 5\.7\.1 sender not allowed"):
-            await mailer.send(sender=SENDER, recipient=READER, message=b"x")
+            await mailer.send(Letter(SENDER, READER, b"x"))
     where = f"{server.host}:{server.port}"
     assert str(throttled.value).startswith(f"{where} answered MAIL FROM with 451 4.3.2 system busy")
     assert re.search(THROTTLED, str(throttled.value))
@@ -227,9 +227,9 @@ async def test_421_at_any_stage_pauses_instead_of_deferring_the_reader(stage: st
         else:
             faults.data_reply = reply
         with pytest.raises(TransportError, match=THROTTLED) as caught:
-            await mailer.send(sender=SENDER, recipient=READER, message=make_message())
+            await mailer.send(Letter(SENDER, READER, make_message()))
         server.faults = type(faults)()  # the relay has cooled down
-        after = await mailer.send(sender=SENDER, recipient=READER, message=make_message())
+        after = await mailer.send(Letter(SENDER, READER, make_message()))
 
     where = f"{server.host}:{server.port}"
     assert str(caught.value).startswith(f"{where} answered {stage} with {reply}.")
@@ -250,7 +250,7 @@ async def test_a_relay_refusing_us_at_rcpt_fails_no_reader(reply: str) -> None:
     async with running_smtpd() as server, smtp_mailer(server) as mailer:
         server.faults.reject_recipients[READER] = reply
         with pytest.raises(TransportError) as caught:
-            await mailer.send(sender=SENDER, recipient=READER, message=make_message())
+            await mailer.send(Letter(SENDER, READER, make_message()))
     message = str(caught.value)
     assert message.startswith(f"{server.host}:{server.port} refused to relay mail from digest")
     assert f"RCPT TO with {reply}" in message
@@ -264,7 +264,7 @@ async def test_a_4xx_greeting_is_throttling_not_a_wrong_setting() -> None:
         config = SmtpConfig(host="127.0.0.1", port=port, tls="none", timeout_seconds=5.0)
         mailer = SmtpMailer(config, local_hostname="client.test")
         with pytest.raises(TransportError, match=rf"greeting: 421 4\.3\.2 .*{THROTTLED}"):
-            await mailer.send(sender=SENDER, recipient=READER, message=b"x")
+            await mailer.send(Letter(SENDER, READER, b"x"))
         await mailer.aclose()
 
 
@@ -273,7 +273,7 @@ async def test_auth_with_the_right_password_sends() -> None:
         running_smtpd(credentials=("digest", "s3cret")) as server,
         smtp_mailer(server, username="digest", password="s3cret") as mailer,
     ):
-        result = await mailer.send(sender=SENDER, recipient=READER, message=make_message())
+        result = await mailer.send(Letter(SENDER, READER, make_message()))
     assert result.status is DeliveryStatus.SENT
     assert server.messages[0].login == "digest"
 
@@ -284,20 +284,20 @@ async def test_auth_with_a_wrong_password_is_a_transport_error() -> None:
         smtp_mailer(server, username="digest", password="wrong") as mailer,
     ):
         with pytest.raises(TransportError, match=r"AUTH.*535.*DIGEST_SMTP_PASSWORD"):
-            await mailer.send(sender=SENDER, recipient=READER, message=b"x")
+            await mailer.send(Letter(SENDER, READER, b"x"))
     assert server.messages == []
 
 
 async def test_no_auth_where_the_server_requires_it_is_a_transport_error() -> None:
     async with running_smtpd(credentials=("digest", "s3cret")) as server, smtp_mailer(server) as m:
         with pytest.raises(TransportError, match=r"530 5\.7\.0 Authentication required"):
-            await m.send(sender=SENDER, recipient=READER, message=b"x")
+            await m.send(Letter(SENDER, READER, b"x"))
 
 
 async def test_starttls_is_required_never_a_plaintext_fallback() -> None:
     async with running_smtpd() as server, smtp_mailer(server, tls="starttls") as mailer:
         with pytest.raises(TransportError, match=r"does not offer STARTTLS"):
-            await mailer.send(sender=SENDER, recipient=READER, message=make_message())
+            await mailer.send(Letter(SENDER, READER, make_message()))
     assert server.messages == []
 
 
@@ -309,7 +309,7 @@ async def test_tls_modes_deliver_over_tls(tls: str) -> None:
             server, tls=tls, username="digest", password="s3cret", tls_context=client_tls_context()
         ) as mailer,
     ):
-        result = await mailer.send(sender=SENDER, recipient=READER, message=make_message())
+        result = await mailer.send(Letter(SENDER, READER, make_message()))
     assert result.status is DeliveryStatus.SENT
     assert server.messages[0].data == make_message()
 
@@ -317,16 +317,16 @@ async def test_tls_modes_deliver_over_tls(tls: str) -> None:
 async def test_an_untrusted_certificate_is_a_transport_error() -> None:
     async with running_smtpd(tls="starttls") as server, smtp_mailer(server, tls="starttls") as m:
         with pytest.raises(TransportError, match=r"TLS with .*certificate"):
-            await m.send(sender=SENDER, recipient=READER, message=b"x")
+            await m.send(Letter(SENDER, READER, b"x"))
     assert server.messages == []
 
 
 async def test_a_pooled_connection_closed_by_the_server_is_replaced() -> None:
     async with running_smtpd() as server, smtp_mailer(server) as mailer:
-        await mailer.send(sender=SENDER, recipient="a@example.net", message=make_message())
+        await mailer.send(Letter(SENDER, "a@example.net", make_message()))
         server.drop_connections()  # an idle timeout on the server side
         await asyncio.sleep(0.05)
-        result = await mailer.send(sender=SENDER, recipient="b@example.net", message=b"x")
+        result = await mailer.send(Letter(SENDER, "b@example.net", b"x"))
     assert result.status is DeliveryStatus.SENT
     assert server.connections == 2
     assert [m.connection for m in server.messages] == [1, 2]
@@ -334,9 +334,9 @@ async def test_a_pooled_connection_closed_by_the_server_is_replaced() -> None:
 
 async def test_a_stale_connection_found_broken_at_mail_is_retried_once_on_a_new_one() -> None:
     async with running_smtpd() as server, smtp_mailer(server) as mailer:
-        await mailer.send(sender=SENDER, recipient="a@example.net", message=make_message())
+        await mailer.send(Letter(SENDER, "a@example.net", make_message()))
         server.faults.drop_on_mail = 1  # the client only learns it when MAIL gets no reply
-        result = await mailer.send(sender=SENDER, recipient="b@example.net", message=b"x")
+        result = await mailer.send(Letter(SENDER, "b@example.net", b"x"))
     assert result.status is DeliveryStatus.SENT
     assert server.connections == 2
     assert [m.recipients for m in server.messages] == [("a@example.net",), ("b@example.net",)]
@@ -346,15 +346,15 @@ async def test_a_new_connection_dropped_at_mail_is_a_transport_error() -> None:
     async with running_smtpd() as server, smtp_mailer(server) as mailer:
         server.faults.drop_on_mail = 5
         with pytest.raises(TransportError, match=r"broke at MAIL FROM before the message was sent"):
-            await mailer.send(sender=SENDER, recipient=READER, message=b"x")
+            await mailer.send(Letter(SENDER, READER, b"x"))
     assert server.connections == 1
     assert server.messages == []
 
 
 async def test_a_utf8_recipient_without_smtputf8_fails_without_a_transaction() -> None:
     async with running_smtpd() as server, smtp_mailer(server) as mailer:
-        result = await mailer.send(sender=SENDER, recipient="jürgen@example.net", message=b"x")
-        after = await mailer.send(sender=SENDER, recipient=READER, message=b"x")
+        result = await mailer.send(Letter(SENDER, "jürgen@example.net", b"x"))
+        after = await mailer.send(Letter(SENDER, READER, b"x"))
     assert result.status is DeliveryStatus.FAILED
     assert "SMTPUTF8" in result.reply
     assert after.status is DeliveryStatus.SENT
@@ -362,9 +362,7 @@ async def test_a_utf8_recipient_without_smtputf8_fails_without_a_transaction() -
 
 async def test_a_recipient_with_a_line_break_fails_and_sends_nothing() -> None:
     async with running_smtpd() as server, smtp_mailer(server) as mailer:
-        result = await mailer.send(
-            sender=SENDER, recipient="a@example.net\r\nRCPT TO:<b@x>", message=b"x"
-        )
+        result = await mailer.send(Letter(SENDER, "a@example.net\r\nRCPT TO:<b@x>", b"x"))
     assert result.status is DeliveryStatus.FAILED
     assert server.connections == 0
 
@@ -372,12 +370,12 @@ async def test_a_recipient_with_a_line_break_fails_and_sends_nothing() -> None:
 async def test_aclose_quits_idle_connections_and_ends_the_mailer() -> None:
     async with running_smtpd() as server:
         async with smtp_mailer(server) as mailer:
-            await mailer.send(sender=SENDER, recipient=READER, message=b"x")
+            await mailer.send(Letter(SENDER, READER, b"x"))
             assert server.open_connections == 1
         await asyncio.sleep(0.05)
         assert server.open_connections == 0
         with pytest.raises(RuntimeError, match="aclose"):
-            await mailer.send(sender=SENDER, recipient=READER, message=b"x")
+            await mailer.send(Letter(SENDER, READER, b"x"))
 
 
 def test_build_mailer_picks_the_configured_transport(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import StarletteDeprecationWarning
 
 from digest.errors import ConfigError
-from digest.models import EditionStatus, Subscription, SubscriptionStatus
+from digest.models import Subscription, SubscriptionStatus
 from digest.store import SqlStore, create_engine_for
 from digest.tokens import unsubscribe_token
 from digest.web import ARCHIVE_CSP, create_web_app, listen, mask_email, serve_on
@@ -247,16 +247,18 @@ def test_archive_of_an_unknown_edition_is_404(client: TestClient) -> None:
 def test_archive_shows_the_edition_without_a_reader_link(
     client: TestClient, store: SqlStore, now: datetime
 ) -> None:
-    edition = store.create_edition(
+    html = '<html><body><p>Hello</p><a href="%%UNSUBSCRIBE_URL%%">Unsubscribe</a></body></html>'
+    opened = store.open_edition(
         newsletter_id="daily",
         period_key="2026-11-27",
         now=now,
         post_keys=(),
-        status=EditionStatus.SENT,
+        rendered=None,
+        message_id=lambda sid: f"<{sid}@example.org>",
         edition_id="ed-1",
+        no_readers="",
     )
-    assert edition is not None
-    html = '<html><body><p>Hello</p><a href="%%UNSUBSCRIBE_URL%%">Unsubscribe</a></body></html>'
+    assert opened is not None
     store.save_rendering("ed-1", subject="Hello", html=html, text="Hello\n")
     response = client.get("/e/ed-1")
     assert response.status_code == 200

@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 
 from digest.errors import TransportError
-from digest.models import DeliveryStatus, SendResult
+from digest.models import DeliveryStatus, Letter, SendResult
 
 ENVELOPE_TO_HEADER = "X-Digest-Envelope-To"
 SUFFIX = ".eml"
@@ -68,13 +68,14 @@ class OutboxMailer:
     def directory(self) -> Path:
         return self._directory
 
-    async def send(self, *, sender: str, recipient: str, message: bytes) -> SendResult:
-        """Store ``message`` in ``new/``; ``SENT`` with reply ``stored in <file>``.
+    async def send(self, letter: Letter) -> SendResult:
+        """Store the letter's message in ``new/``; ``SENT`` with reply ``stored in <file>``.
 
         A recipient containing a line break or control character cannot be written
         into a header: ``FAILED`` (such an address can never be delivered). The same
         in the sender is a site problem: ``TransportError``.
         """
+        sender, recipient, message = letter.sender, letter.recipient, letter.message
         if _has_line_break_or_control(sender):
             raise TransportError(
                 f"the envelope sender {sender!r} contains a line break or control character;"

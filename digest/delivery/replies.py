@@ -16,17 +16,44 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from digest.errors import TransportError
+from digest.errors import SiteRefused, Throttled, TransportError
 from digest.models import DeliveryStatus, SendResult
 
 MAX_REPLY_LENGTH = 500
 """Longest reply text kept in the ledger; relays sometimes send a page of prose."""
 
 THROTTLED = (
-    "The relay is throttling or temporarily refusing mail: the edition is paused and digest"
-    " will retry it later, without counting an attempt against any reader."
+    "The relay is throttling or temporarily refusing mail: digest slows down and retries"
+    " later, without counting an attempt against any reader."
 )
-"""What a site-level temporary refusal (421, 4xx to MAIL FROM or at connect) means."""
+"""What a site-level temporary refusal (421, 4.7.x, rate limits, 4xx to MAIL FROM) means."""
+
+SITE_REFUSED = (
+    "The refusal is about the sending site, not the reader: the edition is paused and no"
+    " reader is marked as failed. Check the relay's and the receiving side's policy for"
+    " this host, [site] sender_email, SPF/DKIM/DMARC and block lists, then run"
+    " `digest editions resume ID`."
+)
+"""What a permanent refusal of the site (blocklisted, policy, spam) means."""
+
+# Refusals of the client, the sender or the message as spam, whichever command they answer
+# (as Postfix's and the big providers' replies word them).
+_SITE_WORDS = re.compile(
+    r"client host|blocked|block ?list|black ?list|listed (?:at|by|in|on)|spamhaus|\brbl\b"
+    r"|dnsbl|reputation|sender address rejected|sender (?:is )?rejected|sender verify"
+    r"|\bspf\b|\bdmarc\b|\bdkim\b|not authorized|unauthenticated",
+    re.IGNORECASE,
+)
+_SPAM = re.compile(r"\bspam\b|\bjunk\b|unsolicited", re.IGNORECASE)
+_THROTTLE_WORDS = re.compile(
+    r"rate.?limit|too many|throttl|slow down|exceeded|try again later|temporarily deferred",
+    re.IGNORECASE,
+)
+_MAILBOX_WORDS = re.compile(
+    r"mailbox|user unknown|no such user|does not exist|unknown user|recipient address rejected"
+    r"|account|inactive|disabled|\buser\b|recipient",
+    re.IGNORECASE,
+)
 
 _WHITESPACE = re.compile(r"\s+")
 _ENHANCED_CODE = re.compile(r"[245]\.\d{1,3}\.\d{1,3}\s")
@@ -97,6 +124,49 @@ def classify_reply(code: int, message: str, *, after_data: bool) -> SendResult:
     return SendResult(status=status, reply=reply)
 
 
+def enhanced_code(message: str) -> str:
+    """The RFC 3463 enhanced status code at the start of a reply's text, or ""."""
+    found = _ENHANCED_CODE.match(message.strip() + " ")
+    return found.group().strip() if found else ""
+
+
+def failure_kind(reply: str) -> str:
+    """What a circuit breaker compares: the code and enhanced code, e.g. ``"550 5.7.1"``."""
+    code, _, rest = reply.partition(" ")
+    return f"{code} {enhanced_code(rest)}".strip()
+
+
+def raise_for_throttling(code: int, message: str, *, stage: str, where: str) -> None:
+    """Raise ``Throttled`` if a reply to RCPT, DATA or the final dot asks us to slow down.
+
+    421 (closing, busy), a 4xx with enhanced code 4.7.x (policy, rate), and a 4xx that
+    speaks of rates or of too many connections, messages or recipients.
+    """
+    if code == 421 or (
+        400 <= code <= 499
+        and (enhanced_code(message).startswith("4.7.") or _THROTTLE_WORDS.search(message))
+    ):
+        raise Throttled(f"{where} answered {stage} with {format_reply(code, message)}. {THROTTLED}")
+
+
+def raise_for_policy_refusal(code: int, message: str, *, stage: str, where: str) -> None:
+    """Raise ``SiteRefused`` if a 5xx to RCPT or the final dot refuses the site.
+
+    The client host, the sender address, a block list, SPF/DKIM/DMARC, a 5.7.x policy
+    code (unless the text is about the mailbox), and "spam" at the end of the data: the
+    same refusal would meet every reader, so no reader is failed for it.
+    """
+    if not 500 <= code <= 599:
+        return
+    text = _ADDRESS.sub(" ", message)
+    policy = enhanced_code(message).startswith("5.7.") and not _MAILBOX_WORDS.search(text)
+    spam = stage == "the final dot" and _SPAM.search(text) is not None
+    if policy or spam or _SITE_WORDS.search(text):
+        raise SiteRefused(
+            f"{where} refused the site at {stage}: {format_reply(code, message)}. {SITE_REFUSED}"
+        )
+
+
 def raise_for_site_refusal(code: int, message: str, *, stage: str, where: str) -> None:
     """Raise ``TransportError`` if this reply refuses the sending site rather than the reader.
 
@@ -114,7 +184,7 @@ def raise_for_site_refusal(code: int, message: str, *, stage: str, where: str) -
     """
     reply = format_reply(code, message)
     if code == 421 or (stage == "MAIL FROM" and 400 <= code <= 499):
-        raise TransportError(f"{where} answered {stage} with {reply}. {THROTTLED}")
+        raise Throttled(f"{where} answered {stage} with {reply}. {THROTTLED}")
     if code == 530 or (500 <= code <= 599 and _relay_denied(message)):
         raise TransportError(
             f"{where} refused to relay mail from digest: it answered {stage} with {reply}."

@@ -1,13 +1,15 @@
-"""The SMTP mailer: one relay, a small pool of reused connections, one recipient per transaction.
+"""The SMTP mailer: one relay, a pool of reused connections, one recipient per transaction.
 
-Each send is one transaction (MAIL FROM, RCPT TO, DATA) on a pooled aiosmtplib
-connection, so the reply for the recipient is never hidden behind another's. The
-outcome follows :mod:`digest.delivery.replies`; faults of the site itself (cannot connect,
-TLS, AUTH, greeting/EHLO/MAIL FROM refused, 421, relaying denied) raise ``TransportError``.
+Each send is one transaction (MAIL FROM, RCPT TO, DATA) on a pooled connection, so the
+reply for the recipient is never hidden behind another's. aiosmtplib connects, secures
+and authenticates; the transaction itself is pipelined on a :class:`Channel` (MAIL, RCPT
+and DATA in one write when the relay offers PIPELINING). The outcome follows
+:mod:`digest.delivery.replies`; faults of the site itself (cannot connect, TLS, AUTH,
+greeting/EHLO/MAIL FROM refused, relaying denied) raise ``TransportError``, throttling
+``Throttled`` and refusals of the site by policy ``SiteRefused``.
 
-The DATA phase is driven here rather than through ``aiosmtplib.SMTP.data`` so that a
-connection lost *before* the message bytes were written (nothing sent: retry) is told
-apart from one lost *after* the final dot (the server may have it: ``UNCERTAIN``).
+A connection lost *before* the message bytes were written (nothing sent: retry) is told
+apart from one lost *after* them (the server may have it: ``UNCERTAIN``).
 """
 
 from __future__ import annotations
@@ -21,15 +23,24 @@ from collections.abc import Mapping
 import aiosmtplib
 
 from digest.config import DeliveryConfig, SmtpConfig
+from digest.delivery.channel import Channel, Disconnected
 from digest.delivery.outbox import OutboxMailer
-from digest.delivery.replies import THROTTLED, classify_reply, format_reply, raise_for_site_refusal
-from digest.errors import ConfigError, TransportError
-from digest.models import DeliveryStatus, SendResult
+from digest.delivery.replies import (
+    THROTTLED,
+    classify_reply,
+    format_reply,
+    raise_for_policy_refusal,
+    raise_for_site_refusal,
+    raise_for_throttling,
+)
+from digest.errors import ConfigError, Throttled, TransportError
+from digest.models import DeliveryStatus, Letter, SendResult
 from digest.ports import Mailer
 
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _QUIT_TIMEOUT = 5.0
+_END_OF_DATA = b".\r\n"
 
 
 def normalize_line_endings(message: bytes) -> bytes:
@@ -40,7 +51,30 @@ def normalize_line_endings(message: bytes) -> bytes:
 
 def dot_stuff(data: bytes) -> bytes:
     """The DATA payload for normalized ``data``: leading dots doubled, final dot added."""
-    return _LEADING_DOT.sub(b"..", data) + b".\r\n"
+    return _LEADING_DOT.sub(b"..", data) + _END_OF_DATA
+
+
+def data_payload(letter: Letter) -> tuple[bytes, int]:
+    """What follows the 354, and the message size for SIZE= (RFC 1870: without the
+    dot-stuffing and the final dot). A wire-ready letter goes as it is; others are
+    normalized and stuffed here."""
+    if letter.wire_ready:
+        return letter.message + _END_OF_DATA, len(letter.message)
+    data = normalize_line_endings(letter.message)
+    return dot_stuff(data), len(data)
+
+
+def judge(code: int, message: str, *, stage: str, where: str, after_data: bool) -> SendResult:
+    """The outcome of a reply that ends a transaction; raises for faults of the site.
+
+    ``TransportError`` when the relay refuses digest itself (530, relaying denied),
+    ``Throttled`` when it asks to slow down, ``SiteRefused`` when it refuses the site
+    by policy; otherwise the reader's outcome (:func:`classify_reply`).
+    """
+    raise_for_site_refusal(code, message, stage=stage, where=where)
+    raise_for_throttling(code, message, stage=stage, where=where)
+    raise_for_policy_refusal(code, message, stage=stage, where=where)
+    return classify_reply(code, message, after_data=after_data)
 
 
 def _is_loopback(host: str) -> bool:
@@ -68,7 +102,9 @@ class SmtpMailer:
     across sends (which also bounds the concurrency of ``send``). TLS is required as
     configured (``"tls"``: implicit TLS, ``"starttls"``: STARTTLS or fail, never a
     plaintext fallback; ``"none"``: plaintext, for a relay on localhost). AUTH is used
-    when ``config.username`` is set, with ``password``.
+    when ``config.username`` is set, with ``password``. aiosmtplib opens, secures and
+    authenticates each connection; its transactions then run on a :class:`Channel`,
+    pipelined when the relay offers PIPELINING.
     """
 
     def __init__(
@@ -100,27 +136,32 @@ class SmtpMailer:
         self._tls_context = tls_context
         self._where = where
         self._slots = asyncio.Semaphore(config.concurrency)
-        self._idle: list[aiosmtplib.SMTP] = []
+        self._idle: list[_Session] = []
         self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SmtpMailer({self._where}, user={self._config.username!r}, password=***)"
 
     @property
     def where(self) -> str:
         """``host:port`` of the relay, as error messages name it."""
         return self._where
 
-    async def send(self, *, sender: str, recipient: str, message: bytes) -> SendResult:
-        """Hand ``message`` to the relay for ``recipient`` alone, envelope from ``sender``.
+    async def send(self, letter: Letter) -> SendResult:
+        """Hand ``letter`` to the relay for its recipient alone, envelope from its sender.
 
         Returns ``SENT`` (2xx to the final dot), ``DEFERRED`` (4xx to RCPT, DATA or the
         final dot), ``FAILED`` (5xx to those; a recipient not writable on an SMTP line or
         needing SMTPUTF8 the relay lacks) or ``UNCERTAIN`` (no reply to the final dot),
         with the server's reply as one line. Raises ``TransportError`` naming
         ``host:port`` for faults of the site: connect, TLS, EHLO or AUTH failures, a
-        refused greeting or MAIL FROM, 421 at any stage, 530 or "relaying denied" (see
-        ``replies.raise_for_site_refusal``), a new connection lost before the data.
+        refused greeting or MAIL FROM, 530 or "relaying denied"; its subclass
+        ``Throttled`` for 421, 4.7.x and rate-limit replies, and ``SiteRefused`` for a
+        refusal of the site by policy (block lists, sender rejected, spam), at any stage.
         """
         if self._closed:
             raise RuntimeError("SmtpMailer.send called after aclose()")
+        sender, recipient = letter.sender, letter.recipient
         if _has_control(sender):
             raise TransportError(
                 f"the envelope sender {sender!r} contains a line break or control character;"
@@ -132,47 +173,39 @@ class SmtpMailer:
                 f"invalid recipient address {recipient!r}: it contains a control character",
             )
         async with self._slots:
-            client, reused = await self._checkout()
+            session, reused = await self._checkout()
             try:
-                return await self._send_on(client, reused, sender, recipient, message)
+                return await self._send_on(session, reused, letter)
             except _Stale:
                 pass
             # A connection we had kept open broke or went silent before any data was sent
             # (servers drop idle sessions; NATs forget them): reconnect once and retry.
-            client = await self._connect()
-            return await self._send_on(client, False, sender, recipient, message)
+            session = await self._connect()
+            return await self._send_on(session, False, letter)
 
     async def aclose(self) -> None:
         """QUIT and close the idle connections; those in use close when their send ends."""
         self._closed = True
         idle, self._idle = self._idle, []
-        await asyncio.gather(*(self._quit(client) for client in idle))
+        timeout = min(_QUIT_TIMEOUT, self._config.timeout_seconds)
+        await asyncio.gather(*(session.channel.quit(within=timeout) for session in idle))
 
     # --- connections ------------------------------------------------------------------
-    async def _checkout(self) -> tuple[aiosmtplib.SMTP, bool]:
+    async def _checkout(self) -> tuple[_Session, bool]:
         while self._idle:
-            client = self._idle.pop()
-            if client.is_connected:
-                return client, True
-            client.close()
+            session = self._idle.pop()
+            if session.channel.is_open:
+                return session, True
+            session.channel.close()
         return await self._connect(), False
 
-    def _checkin(self, client: aiosmtplib.SMTP) -> None:
-        if self._closed or not client.is_connected:
-            client.close()
+    def _checkin(self, session: _Session) -> None:
+        if self._closed or not session.channel.is_open:
+            session.channel.close()
         else:
-            self._idle.append(client)
+            self._idle.append(session)
 
-    async def _quit(self, client: aiosmtplib.SMTP) -> None:
-        try:
-            if client.is_connected:
-                await client.quit(timeout=min(_QUIT_TIMEOUT, self._config.timeout_seconds))
-        except (aiosmtplib.SMTPException, OSError):
-            pass  # the server went away first: nothing left to be polite to
-        finally:
-            client.close()
-
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> _Session:
         config = self._config
         client = aiosmtplib.SMTP(
             hostname=config.host,
@@ -209,6 +242,9 @@ class SmtpMailer:
                         " and port, or remove username."
                     )
                 await client.login(config.username, self._password or "")
+            transport = client.transport
+            if not isinstance(transport, asyncio.Transport) or transport.is_closing():
+                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
         except TransportError:
             client.close()
             raise
@@ -218,7 +254,13 @@ class SmtpMailer:
         except BaseException:
             client.close()
             raise
-        return client
+        extensions = {name: value for name, value in client.esmtp_extensions.items()}
+        channel = Channel(
+            transport,
+            pipelining="pipelining" in extensions,
+            timeout=config.timeout_seconds,
+        )
+        return _Session(channel, extensions)
 
     def _connect_error(self, stage: str, exc: Exception) -> TransportError:
         config = self._config
@@ -250,131 +292,113 @@ class SmtpMailer:
             what = f"cannot connect to {self._where}: {exc}."
         else:
             what = f"{stage} with {self._where} failed: {exc}."
+        if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code == 421:
+            return Throttled(f"{what} {hint}")
         return TransportError(f"{what} {hint}")
 
     # --- one transaction --------------------------------------------------------------
-    async def _send_on(
-        self,
-        client: aiosmtplib.SMTP,
-        reused: bool,
-        sender: str,
-        recipient: str,
-        message: bytes,
-    ) -> SendResult:
+    async def _send_on(self, session: _Session, reused: bool, letter: Letter) -> SendResult:
         try:
-            result = await self._transaction(client, reused, sender, recipient, message)
+            result = await self._transaction(session, reused, letter)
         except BaseException:
-            client.close()
+            session.channel.close()
             raise
-        self._checkin(client)
+        self._checkin(session)
         return result
 
-    async def _transaction(
-        self,
-        client: aiosmtplib.SMTP,
-        reused: bool,
-        sender: str,
-        recipient: str,
-        message: bytes,
-    ) -> SendResult:
-        data = normalize_line_endings(message)
-        smtputf8 = not (sender.isascii() and recipient.isascii())
+    async def _transaction(self, session: _Session, reused: bool, letter: Letter) -> SendResult:
+        channel, where = session.channel, self._where
+        sender, recipient = letter.sender, letter.recipient
         options: list[str] = []
-        if smtputf8:
-            if not client.supports_extension("smtputf8"):
+        if not (sender.isascii() and recipient.isascii()):
+            if "smtputf8" not in session.extensions:
                 if not sender.isascii():
                     raise TransportError(
-                        f"the envelope sender {sender!r} is not ASCII and {self._where}"
+                        f"the envelope sender {sender!r} is not ASCII and {where}"
                         " does not offer SMTPUTF8; use an ASCII [site] sender_email"
                     )
                 return SendResult(
                     DeliveryStatus.FAILED,
                     f"{recipient} needs SMTPUTF8 (non-ASCII local part)"
-                    f" and the relay {self._where} does not offer it",
+                    f" and the relay {where} does not offer it",
                 )
             options.append("SMTPUTF8")
-        if client.supports_extension("size"):
-            options.append(f"SIZE={len(data)}")
-        if not data.isascii() and client.supports_extension("8bitmime"):
+        payload, size = data_payload(letter)
+        if "size" in session.extensions:
+            options.append(f"SIZE={size}")
+        if not payload.isascii() and "8bitmime" in session.extensions:
             options.append("BODY=8BITMIME")
-        encoding = "utf-8" if smtputf8 else "ascii"
+        mail = " ".join([f"MAIL FROM:<{sender}>", *options]).encode() + b"\r\n"
+        rcpt = f"RCPT TO:<{recipient}>\r\n".encode()
 
         stage = "MAIL FROM"
         try:
-            try:
-                await client.mail(sender, options=options, encoding=encoding)
-            except aiosmtplib.SMTPSenderRefused as exc:
-                if exc.code == aiosmtplib.SMTPStatus.domain_unavailable and reused:
-                    raise _Stale from exc  # 421: the server is closing this old channel
-                raise_for_site_refusal(exc.code, exc.message, stage=stage, where=self._where)
-                raise TransportError(
-                    f"{self._where} refused the envelope sender <{sender}> (MAIL FROM):"
-                    f" {format_reply(exc.code, exc.message)}. Check that [site] sender_email"
-                    " may send through this relay (and [delivery.smtp] username)."
-                ) from exc
-            except ValueError as exc:
-                raise TransportError(
-                    f"the envelope sender {sender!r} cannot be sent over SMTP: {exc};"
-                    " fix [site] sender_email"
-                ) from exc
-
-            stage = "RCPT TO"
-            try:
-                await client.rcpt(recipient, encoding=encoding)
-            except aiosmtplib.SMTPRecipientRefused as exc:
-                raise_for_site_refusal(exc.code, exc.message, stage=stage, where=self._where)
-                await self._reset(client)
-                return classify_reply(exc.code, exc.message, after_data=False)
-            except ValueError as exc:
-                await self._reset(client)
-                return SendResult(DeliveryStatus.FAILED, f"invalid recipient address: {exc}")
-
-            stage = "DATA"
-            reply = await client.execute_command(b"DATA")
-            if reply.code != aiosmtplib.SMTPStatus.start_input:
-                raise_for_site_refusal(reply.code, reply.message, stage=stage, where=self._where)
-                await self._reset(client)
-                return classify_reply(reply.code, reply.message, after_data=False)
-            protocol = client.protocol
-            if protocol is None:
-                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-            protocol.write(dot_stuff(data))
-        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as exc:
-            client.close()
+            replies = await channel.commands(mail, rcpt, b"DATA\r\n")
+        except Disconnected as exc:
+            channel.close()
             if reused:
                 raise _Stale from exc
             raise TransportError(
-                f"the connection to {self._where} broke at {stage} before the message was"
+                f"the connection to {where} broke at {stage} before the message was"
                 f" sent ({exc}). Check the relay's logs and [delivery.smtp] timeout_seconds."
             ) from exc
-
+        mail_reply, rcpt_reply, data_reply = replies
+        if mail_reply.code == 421 and reused:
+            raise _Stale  # the server is closing this old channel
+        refused = mail_reply.code != 250 or rcpt_reply.code not in (250, 251)
+        if data_reply.code == 354 and refused:  # the server opened the data anyway
+            await self._abandon_data(channel)
+        if mail_reply.code != 250:
+            await channel.reset()
+            raise_for_site_refusal(mail_reply.code, mail_reply.text, stage=stage, where=where)
+            raise TransportError(
+                f"{where} refused the envelope sender <{sender}> (MAIL FROM):"
+                f" {format_reply(mail_reply.code, mail_reply.text)}. Check that [site]"
+                " sender_email may send through this relay (and [delivery.smtp] username)."
+            )
+        if rcpt_reply.code not in (250, 251):
+            await channel.reset()
+            return judge(
+                rcpt_reply.code, rcpt_reply.text, stage="RCPT TO", where=where, after_data=False
+            )
+        if data_reply.code != 354:
+            await channel.reset()
+            return judge(
+                data_reply.code, data_reply.text, stage="DATA", where=where, after_data=False
+            )
         # From here on the server may have the message. RFC 5321 (4.5.3.2.6) lets it take
         # 10 minutes to answer the final dot; we wait timeout_seconds like for any command
         # and record UNCERTAIN past that (a single retry with the same Message-ID is safe).
         try:
-            reply = await protocol.read_response(timeout=self._config.timeout_seconds)
-        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
-            client.close()
+            final = await channel.data(payload)
+        except Disconnected as exc:
+            channel.close()
             return SendResult(
                 DeliveryStatus.UNCERTAIN,
-                f"no reply from {self._where} after the final dot ({exc}):"
+                f"no reply from {where} after the final dot ({exc}):"
                 " the server may have accepted the message",
             )
-        except aiosmtplib.SMTPResponseException as exc:  # a malformed reply
-            client.close()
-            return classify_reply(exc.code, exc.message, after_data=True)
-        raise_for_site_refusal(reply.code, reply.message, stage="the final dot", where=self._where)
-        return classify_reply(reply.code, reply.message, after_data=True)
+        channel.transactions += 1
+        return judge(final.code, final.text, stage="the final dot", where=where, after_data=True)
 
     @staticmethod
-    async def _reset(client: aiosmtplib.SMTP) -> None:
-        """RSET after a refused transaction, so the connection can be reused."""
-        if not client.is_connected:
-            return
+    async def _abandon_data(channel: Channel) -> None:
+        """A server that answered DATA with 354 after refusing MAIL or RCPT gets an empty
+        message (RFC 2920 section 3.1), whose reply is read and ignored."""
         try:
-            await client.rset()
-        except (aiosmtplib.SMTPException, OSError):
-            client.close()
+            await channel.data(_END_OF_DATA)
+        except Disconnected:
+            channel.close()
+
+
+class _Session:
+    """A pooled connection: its channel and the extensions the relay offered."""
+
+    __slots__ = ("channel", "extensions")
+
+    def __init__(self, channel: Channel, extensions: dict[str, str]) -> None:
+        self.channel = channel
+        self.extensions = extensions
 
 
 def build_mailer(delivery: DeliveryConfig, environ: Mapping[str, str]) -> Mailer:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from digest.store.engine import create_engine_for, masked
 from digest.store.migrate import check_schema, migrate
+from digest.store.offload import OffloadedLedger
 from digest.store.sql import SqlStore
 
-__all__ = ["SqlStore", "check_schema", "create_engine_for", "masked", "migrate"]
+__all__ = ["OffloadedLedger", "SqlStore", "check_schema", "create_engine_for", "masked", "migrate"]

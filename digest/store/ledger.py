@@ -1,8 +1,11 @@
-"""Queries for editions, their archived renderings and the deliveries ledger.
+"""Queries of the deliveries ledger: batch claims under a lease, fenced group records.
 
 Functions take an open connection inside a transaction; ``SqlStore`` owns the
-transactions and the error handling. An edition's posts live in ``edition_posts``
-(ordered by position) and are read back with one query per batch of editions.
+transactions. A claim takes up to ``limit`` rows in one transaction (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serializes writers) and
+stamps them with the sender's ``owner`` name and lease. Outcomes are written only where
+that owner still holds the row, so a sender whose lease was taken over cannot overwrite
+the new owner's result.
 """
 
 from __future__ import annotations
@@ -11,291 +14,363 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 
-from digest.errors import NotFound
 from digest.models import (
-    Claim,
+    Claimed,
+    ClaimedRow,
     Delivery,
     DeliveryStatus,
-    Edition,
     EditionStatus,
-    EditionSummary,
-    SendResult,
+    Outcome,
+    Quota,
     SubscriptionStatus,
 )
 from digest.store import tables as t
-from digest.store.engine import insert_for
 
-UNFINISHED = (
-    DeliveryStatus.PENDING.value,
-    DeliveryStatus.SENDING.value,
-    DeliveryStatus.DEFERRED.value,
-)
-CLAIMABLE = (DeliveryStatus.PENDING.value, DeliveryStatus.DEFERRED.value)
-
-NEWEST_FIRST = (t.editions.c.created_at.desc(), t.editions.c.period_key.desc())
-OLDEST_FIRST = (t.editions.c.created_at.asc(), t.editions.c.period_key.asc())
-
-
-# --- editions ---------------------------------------------------------------------------
+d = t.deliveries
+PENDING = DeliveryStatus.PENDING.value
+SENDING = DeliveryStatus.SENDING.value
+DEFERRED = DeliveryStatus.DEFERRED.value
+UNCERTAIN = DeliveryStatus.UNCERTAIN.value
+LEFT_REPLY = {
+    SubscriptionStatus.UNSUBSCRIBED.value: "not sent: the reader unsubscribed before their turn",
+    SubscriptionStatus.BOUNCED.value: "not sent: the address bounced earlier",
+    SubscriptionStatus.PENDING.value: "not sent: the subscription is not confirmed",
+}
 
 
-def insert_edition(
+QUOTA_LOCK_KEY = 0x6469676573747174  # "digestqt": serializes quota checks on PostgreSQL
+
+
+def claim_batch(
     connection: Connection,
     *,
     edition_id: str,
-    newsletter_id: str,
-    period_key: str,
+    owner: str,
     now: datetime,
-    post_keys: Sequence[str],
-    status: EditionStatus,
-    subject: str,
-) -> Edition:
-    """Insert the edition and its posts; a twin raises the driver's IntegrityError."""
-    connection.execute(
-        t.editions.insert().values(
-            id=edition_id,
-            newsletter_id=newsletter_id,
-            period_key=period_key,
-            created_at=now,
-            status=status.value,
-            subject=subject,
-            error="",
-        )
-    )
-    if post_keys:
-        connection.execute(
-            t.edition_posts.insert(),
-            [
-                {"edition_id": edition_id, "position": position, "post_key": key}
-                for position, key in enumerate(post_keys)
-            ],
-        )
-    return Edition(
-        id=edition_id,
-        newsletter_id=newsletter_id,
-        period_key=period_key,
-        created_at=now,
-        status=status,
-        post_keys=tuple(post_keys),
-        subject=subject,
-    )
+    lease_until: datetime,
+    limit: int,
+    quotas: Sequence[Quota] = (),
+) -> Claimed:
+    """Take up to ``limit`` rows for ``owner``; see ``digest.ports.Ledger.claim_batch``.
 
-
-def editions(
-    connection: Connection,
-    *where: ColumnElement[bool],
-    order: tuple[Any, ...] = NEWEST_FIRST,
-    limit: int | None = None,
-) -> list[Edition]:
-    """Editions matching ``where`` with their post keys, in ``order``."""
-    statement = select(t.editions).where(*where).order_by(*order)
-    if limit is not None:
-        statement = statement.limit(limit)
-    rows = connection.execute(statement).all()
-    keys = _post_keys(connection, [row.id for row in rows])
-    return [_edition(row, keys.get(row.id, ())) for row in rows]
-
-
-def one_edition(connection: Connection, edition_id: str) -> Edition:
-    found = editions(connection, t.editions.c.id == edition_id)
-    if not found:
-        raise NotFound(f"no edition with id {edition_id!r}")
-    return found[0]
-
-
-def list_editions(
-    connection: Connection, newsletter_id: str | None, limit: int
-) -> list[EditionSummary]:
-    where = [] if newsletter_id is None else [t.editions.c.newsletter_id == newsletter_id]
-    found = editions(connection, *where, limit=limit)
-    counts: dict[str, dict[DeliveryStatus, int]] = {
-        edition.id: dict.fromkeys(DeliveryStatus, 0) for edition in found
-    }
-    if found:
-        grouped = (
-            select(t.deliveries.c.edition_id, t.deliveries.c.status, func.count())
-            .where(t.deliveries.c.edition_id.in_(list(counts)))
-            .group_by(t.deliveries.c.edition_id, t.deliveries.c.status)
-        )
-        for edition_id, status, count in connection.execute(grouped):
-            counts[edition_id][DeliveryStatus(status)] = count
-    return [EditionSummary(edition=edition, counts=counts[edition.id]) for edition in found]
-
-
-def set_edition_status(
-    connection: Connection, edition_id: str, status: EditionStatus, error: str
-) -> None:
-    result = connection.execute(
-        update(t.editions)
-        .where(t.editions.c.id == edition_id)
-        .values(status=status.value, error=error)
-    )
-    if result.rowcount == 0:
-        raise NotFound(f"no edition with id {edition_id!r}")
-
-
-def save_rendering(
-    connection: Connection, edition_id: str, *, subject: str, html: str, text: str
-) -> None:
-    one_edition(connection, edition_id)  # NotFound rather than a foreign-key error
-    values = {"subject": subject, "html": html, "text": text}
-    statement = insert_for(connection, t.renderings).values(edition_id=edition_id, **values)
-    connection.execute(
-        statement.on_conflict_do_update(index_elements=[t.renderings.c.edition_id], set_=values)
-    )
-
-
-def get_rendering(connection: Connection, edition_id: str) -> tuple[str, str, str] | None:
-    row = connection.execute(
-        select(t.renderings.c.subject, t.renderings.c.html, t.renderings.c.text).where(
-            t.renderings.c.edition_id == edition_id
-        )
+    Only while the edition is ``sending``. Rows come pending first, then deferred and
+    uncertain ones whose retry time has come, then ``sending`` rows whose lease ran out
+    (their sender died). The last two kinds are marked ``duplicate``: the reader may
+    already have the message. Readers who left or bounced are recorded ``suppressed``.
+    Each quota caps the batch at what its window has left: messages sent in the window
+    and rows held by any sender count as used, so processes and restarts share it.
+    """
+    status = connection.execute(
+        select(t.editions.c.status, t.editions.c.newsletter_id).where(t.editions.c.id == edition_id)
     ).one_or_none()
-    return None if row is None else (row.subject, row.html, row.text)
-
-
-def _post_keys(connection: Connection, edition_ids: list[str]) -> dict[str, tuple[str, ...]]:
-    if not edition_ids:
-        return {}
-    keys: dict[str, list[str]] = {}
-    statement = (
-        select(t.edition_posts.c.edition_id, t.edition_posts.c.post_key)
-        .where(t.edition_posts.c.edition_id.in_(edition_ids))
-        .order_by(t.edition_posts.c.edition_id, t.edition_posts.c.position)
-    )
-    for edition_id, key in connection.execute(statement):
-        keys.setdefault(edition_id, []).append(key)
-    return {edition_id: tuple(found) for edition_id, found in keys.items()}
-
-
-def _edition(row: Row[Any], post_keys: tuple[str, ...]) -> Edition:
-    return Edition(
-        id=row.id,
-        newsletter_id=row.newsletter_id,
-        period_key=row.period_key,
-        created_at=row.created_at,
-        status=EditionStatus(row.status),
-        post_keys=post_keys,
-        subject=row.subject,
-        error=row.error,
-    )
-
-
-# --- deliveries ---------------------------------------------------------------------------
-
-
-def add_deliveries(connection: Connection, deliveries: Sequence[Delivery]) -> int:
-    """Insert the rows that do not exist yet for (edition, subscriber); returns how many."""
-    if not deliveries:
-        return 0
-    rows = [
-        {
-            "edition_id": delivery.edition_id,
-            "subscriber_id": delivery.subscriber_id,
-            "email": delivery.email,
-            "message_id": delivery.message_id,
-            "status": delivery.status.value,
-            "attempts": delivery.attempts,
-            "reply": delivery.reply,
-            "updated_at": delivery.updated_at,
-        }
-        for delivery in deliveries
+    if status is None or status.status != EditionStatus.SENDING.value:
+        return Claimed([], 0)
+    if quotas:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUOTA_LOCK_KEY})
+        holding = _count(connection, d.c.status == SENDING)
+        for quota in quotas:
+            sent = _count(
+                connection,
+                (d.c.status == DeliveryStatus.SENT.value) & (d.c.updated_at > quota.since),
+            )
+            left = quota.limit - sent - holding
+            if left < limit:
+                limit = max(0, left)
+                if limit == 0:
+                    return Claimed([], 0, blocked_by=quota.window)
+    kinds: list[tuple[ColumnElement[bool], bool]] = [
+        (d.c.status == PENDING, False),
+        ((d.c.status == DEFERRED) & (d.c.not_before <= now), False),
+        ((d.c.status == UNCERTAIN) & ~d.c.duplicate & (d.c.not_before <= now), True),
+        ((d.c.status == SENDING) & (d.c.lease_until < now), True),
     ]
-    statement = (
-        insert_for(connection, t.deliveries)
-        .on_conflict_do_nothing(
-            index_elements=[t.deliveries.c.edition_id, t.deliveries.c.subscriber_id]
+    claimed: list[ClaimedRow] = []
+    suppressed = 0
+    for where, duplicate in kinds:
+        wanted = limit - len(claimed)
+        if wanted <= 0:
+            break
+        rows = connection.execute(
+            _candidates(status.newsletter_id, edition_id, where, wanted, connection)
+        ).all()
+        if not rows:
+            continue
+        gone = [row for row in rows if row.subscription != SubscriptionStatus.CONFIRMED.value]
+        for reason, group in _by_reason(gone).items():
+            connection.execute(
+                update(d)
+                .where(d.c.edition_id == edition_id, d.c.subscriber_id.in_(group))
+                .values(
+                    status=DeliveryStatus.SUPPRESSED.value,
+                    reply=reason,
+                    updated_at=now,
+                    owner=None,
+                    lease_until=None,
+                )
+            )
+        suppressed += len(gone)
+        taking = [row for row in rows if row.subscription == SubscriptionStatus.CONFIRMED.value]
+        if not taking:
+            continue
+        values: dict[str, Any] = {"status": SENDING, "owner": owner, "lease_until": lease_until}
+        if duplicate:
+            values["duplicate"] = True
+        connection.execute(
+            update(d)
+            .where(
+                d.c.edition_id == edition_id,
+                d.c.subscriber_id.in_([row.subscriber_id for row in taking]),
+            )
+            .values(**values)
         )
-        .returning(t.deliveries.c.subscriber_id)
-    )
-    return len(connection.execute(statement, rows).all())
-
-
-def deliveries(connection: Connection, edition_id: str, *, unfinished: bool) -> list[Delivery]:
-    statement = select(t.deliveries).where(t.deliveries.c.edition_id == edition_id)
-    if unfinished:
-        statement = statement.where(t.deliveries.c.status.in_(UNFINISHED))
-    statement = statement.order_by(t.deliveries.c.email, t.deliveries.c.subscriber_id)
-    return [_delivery(row) for row in connection.execute(statement)]
-
-
-def record_delivery(
-    connection: Connection,
-    edition_id: str,
-    subscriber_id: str,
-    result: SendResult,
-    now: datetime,
-) -> None:
-    row = _row(edition_id, subscriber_id)
-    changed = connection.execute(
-        update(t.deliveries)
-        .where(row, t.deliveries.c.status.in_(UNFINISHED))
-        .values(
-            status=result.status.value,
-            reply=result.reply,
-            updated_at=now,
-            attempts=t.deliveries.c.attempts + 1,
+        claimed.extend(
+            ClaimedRow(
+                subscriber_id=row.subscriber_id,
+                email=row.email,
+                message_id=row.message_id,
+                attempts=row.attempts,
+                duplicate=duplicate or row.duplicate,
+            )
+            for row in taking
         )
-    ).rowcount
-    if (
-        changed == 0
-        and connection.execute(select(t.deliveries.c.status).where(row)).first() is None
-    ):
-        raise NotFound(f"no delivery of edition {edition_id!r} to subscriber {subscriber_id!r}")
+    return Claimed(claimed, suppressed)
 
 
-def claim_delivery(
-    connection: Connection,
-    edition_id: str,
-    subscriber_id: str,
+def _count(connection: Connection, where: ColumnElement[bool]) -> int:
+    return int(connection.execute(select(func.count()).select_from(d).where(where)).scalar_one())
+
+
+def _candidates(
     newsletter_id: str,
-    now: datetime,
-    stale_before: datetime,
-) -> Claim:
-    """See ``Store.claim_delivery``: one conditional UPDATE decides, so no two win."""
-    free = t.deliveries.c.status.in_(CLAIMABLE) | (
-        (t.deliveries.c.status == DeliveryStatus.SENDING.value)
-        & (t.deliveries.c.updated_at < stale_before)
-    )
-    subscribed = connection.execute(
-        select(t.subscriptions.c.status).where(
-            t.subscriptions.c.subscriber_id == subscriber_id,
+    edition_id: str,
+    where: ColumnElement[bool],
+    limit: int,
+    connection: Connection,
+) -> Select[Any]:
+    subscription = (
+        select(t.subscriptions.c.status)
+        .where(
+            t.subscriptions.c.subscriber_id == d.c.subscriber_id,
             t.subscriptions.c.newsletter_id == newsletter_id,
         )
-    ).scalar()
-    left = subscribed != SubscriptionStatus.CONFIRMED.value
-    values = (
-        {"status": DeliveryStatus.SUPPRESSED.value, "reply": "unsubscribed before sending"}
-        if left
-        else {"status": DeliveryStatus.SENDING.value}
+        .scalar_subquery()
+        .label("subscription")
     )
-    changed = connection.execute(
-        update(t.deliveries)
-        .where(_row(edition_id, subscriber_id), free)
-        .values(updated_at=now, **values)
-    ).rowcount
-    if changed == 0:
-        return Claim.TAKEN
-    return Claim.LEFT if left else Claim.CLAIMED
-
-
-def release_delivery(connection: Connection, edition_id: str, subscriber_id: str) -> None:
-    connection.execute(
-        update(t.deliveries)
-        .where(
-            _row(edition_id, subscriber_id),
-            t.deliveries.c.status == DeliveryStatus.SENDING.value,
+    statement = (
+        select(
+            d.c.subscriber_id,
+            d.c.email,
+            d.c.message_id,
+            d.c.attempts,
+            d.c.duplicate,
+            subscription,
         )
-        .values(status=DeliveryStatus.PENDING.value)
+        .where(d.c.edition_id == edition_id, where)
+        .limit(limit)
+    )
+    if connection.dialect.name == "postgresql":
+        statement = statement.with_for_update(skip_locked=True, of=d)
+    return statement
+
+
+def _by_reason(rows: Sequence[Row[Any]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for row in rows:
+        reason = LEFT_REPLY.get(row.subscription or "", "not sent: no subscription")
+        grouped.setdefault(reason, []).append(row.subscriber_id)
+    return grouped
+
+
+_RECORD = (
+    update(d)
+    .where(
+        d.c.edition_id == bindparam("b_edition"),
+        d.c.subscriber_id == bindparam("b_subscriber"),
+        d.c.owner == bindparam("b_owner"),
+        d.c.status == SENDING,
+    )
+    .values(
+        status=bindparam("b_status"),
+        reply=bindparam("b_reply"),
+        attempts=d.c.attempts + bindparam("b_counted"),
+        updated_at=bindparam("b_now"),
+        not_before=bindparam("b_retry"),
+        owner=None,
+        lease_until=None,
+    )
+)
+
+
+def record_batch(
+    connection: Connection,
+    *,
+    edition_id: str,
+    owner: str,
+    outcomes: Sequence[Outcome],
+    now: datetime,
+) -> int:
+    """Write ``outcomes`` where ``owner`` still holds the rows; returns how many were written.
+
+    A ``failed`` outcome (5xx for the address) also marks the reader ``bounced`` in every
+    newsletter, so no edition mails the address again.
+    """
+    if not outcomes:
+        return 0
+    params = [
+        {
+            "b_edition": edition_id,
+            "b_subscriber": outcome.subscriber_id,
+            "b_owner": owner,
+            "b_status": outcome.status.value,
+            "b_reply": outcome.reply,
+            "b_counted": 1 if outcome.count_attempt else 0,
+            "b_now": now,
+            "b_retry": outcome.retry_at,
+        }
+        for outcome in outcomes
+    ]
+    written = connection.execute(_RECORD, params).rowcount
+    bounced = [o.subscriber_id for o in outcomes if o.status is DeliveryStatus.FAILED]
+    if bounced:
+        connection.execute(
+            update(t.subscriptions)
+            .where(
+                t.subscriptions.c.subscriber_id.in_(bounced),
+                t.subscriptions.c.status == SubscriptionStatus.CONFIRMED.value,
+            )
+            .values(status=SubscriptionStatus.BOUNCED.value, changed_at=now)
+        )
+    return int(written)
+
+
+def renew_leases(
+    connection: Connection, *, edition_id: str, owner: str, lease_until: datetime
+) -> int:
+    """Extend every lease ``owner`` holds on the edition; returns how many rows it holds."""
+    return int(
+        connection.execute(
+            update(d)
+            .where(d.c.edition_id == edition_id, d.c.status == SENDING, d.c.owner == owner)
+            .values(lease_until=lease_until)
+        ).rowcount
     )
 
 
-def _row(edition_id: str, subscriber_id: str) -> ColumnElement[bool]:
-    return (t.deliveries.c.edition_id == edition_id) & (
-        t.deliveries.c.subscriber_id == subscriber_id
+def release(
+    connection: Connection, *, edition_id: str, owner: str, subscriber_ids: Sequence[str]
+) -> int:
+    """Give claimed rows that were not sent back (``pending``), no attempt counted."""
+    released = 0
+    for start in range(0, len(subscriber_ids), 500):
+        released += connection.execute(
+            update(d)
+            .where(
+                d.c.edition_id == edition_id,
+                d.c.status == SENDING,
+                d.c.owner == owner,
+                d.c.subscriber_id.in_(list(subscriber_ids[start : start + 500])),
+            )
+            .values(status=PENDING, owner=None, lease_until=None)
+        ).rowcount
+    return released
+
+
+def sent_since(connection: Connection, since: datetime) -> int:
+    """Messages handed to the relay since ``since``, by any sender (for per-day quotas)."""
+    return int(
+        connection.execute(
+            select(func.count()).where(
+                d.c.status == DeliveryStatus.SENT.value, d.c.updated_at > since
+            )
+        ).scalar_one()
     )
+
+
+def cancel_unsent(connection: Connection, edition_id: str, now: datetime) -> int:
+    """Cancel every pending or deferred row; returns how many (uncertain rows stay so)."""
+    return int(
+        connection.execute(
+            update(d)
+            .where(d.c.edition_id == edition_id, d.c.status.in_([PENDING, DEFERRED]))
+            .values(
+                status=DeliveryStatus.CANCELLED.value,
+                reply="not sent: the edition was cancelled",
+                updated_at=now,
+            )
+        ).rowcount
+    )
+
+
+def reopen(connection: Connection, edition_id: str, statuses: Sequence[DeliveryStatus]) -> int:
+    """Make rows in ``statuses`` pending again for a resend; returns how many.
+
+    Their readers' bounced subscriptions are confirmed again: the operator judged the
+    failure not to be the address's. An uncertain row resent is a possible duplicate.
+    """
+    values = [status.value for status in statuses]
+    chosen = and_(d.c.edition_id == edition_id, d.c.status.in_(values))
+    newsletter_id = select(t.editions.c.newsletter_id).where(t.editions.c.id == edition_id)
+    if DeliveryStatus.FAILED in statuses:
+        connection.execute(
+            update(t.subscriptions)
+            .where(
+                t.subscriptions.c.newsletter_id == newsletter_id.scalar_subquery(),
+                t.subscriptions.c.status == SubscriptionStatus.BOUNCED.value,
+                t.subscriptions.c.subscriber_id.in_(
+                    select(d.c.subscriber_id).where(
+                        d.c.edition_id == edition_id, d.c.status == DeliveryStatus.FAILED.value
+                    )
+                ),
+            )
+            .values(status=SubscriptionStatus.CONFIRMED.value)
+        )
+    if DeliveryStatus.UNCERTAIN in statuses:
+        connection.execute(update(d).where(chosen, d.c.status == UNCERTAIN).values(duplicate=True))
+    return int(
+        connection.execute(
+            update(d)
+            .where(chosen)
+            .values(status=PENDING, attempts=0, not_before=None, owner=None, lease_until=None)
+        ).rowcount
+    )
+
+
+def page(
+    connection: Connection,
+    edition_id: str,
+    *,
+    after: tuple[str, str] | None,
+    size: int,
+    status: DeliveryStatus | None = None,
+    email: str | None = None,
+) -> list[Delivery]:
+    """One page of the edition's rows by (email, subscriber id), after the key ``after``."""
+    statement = select(d).where(d.c.edition_id == edition_id)
+    if status is not None:
+        statement = statement.where(d.c.status == status.value)
+    if email:
+        escaped = email.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        statement = statement.where(d.c.email.like(f"%{escaped}%", escape="\\"))
+    if after is not None:
+        statement = statement.where(
+            (d.c.email > after[0]) | ((d.c.email == after[0]) & (d.c.subscriber_id > after[1]))
+        )
+    statement = statement.order_by(d.c.email, d.c.subscriber_id).limit(size)
+    return [_delivery(row) for row in connection.execute(statement)]
 
 
 def _delivery(row: Row[Any]) -> Delivery:
@@ -308,4 +383,5 @@ def _delivery(row: Row[Any]) -> Delivery:
         attempts=row.attempts,
         reply=row.reply,
         updated_at=row.updated_at,
+        duplicate=bool(row.duplicate),
     )

@@ -93,11 +93,10 @@ def candidate_posts(
     if not source_ids:
         return []
     in_an_edition = (
-        select(t.edition_posts.c.post_key)
-        .join(t.editions, t.editions.c.id == t.edition_posts.c.edition_id)
+        select(t.newsletter_posts.c.post_key)
         .where(
-            t.editions.c.newsletter_id == newsletter_id,
-            t.edition_posts.c.post_key == t.posts.c.key,
+            t.newsletter_posts.c.newsletter_id == newsletter_id,
+            t.newsletter_posts.c.post_key == t.posts.c.key,
         )
         .exists()
     )

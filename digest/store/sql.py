@@ -2,13 +2,13 @@
 
 Each method is one transaction. Reads begin a plain transaction; writes begin
 ``BEGIN IMMEDIATE`` on SQLite (see ``engine.py``) so that read-then-write methods
-cannot deadlock. The queries live in ``posts.py``, ``subscribers.py`` and ``ledger.py``.
+cannot deadlock. The queries live in ``posts.py``, ``subscribers.py``, ``editions.py``
+and ``ledger.py``.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -17,13 +17,16 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, Stateme
 
 from digest.errors import AlreadyExists
 from digest.models import (
-    Claim,
+    Claimed,
     Delivery,
+    DeliveryStatus,
     Edition,
     EditionStatus,
     EditionSummary,
+    Outcome,
     Post,
-    SendResult,
+    Quota,
+    Rendered,
     SourceState,
     StoredPost,
     Subscriber,
@@ -31,10 +34,13 @@ from digest.models import (
     SubscriptionStatus,
 )
 from digest.ports import Store
+from digest.store import editions as edition_queries
 from digest.store import ledger, subscribers
 from digest.store import posts as post_queries
 from digest.store import tables as t
 from digest.store.engine import READ_ONLY, unreachable
+
+PAGE = 1000  # rows per transaction when listing an edition's deliveries
 
 
 def _aware(value: datetime, name: str) -> datetime:
@@ -155,67 +161,76 @@ class SqlStore:
 
     # --- editions ------------------------------------------------------------------------
 
-    def create_edition(
+    def open_edition(
         self,
         *,
         newsletter_id: str,
         period_key: str,
         now: datetime,
         post_keys: Sequence[str],
-        status: EditionStatus,
-        subject: str = "",
-        edition_id: str | None = None,
-    ) -> Edition | None:
+        rendered: Rendered | None,
+        message_id: Callable[[str], str],
+        edition_id: str,
+        no_readers: str,
+    ) -> tuple[Edition, int] | None:
         _aware(now, "now")
         try:
             with self._transaction() as connection:
-                return ledger.insert_edition(
+                twin = edition_queries.find(connection, newsletter_id, period_key)
+                if twin is not None:
+                    return twin, -1
+                return edition_queries.open_edition(
                     connection,
-                    edition_id=edition_id or uuid.uuid4().hex,
+                    edition_id=edition_id,
                     newsletter_id=newsletter_id,
                     period_key=period_key,
                     now=now,
                     post_keys=post_keys,
-                    status=status,
-                    subject=subject,
+                    rendered=rendered,
+                    message_id=message_id,
+                    no_readers=no_readers,
                 )
+        except edition_queries.PostsTaken:
+            # Under READ COMMITTED the twin may have committed between our two checks.
+            twin = self.find_edition(newsletter_id, period_key)
+            return None if twin is None else (twin, -1)
         except IntegrityError:
-            # The UNIQUE (newsletter_id, period_key) constraint is the referee between
-            # racing schedulers; the only other way to violate a constraint here is
-            # to pass an edition_id that is already taken.
-            if self.find_edition(newsletter_id, period_key) is None:
-                raise AlreadyExists(
-                    f"edition id {edition_id!r} is already taken: pass a fresh one or None"
-                ) from None
+            # PostgreSQL: a concurrent transaction committed the twin period or took one
+            # of the posts between our checks and our inserts; the constraints refereed.
+            twin = self.find_edition(newsletter_id, period_key)
+            if twin is not None:
+                return twin, -1
+            with self._transaction(read_only=True) as connection:
+                if edition_queries.editions(connection, t.editions.c.id == edition_id):
+                    raise AlreadyExists(f"edition id {edition_id!r} is already taken") from None
             return None
 
     def get_edition(self, edition_id: str) -> Edition:
         with self._transaction(read_only=True) as connection:
-            return ledger.one_edition(connection, edition_id)
+            return edition_queries.one(connection, edition_id)
+
+    def resolve_edition(self, prefix: str) -> str:
+        with self._transaction(read_only=True) as connection:
+            return edition_queries.resolve(connection, prefix)
 
     def find_edition(self, newsletter_id: str, period_key: str) -> Edition | None:
         with self._transaction(read_only=True) as connection:
-            found = ledger.editions(
-                connection,
-                t.editions.c.newsletter_id == newsletter_id,
-                t.editions.c.period_key == period_key,
-            )
-        return found[0] if found else None
+            return edition_queries.find(connection, newsletter_id, period_key)
 
     def last_edition(self, newsletter_id: str) -> Edition | None:
         with self._transaction(read_only=True) as connection:
-            found = ledger.editions(
+            found = edition_queries.editions(
                 connection, t.editions.c.newsletter_id == newsletter_id, limit=1
             )
         return found[0] if found else None
 
     def first_edition(self, newsletter_id: str) -> Edition | None:
         with self._transaction(read_only=True) as connection:
-            found = ledger.editions(
+            found = edition_queries.editions(
                 connection,
                 (t.editions.c.newsletter_id == newsletter_id)
                 & (t.editions.c.status != EditionStatus.SKIPPED.value),
-                order=ledger.OLDEST_FIRST,
+                order=edition_queries.OLDEST_FIRST,
                 limit=1,
             )
         return found[0] if found else None
@@ -224,65 +239,125 @@ class SqlStore:
         self, newsletter_id: str | None = None, limit: int = 50
     ) -> list[EditionSummary]:
         with self._transaction(read_only=True) as connection:
-            return ledger.list_editions(connection, newsletter_id, limit)
+            return edition_queries.summaries(connection, newsletter_id, limit)
+
+    def edition_summary(self, edition_id: str) -> EditionSummary:
+        with self._transaction(read_only=True) as connection:
+            return edition_queries.summary(connection, edition_queries.one(connection, edition_id))
 
     def editions_with_status(self, status: EditionStatus) -> list[Edition]:
         with self._transaction(read_only=True) as connection:
-            return ledger.editions(
-                connection, t.editions.c.status == status.value, order=ledger.OLDEST_FIRST
+            return edition_queries.editions(
+                connection, t.editions.c.status == status.value, order=edition_queries.OLDEST_FIRST
             )
 
-    def set_edition_status(self, edition_id: str, status: EditionStatus, error: str = "") -> None:
+    def set_edition_status(
+        self,
+        edition_id: str,
+        status: EditionStatus,
+        error: str = "",
+        *,
+        only_from: Sequence[EditionStatus] | None = None,
+    ) -> bool:
         with self._transaction() as connection:
-            ledger.set_edition_status(connection, edition_id, status, error)
+            return edition_queries.set_status(
+                connection, edition_id, status, error, only_from=only_from
+            )
 
     def save_rendering(self, edition_id: str, *, subject: str, html: str, text: str) -> None:
         with self._transaction() as connection:
-            ledger.save_rendering(connection, edition_id, subject=subject, html=html, text=text)
+            edition_queries.save_rendering(
+                connection, edition_id, subject=subject, html=html, text=text
+            )
 
-    def get_rendering(self, edition_id: str) -> tuple[str, str, str] | None:
+    def get_rendering(self, edition_id: str) -> Rendered | None:
         with self._transaction(read_only=True) as connection:
-            return ledger.get_rendering(connection, edition_id)
+            return edition_queries.get_rendering(connection, edition_id)
+
+    def cancel_unsent(self, edition_id: str, now: datetime) -> int:
+        _aware(now, "now")
+        with self._transaction() as connection:
+            return ledger.cancel_unsent(connection, edition_id, now)
+
+    def reopen_deliveries(self, edition_id: str, statuses: Sequence[DeliveryStatus]) -> int:
+        with self._transaction() as connection:
+            edition_queries.one(connection, edition_id)
+            return ledger.reopen(connection, edition_id, statuses)
 
     # --- deliveries (the ledger) ---------------------------------------------------------
 
-    def add_deliveries(self, deliveries: Sequence[Delivery]) -> int:
-        with self._transaction() as connection:
-            return ledger.add_deliveries(connection, deliveries)
-
-    def unfinished_deliveries(self, edition_id: str) -> list[Delivery]:
-        with self._transaction(read_only=True) as connection:
-            return ledger.deliveries(connection, edition_id, unfinished=True)
-
-    def record_delivery(
-        self, edition_id: str, subscriber_id: str, result: SendResult, now: datetime
-    ) -> None:
-        _aware(now, "now")
-        with self._transaction() as connection:
-            ledger.record_delivery(connection, edition_id, subscriber_id, result, now)
-
-    def claim_delivery(
+    def claim_batch(
         self,
         edition_id: str,
-        subscriber_id: str,
-        newsletter_id: str,
+        owner: str,
         now: datetime,
-        stale_before: datetime,
-    ) -> Claim:
+        lease_until: datetime,
+        limit: int,
+        quotas: Sequence[Quota] = (),
+    ) -> Claimed:
         _aware(now, "now")
-        _aware(stale_before, "stale_before")
         with self._transaction() as connection:
-            return ledger.claim_delivery(
-                connection, edition_id, subscriber_id, newsletter_id, now, stale_before
+            return ledger.claim_batch(
+                connection,
+                edition_id=edition_id,
+                owner=owner,
+                now=now,
+                lease_until=lease_until,
+                limit=limit,
+                quotas=quotas,
             )
 
-    def release_delivery(self, edition_id: str, subscriber_id: str) -> None:
+    def record_batch(
+        self, edition_id: str, owner: str, outcomes: Sequence[Outcome], now: datetime
+    ) -> int:
+        _aware(now, "now")
         with self._transaction() as connection:
-            ledger.release_delivery(connection, edition_id, subscriber_id)
+            return ledger.record_batch(
+                connection, edition_id=edition_id, owner=owner, outcomes=outcomes, now=now
+            )
+
+    def renew_leases(self, edition_id: str, owner: str, lease_until: datetime) -> int:
+        with self._transaction() as connection:
+            return ledger.renew_leases(
+                connection, edition_id=edition_id, owner=owner, lease_until=lease_until
+            )
+
+    def release_claims(self, edition_id: str, owner: str, subscriber_ids: Sequence[str]) -> int:
+        with self._transaction() as connection:
+            return ledger.release(
+                connection, edition_id=edition_id, owner=owner, subscriber_ids=subscriber_ids
+            )
+
+    def sent_since(self, since: datetime) -> int:
+        with self._transaction(read_only=True) as connection:
+            return ledger.sent_since(connection, since)
+
+    def iter_deliveries(
+        self,
+        edition_id: str,
+        *,
+        status: DeliveryStatus | None = None,
+        email: str | None = None,
+    ) -> Iterator[Delivery]:
+        self.get_edition(edition_id)  # NotFound before the first row is asked for
+        return self._pages(edition_id, status, email)
+
+    def _pages(
+        self, edition_id: str, status: DeliveryStatus | None, email: str | None
+    ) -> Iterator[Delivery]:
+        after: tuple[str, str] | None = None
+        while True:
+            with self._transaction(read_only=True) as connection:
+                rows = ledger.page(
+                    connection, edition_id, after=after, size=PAGE, status=status, email=email
+                )
+            yield from rows
+            if len(rows) < PAGE:
+                return
+            after = (rows[-1].email, rows[-1].subscriber_id)
 
     def list_deliveries(self, edition_id: str) -> list[Delivery]:
-        with self._transaction(read_only=True) as connection:
-            return ledger.deliveries(connection, edition_id, unfinished=False)
+        return list(self.iter_deliveries(edition_id))
 
 
 def _implements_the_port(store: SqlStore) -> Store:

@@ -1,7 +1,8 @@
 """The database schema as SQLAlchemy Core tables: what the store's queries are built from.
 
-Migration ``0001_initial`` creates exactly this schema; ``tests/test_store.py`` compares
-a migrated database with this metadata, so a change here needs a new migration.
+Migrations ``0001_initial`` and ``0002_delivery_engine`` create exactly this schema;
+``tests/test_store.py`` compares a migrated database with this metadata, so a change here
+needs a new migration.
 Newsletters and sources live in the editor's configuration, not in the database:
 ``newsletter_id`` and ``source_id`` are plain strings without a foreign key.
 """
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -142,6 +144,18 @@ edition_posts = Table(
     Index("ix_edition_posts_post_key", "post_key"),
 )
 
+# Which edition took a post for a newsletter. The primary key is the referee that makes
+# two editions of one newsletter unable to hold the same post, whatever started them.
+newsletter_posts = Table(
+    "newsletter_posts",
+    metadata,
+    Column("newsletter_id", String, nullable=False),
+    Column("post_key", String, nullable=False),
+    Column("edition_id", String, nullable=False),
+    PrimaryKeyConstraint("newsletter_id", "post_key"),
+    ForeignKeyConstraint(["edition_id"], ["editions.id"], ondelete="CASCADE"),
+)
+
 renderings = Table(
     "renderings",
     metadata,
@@ -163,7 +177,15 @@ deliveries = Table(
     Column("attempts", Integer, nullable=False),
     Column("reply", Text, nullable=False),
     Column("updated_at", UtcDateTime, nullable=True),
+    # The sender holding a ``sending`` row and until when; records are fenced on owner.
+    Column("owner", String, nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),
+    # Earliest next attempt of a ``deferred`` row, or of an ``uncertain`` one's one retry.
+    Column("not_before", UtcDateTime, nullable=True),
+    Column("duplicate", Boolean, nullable=False, default=False),
     PrimaryKeyConstraint("edition_id", "subscriber_id"),
     ForeignKeyConstraint(["edition_id"], ["editions.id"], ondelete="CASCADE"),
     Index("ix_deliveries_edition_id_status", "edition_id", "status"),
+    Index("ix_deliveries_status_updated_at", "status", "updated_at"),
+    Index("ix_deliveries_edition_id_email", "edition_id", "email", "subscriber_id"),
 )

@@ -1,0 +1,326 @@
+"""The sender: a fixed pool of tasks over batch claims, with group-committed outcomes.
+
+One claimer takes batches of ledger rows for this sender's ``owner`` name under a lease
+and feeds a bounded queue; ``concurrency`` workers turn each row into a letter (a few
+string joins on the edition's template) and hand it to the mailer; a recorder writes
+the outcomes in group commits (every ``flush_every`` or ``flush_size`` outcomes, and
+workers wait when ``max_unflushed`` are pending); a renewer extends the lease while the
+sender lives. Memory holds at most a queue, the pool and the unflushed outcomes,
+whatever the number of readers.
+
+**Duplicate bound.** A crash can re-send only messages that went out without their
+outcome being committed: at most ``concurrency`` in flight plus ``max_unflushed``
+recorded but not flushed (:attr:`SendPolicy.duplicate_bound`). Those rows are taken
+over once their lease runs out, and marked as possible duplicates in the ledger.
+
+Faults of the site (``TransportError``, ``SiteRefused``), a tripped circuit breaker or a
+relay that keeps throttling stop the claims, give unsent rows back without counting an
+attempt, and pause the edition; throttling alone first slows everyone down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from digest.delivery_rules import Breaker, RetryPolicy, outcome_for
+from digest.errors import DigestError, Throttled, TransportError
+from digest.models import ClaimedRow, DeliveryStatus, EditionStatus, Letter, Outcome, Quota
+from digest.ports import Clock, Ledger, Mailer
+
+log = logging.getLogger("digest.sending")
+
+LetterFor = Callable[[ClaimedRow, datetime], Letter]
+QUOTA_POLL = 0.05  # seconds between claims while a per-second or per-hour quota is used up
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """Messages per second, per rolling hour and per rolling day for one relay (0: none).
+
+    Enforced through the ledger at every claim, so they hold across connections,
+    processes and restarts.
+    """
+
+    per_second: int = 0
+    per_hour: int = 0
+    per_day: int = 0
+
+    def quotas(self, now: datetime) -> list[Quota]:
+        windows = [
+            ("second", timedelta(seconds=1), self.per_second),
+            ("hour", timedelta(hours=1), self.per_hour),
+            ("day", timedelta(days=1), self.per_day),
+        ]
+        return [Quota(name, now - span, limit) for name, span, limit in windows if limit > 0]
+
+
+@dataclass(frozen=True, slots=True)
+class SendPolicy:
+    """How a sender works; the defaults suit a relay on the same network."""
+
+    concurrency: int = 20  # messages in flight (SMTP connections in use)
+    batch_size: int = 200  # rows per claim transaction
+    lease: timedelta = timedelta(seconds=60)  # a dead sender's rows are free after this
+    flush_every: float = 0.1  # seconds between group commits of outcomes
+    flush_size: int = 100  # outcomes that trigger a commit at once
+    throttle_backoff: float = 1.0  # first pause after a throttling reply; doubles
+    throttle_max_backoff: float = 60.0
+    throttle_give_up: timedelta = timedelta(minutes=15)  # then pause the edition
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    breaker_threshold: int = 10  # equal failures in a row, for different readers
+    limits: RateLimits = field(default_factory=RateLimits)
+
+    @property
+    def max_unflushed(self) -> int:
+        return 2 * self.flush_size
+
+    @property
+    def duplicate_bound(self) -> int:
+        """Most messages a crash can make readers receive twice."""
+        return self.concurrency + self.max_unflushed
+
+
+@dataclass
+class SendRun:
+    """What one run of the sender did (counts of this run; the ledger has the totals)."""
+
+    outcomes: dict[DeliveryStatus, int] = field(default_factory=dict)
+    suppressed: int = 0
+    fenced: int = 0  # outcomes not written: the row had been taken over meanwhile
+    fault: str = ""  # why the edition was paused, if it was
+    waiting: str = ""  # why rows are left for later (a used-up daily quota)
+    interrupted: bool = False  # stopped by a signal; unsent rows were given back
+    throttled: int = 0  # throttling replies seen
+
+    @property
+    def sent(self) -> int:
+        return self.outcomes.get(DeliveryStatus.SENT, 0)
+
+
+class _Recorder:
+    """Collects outcomes and writes them in group commits."""
+
+    def __init__(
+        self, ledger: Ledger, edition_id: str, owner: str, policy: SendPolicy, clock: Clock
+    ) -> None:
+        self._ledger, self._edition, self._owner = ledger, edition_id, owner
+        self._policy, self._clock = policy, clock
+        self._pending: list[Outcome] = []
+        self._lock = asyncio.Lock()
+        self.written = 0
+        self.fenced = 0
+        self.on_written: Callable[[int], None] | None = None
+
+    async def add(self, outcome: Outcome) -> None:
+        self._pending.append(outcome)
+        if len(self._pending) >= self._policy.max_unflushed:
+            await self.flush()  # backpressure keeps the duplicate bound
+
+    async def flush(self) -> None:
+        async with self._lock:
+            batch, self._pending = self._pending, []
+            if not batch:
+                return
+            written = await self._ledger.record_batch(
+                self._edition, self._owner, batch, self._clock()
+            )
+            self.written += written
+            self.fenced += len(batch) - written
+            if self.on_written is not None:
+                self.on_written(len(batch))
+
+    async def run(self, done: asyncio.Event) -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), self._policy.flush_every)
+            if len(self._pending) >= 1:
+                await self.flush()
+
+
+class Sender:
+    """Sends one edition's rows until none is claimable now; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        mailer: Mailer,
+        letter_for: LetterFor,
+        edition_id: str,
+        owner: str,
+        clock: Clock,
+        policy: SendPolicy,
+        stop: asyncio.Event | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self._ledger, self._mailer, self._letter_for = ledger, mailer, letter_for
+        self._edition, self._owner, self._clock, self._policy = edition_id, owner, clock, policy
+        self._stop = stop or asyncio.Event()
+        self._halt = asyncio.Event()  # set on a fault, a tripped breaker or a signal
+        self._queue: asyncio.Queue[ClaimedRow | None] = asyncio.Queue(policy.batch_size)
+        self._recorder = _Recorder(ledger, edition_id, owner, policy, clock)
+        self._recorder.on_written = on_progress
+        self._breaker = Breaker(policy.breaker_threshold)
+        self._run = SendRun()
+        self._throttle_until = 0.0
+        self._throttle_since: float | None = None
+        self._backoff = policy.throttle_backoff
+
+    async def run(self) -> SendRun:
+        """Claim, send and record until nothing is claimable now, a fault, or ``stop``."""
+        finished = asyncio.Event()
+        workers = [
+            asyncio.create_task(self._worker()) for _ in range(max(1, self._policy.concurrency))
+        ]
+        recorder = asyncio.create_task(self._recorder.run(finished))
+        renewer = asyncio.create_task(self._renew(finished))
+        watcher = asyncio.create_task(self._watch_stop())
+        try:
+            await self._claim()
+            for _ in workers:
+                await self._queue.put(None)
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            finished.set()
+            watcher.cancel()
+            await asyncio.gather(recorder, renewer, watcher, return_exceptions=True)
+            await self._give_back(self._breaker.drain(tripped=bool(self._run.fault)))
+            await self._recorder.flush()
+        self._run.fenced = self._recorder.fenced
+        if self._run.fault:
+            await self._ledger.set_edition_status(
+                self._edition,
+                EditionStatus.PAUSED,
+                self._run.fault,
+                only_from=[EditionStatus.SENDING],
+            )
+        return self._run
+
+    # --- the parts ---------------------------------------------------------------------
+    async def _claim(self) -> None:
+        policy = self._policy
+        while not self._halt.is_set():
+            now = self._clock()
+            claimed = await self._ledger.claim_batch(
+                self._edition,
+                self._owner,
+                now,
+                now + policy.lease,
+                policy.batch_size,
+                policy.limits.quotas(now),
+            )
+            self._run.suppressed += claimed.suppressed
+            if claimed.blocked_by == "day":
+                self._run.waiting = (
+                    f"the relay's daily quota ({policy.limits.per_day} messages) is used up:"
+                    " the rest goes out as the rolling day allows (`digest run` resumes it)"
+                )
+                return
+            if claimed.blocked_by:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._halt.wait(), QUOTA_POLL)
+                continue
+            if not claimed.rows and not claimed.suppressed:
+                return
+            for row in claimed.rows:
+                await self._queue.put(row)
+
+    async def _worker(self) -> None:
+        while True:
+            row = await self._queue.get()
+            if row is None:
+                return
+            if self._halt.is_set():
+                await self._give_back([row])
+                continue
+            try:
+                await self._send(row)
+            except Exception as exc:  # even a bug must pause the edition, not orphan rows
+                known = isinstance(exc, DigestError)
+                self._fault(str(exc) if known else f"unexpected {type(exc).__name__}: {exc}")
+                await self._give_back([row])
+
+    async def _send(self, row: ClaimedRow) -> None:
+        while True:
+            await self._wait_out_throttling()
+            if self._halt.is_set():
+                await self._give_back([row])
+                return
+            letter = self._letter_for(row, self._clock())
+            try:
+                result = await self._mailer.send(letter)
+            except Throttled as exc:
+                self._throttled(str(exc))
+                continue  # the same row again, after the pause
+            except TransportError as exc:  # includes SiteRefused: nobody's fault but ours
+                self._fault(str(exc))
+                await self._give_back([row])
+                return
+            break
+        self._throttle_since = None
+        self._backoff = self._policy.throttle_backoff
+        outcome = outcome_for(row, result, self._clock(), self._policy.retry)
+        self._run.outcomes[outcome.status] = self._run.outcomes.get(outcome.status, 0) + 1
+        released = self._breaker.observe(row, outcome)
+        if self._breaker.tripped and not self._run.fault:
+            self._fault(self._breaker.reason())
+        for confirmed in released:
+            await self._recorder.add(confirmed)
+
+    async def _wait_out_throttling(self) -> None:
+        loop = asyncio.get_running_loop()
+        while (delay := self._throttle_until - loop.time()) > 0 and not self._halt.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._halt.wait(), delay)
+
+    def _throttled(self, reason: str) -> None:
+        loop = asyncio.get_running_loop()
+        self._run.throttled += 1
+        now = loop.time()
+        if self._throttle_since is None:
+            self._throttle_since = now
+        elif now - self._throttle_since >= self._policy.throttle_give_up.total_seconds():
+            self._fault(reason)
+            return
+        if self._throttle_until <= now:  # one pause per wave, not one per worker
+            self._throttle_until = now + self._backoff
+            self._backoff = min(self._backoff * 2, self._policy.throttle_max_backoff)
+            log.warning("throttled; pausing %.1f s: %s", self._throttle_until - now, reason)
+
+    def _fault(self, reason: str) -> None:
+        if not self._run.fault and not self._run.interrupted:
+            self._run.fault = reason
+        self._halt.set()
+
+    async def _give_back(self, rows: list[ClaimedRow] | list[Outcome]) -> None:
+        """Unsent rows go back to ``pending`` through the recorder (fenced like any record)."""
+        for row in rows:
+            if isinstance(row, Outcome):
+                await self._recorder.add(row)
+            else:
+                await self._recorder.add(
+                    Outcome(row.subscriber_id, DeliveryStatus.PENDING, "", count_attempt=False)
+                )
+
+    async def _renew(self, finished: asyncio.Event) -> None:
+        every = self._policy.lease.total_seconds() / 3
+        while not finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), every)
+            if not finished.is_set():
+                now = self._clock()
+                await self._ledger.renew_leases(
+                    self._edition, self._owner, now + self._policy.lease
+                )
+
+    async def _watch_stop(self) -> None:
+        await self._stop.wait()
+        self._run.interrupted = True
+        self._halt.set()

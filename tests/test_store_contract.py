@@ -1,0 +1,655 @@
+"""The Store contract, run against every backend: SQLite, PostgreSQL and the memory store.
+
+``SqlStore`` is what digest runs on; ``support.memory.MemoryStore`` lets the sender's
+tests run without a database. Both must behave alike, so both meet this suite.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from digest.errors import AlreadyExists, NotFound
+from digest.models import (
+    DeliveryStatus,
+    Edition,
+    EditionStatus,
+    Outcome,
+    Quota,
+    Rendered,
+    SourceState,
+    SubscriptionStatus,
+)
+from digest.ports import Store
+from digest.store import SqlStore
+
+from support.databases import migrated_engine
+from support.records import make_post, subscribe
+
+LATER = timedelta(hours=1)
+LEASE = timedelta(seconds=60)
+RENDERED = Rendered("Subject", "<p>html</p>", "text")
+STORES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]  # the memory store joins once it passes
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "memory":
+        from support.memory import MemoryStore
+
+        yield MemoryStore()
+        return
+    with migrated_engine(request.param, tmp_path) as engine:
+        yield SqlStore(engine)
+
+
+def open_edition(
+    store: Store,
+    now: datetime,
+    *,
+    period: str = "p",
+    post_keys: tuple[str, ...] = ("k1", "k2"),
+    newsletter: str = "weekly",
+    edition_id: str | None = None,
+    rendered: Rendered | None = RENDERED,
+) -> tuple[Edition, int] | None:
+    return store.open_edition(
+        newsletter_id=newsletter,
+        period_key=period,
+        now=now,
+        post_keys=list(post_keys),
+        rendered=rendered,
+        message_id=lambda sid: f"<{sid}@example.org>",
+        edition_id=edition_id or f"{newsletter}-{period}",
+        no_readers="nobody to send to",
+    )
+
+
+def opened(store: Store, now: datetime, **options: object) -> Edition:
+    result = open_edition(store, now, **options)  # type: ignore[arg-type]
+    assert result is not None
+    return result[0]
+
+
+# --- sources and posts -----------------------------------------------------------------
+
+
+def test_source_state_round_trips_and_is_replaced(store: Store, now: datetime) -> None:
+    assert store.get_source_state("blog") is None
+    first = SourceState("blog", etag='"abc"', last_modified="Fri, 27 Nov 2026 06:00:00 GMT")
+    store.save_source_state(first)
+    assert store.get_source_state("blog") == first
+    second = SourceState("blog", etag='"def"', last_fetched=now, last_error="timed out")
+    store.save_source_state(second)
+    assert store.get_source_state("blog") == second
+    assert store.get_source_state("other") is None
+
+
+def test_upsert_keeps_first_seen_and_refreshes_content(store: Store, now: datetime) -> None:
+    assert store.upsert_posts([make_post("1"), make_post("2")], now) == 2
+    edited = make_post(
+        "1",
+        title="Edited",
+        summary_html="<p>new</p>",
+        categories=("a", "b"),
+        image_url="https://example.org/i.png",
+    )
+    assert store.upsert_posts([edited, make_post("3")], now + LATER) == 1
+    stored = {c.post.guid: c for c in store.candidate_posts("weekly", ["blog"])}
+    assert stored["1"].post == edited
+    assert stored["1"].first_seen == now
+    assert stored["3"].first_seen == now + LATER
+    assert store.upsert_posts([], now) == 0
+
+
+def test_a_guid_listed_twice_in_one_batch_counts_once(store: Store, now: datetime) -> None:
+    twice = [make_post("1", title="old"), make_post("1", title="new")]
+    assert store.upsert_posts(twice, now) == 1
+    assert [p.title for p in store.get_posts([make_post("1").key])] == ["new"]
+
+
+def test_get_posts_keeps_the_order_of_keys_and_skips_unknown(store: Store, now: datetime) -> None:
+    posts = [make_post(str(i)) for i in range(5)]
+    store.upsert_posts(posts, now)
+    keys = [posts[3].key, "0" * 32, posts[0].key, posts[4].key]
+    assert store.get_posts(keys) == [posts[3], posts[0], posts[4]]
+    assert store.get_posts([]) == []
+
+
+def test_candidates_exclude_posts_of_this_newsletters_editions_only(
+    store: Store, now: datetime
+) -> None:
+    a, b, c = make_post("a"), make_post("b"), make_post("c", source="news")
+    store.upsert_posts([a, b, c], now)
+    subscribe(store, "reader@example.org", now)
+    opened(store, now, period="2026-W47", post_keys=(a.key,))
+    weekly = {s.post.key for s in store.candidate_posts("weekly", ["blog", "news"])}
+    daily = {s.post.key for s in store.candidate_posts("daily", ["blog", "news"])}
+    assert weekly == {b.key, c.key}
+    assert daily == {a.key, b.key, c.key}
+    assert {s.post.key for s in store.candidate_posts("daily", ["news"])} == {c.key}
+    assert store.candidate_posts("weekly", []) == []
+
+
+def test_datetimes_come_back_aware_utc(store: Store, now: datetime) -> None:
+    paris = timezone(timedelta(hours=1))
+    post = make_post("tz", published=datetime(2026, 11, 20, 10, 30, tzinfo=paris))
+    store.upsert_posts([post], now.astimezone(paris))
+    [stored] = store.candidate_posts("weekly", ["blog"])
+    assert stored.post.published == datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+    assert stored.post.published.tzinfo == UTC
+    assert stored.first_seen == now
+    assert stored.first_seen.tzinfo == UTC
+
+
+def test_naive_datetimes_are_refused(store: Store, now: datetime) -> None:
+    naive = datetime(2026, 11, 27, 7, 0)
+    with pytest.raises(ValueError, match="naive"):
+        store.upsert_posts([make_post("x", published=naive)], now)
+    with pytest.raises(ValueError, match="naive"):
+        store.upsert_posts([make_post("x")], naive)
+    with pytest.raises(ValueError, match="naive"):
+        store.save_source_state(SourceState("blog", last_fetched=naive))
+    assert store.get_posts([make_post("x").key]) == []
+
+
+# --- subscribers ----------------------------------------------------------------------
+
+
+def test_add_subscription_creates_once_and_keeps_status(store: Store, now: datetime) -> None:
+    sub, created = store.add_subscription(
+        email="ana@example.org",
+        ascii_email="ana@example.org",
+        newsletter_id="weekly",
+        status=SubscriptionStatus.PENDING,
+        now=now,
+    )
+    assert created
+    assert sub.status is SubscriptionStatus.PENDING
+    assert sub.changed_at == now
+    assert sub.subscriber.created_at == now
+    assert len(sub.subscriber.id) >= 16
+    again_id, changed = subscribe(store, "ana@example.org", now + LATER)
+    assert (again_id, changed) == (sub.subscriber.id, False)
+    [kept] = store.list_subscriptions("weekly")
+    assert kept.status is SubscriptionStatus.PENDING
+    assert kept.changed_at == now
+    other_id, changed = subscribe(store, "ana@example.org", now, newsletter="daily")
+    assert (other_id, changed) == (sub.subscriber.id, True)
+
+
+def test_only_resubscribe_revives_an_unsubscribed_reader(store: Store, now: datetime) -> None:
+    sid, _ = subscribe(store, "bo@example.org", now)
+    assert store.set_subscription_status(sid, "weekly", SubscriptionStatus.UNSUBSCRIBED, now)
+    assert subscribe(store, "bo@example.org", now + LATER) == (sid, False)
+    assert store.confirmed_subscribers("weekly") == []
+    assert subscribe(store, "bo@example.org", now + LATER, resubscribe=True) == (sid, True)
+    [revived] = store.list_subscriptions("weekly")
+    assert revived.status is SubscriptionStatus.CONFIRMED
+    assert revived.changed_at == now + LATER
+    assert subscribe(store, "bo@example.org", now, resubscribe=True) == (sid, False)
+
+
+def test_idn_addresses_keep_both_forms(store: Store, now: datetime) -> None:
+    sub, _ = store.add_subscription(
+        email="zoë@bücher.example",
+        ascii_email="zoë@xn--bcher-kva.example",
+        newsletter_id="weekly",
+        status=SubscriptionStatus.CONFIRMED,
+        now=now,
+    )
+    assert store.get_subscriber(sub.subscriber.id) == sub.subscriber
+    assert sub.subscriber.ascii_email == "zoë@xn--bcher-kva.example"
+
+
+def test_get_subscriber_of_an_unknown_id_names_it(store: Store) -> None:
+    with pytest.raises(NotFound, match="nobody-here"):
+        store.get_subscriber("nobody-here")
+
+
+def test_subscriptions_are_listed_by_email_then_newsletter(store: Store, now: datetime) -> None:
+    subscribe(store, "zed@example.org", now, newsletter="weekly")
+    subscribe(store, "amy@example.org", now, newsletter="weekly")
+    subscribe(store, "amy@example.org", now, newsletter="daily")
+    everything = [(s.subscriber.email, s.newsletter_id) for s in store.list_subscriptions()]
+    assert everything == [
+        ("amy@example.org", "daily"),
+        ("amy@example.org", "weekly"),
+        ("zed@example.org", "weekly"),
+    ]
+    assert [s.subscriber.email for s in store.list_subscriptions("daily")] == ["amy@example.org"]
+
+
+def test_set_subscription_status_is_idempotent(store: Store, now: datetime) -> None:
+    sid, _ = subscribe(store, "cy@example.org", now, status=SubscriptionStatus.PENDING)
+    assert store.set_subscription_status(sid, "weekly", SubscriptionStatus.CONFIRMED, now + LATER)
+    assert not store.set_subscription_status(sid, "weekly", SubscriptionStatus.CONFIRMED, now)
+    [sub] = store.list_subscriptions()
+    assert (sub.status, sub.changed_at) == (SubscriptionStatus.CONFIRMED, now + LATER)
+    with pytest.raises(NotFound, match="daily"):
+        store.set_subscription_status(sid, "daily", SubscriptionStatus.CONFIRMED, now)
+    with pytest.raises(NotFound, match="ghost"):
+        store.set_subscription_status("ghost", "weekly", SubscriptionStatus.CONFIRMED, now)
+
+
+def test_confirmed_subscribers_by_email(store: Store, now: datetime) -> None:
+    subscribe(store, "b@example.org", now)
+    subscribe(store, "a@example.org", now)
+    subscribe(store, "c@example.org", now, status=SubscriptionStatus.PENDING)
+    subscribe(store, "d@example.org", now, newsletter="daily")
+    emails = [s.email for s in store.confirmed_subscribers("weekly")]
+    assert emails == ["a@example.org", "b@example.org"]
+
+
+def test_sources_started_is_the_earliest_first_seen(store: Store, now: datetime) -> None:
+    store.upsert_posts([make_post("1"), make_post("2", source="other")], now)
+    store.upsert_posts([make_post("3"), make_post("1")], now + LATER)
+    started = store.sources_started(["blog", "other", "never-fetched"])
+    assert started == {"blog": now, "other": now}
+    assert all(moment.tzinfo is not None for moment in started.values())
+    assert store.sources_started([]) == {}
+
+
+# --- editions --------------------------------------------------------------------------
+
+
+def test_opening_writes_posts_rendering_and_a_row_per_confirmed_reader(
+    store: Store, now: datetime
+) -> None:
+    ids = {email: subscribe(store, email, now)[0] for email in ("cat@x.org", "ann@x.org")}
+    subscribe(store, "gone@x.org", now, status=SubscriptionStatus.UNSUBSCRIBED)
+    subscribe(store, "daily@x.org", now, newsletter="daily")
+    result = open_edition(store, now, post_keys=("k3", "k1", "k2"))
+    assert result is not None
+    edition, recipients = result
+    assert recipients == 2
+    assert (edition.status, edition.post_keys, edition.subject) == (
+        EditionStatus.SENDING,
+        ("k3", "k1", "k2"),
+        "Subject",
+    )
+    assert store.get_edition(edition.id) == edition
+    assert store.get_rendering(edition.id) == RENDERED
+    rows = store.list_deliveries(edition.id)
+    assert [(r.email, r.status, r.attempts, r.duplicate) for r in rows] == [
+        ("ann@x.org", DeliveryStatus.PENDING, 0, False),
+        ("cat@x.org", DeliveryStatus.PENDING, 0, False),
+    ]
+    assert [r.message_id for r in rows] == [
+        f"<{ids['ann@x.org']}@example.org>",
+        f"<{ids['cat@x.org']}@example.org>",
+    ]
+
+
+def test_one_edition_per_newsletter_and_period(store: Store, now: datetime) -> None:
+    subscribe(store, "a@x.org", now)
+    first = opened(store, now, period="2026-W48")
+    assert open_edition(store, now + LATER, period="2026-W48", edition_id="other") == (first, -1)
+    assert store.find_edition("weekly", "2026-W48") == first
+    assert store.find_edition("weekly", "2026-W49") is None
+    with pytest.raises(NotFound, match="other"):
+        store.get_edition("other")
+
+
+def test_two_editions_of_a_newsletter_never_hold_the_same_post(store: Store, now: datetime) -> None:
+    subscribe(store, "a@x.org", now)
+    subscribe(store, "b@x.org", now, newsletter="daily")
+    opened(store, now, period="p1", post_keys=("k1", "k2"))
+    assert open_edition(store, now, period="p2", post_keys=("k2", "k3")) is None
+    assert store.find_edition("weekly", "p2") is None  # nothing of it was written
+    assert opened(store, now, period="p2", post_keys=("k3",)).post_keys == ("k3",)
+    assert opened(store, now, period="p1", newsletter="daily").post_keys == ("k1", "k2")
+
+
+def test_without_readers_or_posts_an_edition_is_skipped_and_holds_no_post(
+    store: Store, now: datetime
+) -> None:
+    post = make_post("a")
+    store.upsert_posts([post], now)
+    result = open_edition(store, now, period="p1", post_keys=(post.key,))
+    assert result is not None
+    lonely, recipients = result
+    assert (lonely.status, lonely.error, lonely.post_keys, recipients) == (
+        EditionStatus.SKIPPED,
+        "nobody to send to",
+        (),
+        0,
+    )
+    assert [c.post.key for c in store.candidate_posts("weekly", ["blog"])] == [post.key]
+    subscribe(store, "a@x.org", now)
+    empty = opened(store, now, period="p2", post_keys=(), rendered=None)
+    assert (empty.status, empty.error) == (EditionStatus.SKIPPED, "")
+    assert store.list_deliveries(empty.id) == []
+
+
+def test_a_reused_edition_id_is_not_mistaken_for_a_twin(store: Store, now: datetime) -> None:
+    subscribe(store, "a@x.org", now)
+    opened(store, now, period="p1", edition_id="x", post_keys=("k1",))
+    with pytest.raises(AlreadyExists, match="'x' is already taken"):
+        open_edition(store, now, period="p2", edition_id="x", post_keys=("k2",))
+    assert store.find_edition("weekly", "p2") is None
+
+
+def test_last_first_and_by_status(store: Store, now: datetime) -> None:
+    assert store.last_edition("weekly") is None
+    assert store.first_edition("weekly") is None
+    skipped = opened(store, now, period="w1", rendered=None, post_keys=())
+    subscribe(store, "a@x.org", now)
+    subscribe(store, "b@x.org", now, newsletter="daily")
+    sent = opened(store, now + LATER, period="w2", post_keys=("k1",))
+    store.set_edition_status(sent.id, EditionStatus.SENT)
+    sending = opened(store, now + 2 * LATER, period="w3", post_keys=("k2",))
+    daily = opened(store, now + 9 * LATER, period="d", newsletter="daily")
+    assert skipped.status is EditionStatus.SKIPPED
+    assert store.last_edition("weekly") == sending
+    first = store.first_edition("weekly")
+    assert first is not None
+    assert first.id == sent.id  # a skipped edition does not count
+    assert [e.id for e in store.editions_with_status(EditionStatus.SENDING)] == [
+        sending.id,
+        daily.id,
+    ]
+
+
+def test_unknown_editions_raise_not_found(store: Store) -> None:
+    with pytest.raises(NotFound, match="no-such"):
+        store.get_edition("no-such")
+    with pytest.raises(NotFound, match="no-such"):
+        store.set_edition_status("no-such", EditionStatus.SENT)
+    with pytest.raises(NotFound, match="no-such"):
+        store.save_rendering("no-such", subject="s", html="h", text="t")
+    with pytest.raises(NotFound, match="no-such"):
+        store.edition_summary("no-such")
+    with pytest.raises(NotFound, match="no-such"):
+        store.iter_deliveries("no-such")
+
+
+def test_edition_status_error_and_guarded_moves(store: Store, now: datetime) -> None:
+    subscribe(store, "a@x.org", now)
+    edition = opened(store, now)
+    assert store.set_edition_status(edition.id, EditionStatus.PAUSED, "relay refused: 421")
+    paused = store.get_edition(edition.id)
+    assert (paused.status, paused.error) == (EditionStatus.PAUSED, "relay refused: 421")
+    assert not store.set_edition_status(
+        edition.id, EditionStatus.SENT, only_from=[EditionStatus.SENDING]
+    )
+    assert store.get_edition(edition.id).status is EditionStatus.PAUSED
+    assert store.set_edition_status(edition.id, EditionStatus.SENDING)
+    assert store.get_edition(edition.id).error == ""
+
+
+def test_renderings_are_archived_and_replaced(store: Store, now: datetime) -> None:
+    edition = opened(store, now, rendered=None, post_keys=())
+    assert store.get_rendering(edition.id) is None
+    store.save_rendering(edition.id, subject="S1", html="<p>1</p>", text="1")
+    assert store.get_rendering(edition.id) == Rendered("S1", "<p>1</p>", "1")
+    store.save_rendering(edition.id, subject="S2", html="<p>2</p>", text="2")
+    assert store.get_rendering(edition.id) == Rendered("S2", "<p>2</p>", "2")
+
+
+def test_edition_ids_are_found_by_a_unique_prefix(store: Store, now: datetime) -> None:
+    opened(store, now, period="p1", edition_id="abc123", rendered=None, post_keys=())
+    opened(store, now, period="p2", edition_id="abd456", rendered=None, post_keys=())
+    assert store.resolve_edition("abc") == "abc123"
+    assert store.resolve_edition("abd456") == "abd456"
+    with pytest.raises(NotFound, match="'ab' is ambiguous"):
+        store.resolve_edition("ab")
+    with pytest.raises(NotFound, match="'zz'"):
+        store.resolve_edition("zz")
+    with pytest.raises(NotFound):
+        store.resolve_edition("")
+    with pytest.raises(NotFound):
+        store.resolve_edition("a%")  # no wildcard in a prefix
+
+
+def test_list_editions_counts_per_status_newest_first(store: Store, now: datetime) -> None:
+    for email in ("a@x.org", "b@x.org", "c@x.org"):
+        subscribe(store, email, now)
+    edition = opened(store, now, period="p")
+    claimed = store.claim_batch(edition.id, "me", now, now + LEASE, 2).rows
+    outcomes = [
+        Outcome(claimed[0].subscriber_id, DeliveryStatus.SENT, "250 ok"),
+        Outcome(claimed[1].subscriber_id, DeliveryStatus.FAILED, "550 gone"),
+    ]
+    assert store.record_batch(edition.id, "me", outcomes, now) == 2
+    newer = opened(store, now + LATER, period="q", rendered=None, post_keys=())
+    opened(store, now, period="q", newsletter="daily", rendered=None, post_keys=())
+    summaries = store.list_editions("weekly")
+    assert [s.edition.id for s in summaries] == [newer.id, edition.id]
+    assert summaries[0].recipients == 0
+    counts = summaries[1].counts
+    assert (counts[DeliveryStatus.SENT], counts[DeliveryStatus.FAILED]) == (1, 1)
+    assert (counts[DeliveryStatus.PENDING], counts[DeliveryStatus.DEFERRED]) == (1, 0)
+    assert (summaries[1].recipients, summaries[1].unfinished) == (3, 1)
+    assert len(store.list_editions()) == 3
+    assert [s.edition.id for s in store.list_editions(limit=1)] == [newer.id]
+    assert store.list_editions("monthly") == []
+
+
+# --- the ledger ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def edition(store: Store, now: datetime) -> Edition:
+    for email in ("e@x.org", "d@x.org", "c@x.org", "b@x.org", "a@x.org"):
+        subscribe(store, email, now)
+    return opened(store, now)
+
+
+def test_claims_come_in_batches_and_no_row_twice(
+    store: Store, edition: Edition, now: datetime
+) -> None:
+    first = store.claim_batch(edition.id, "one", now, now + LEASE, 2)
+    second = store.claim_batch(edition.id, "two", now, now + LEASE, 2)
+    third = store.claim_batch(edition.id, "one", now, now + LEASE, 2)
+    assert [len(c.rows) for c in (first, second, third)] == [2, 2, 1]
+    assert store.claim_batch(edition.id, "two", now, now + LEASE, 2).rows == []
+    taken = [row.subscriber_id for c in (first, second, third) for row in c.rows]
+    assert len(set(taken)) == 5
+    assert all(not row.duplicate and row.attempts == 0 for c in (first, third) for row in c.rows)
+    assert {r.status for r in store.list_deliveries(edition.id)} == {DeliveryStatus.SENDING}
+    assert store.edition_summary(edition.id).unfinished == 5
+
+
+def test_a_dead_senders_rows_are_taken_over_as_possible_duplicates_and_fenced(
+    store: Store, edition: Edition, now: datetime
+) -> None:
+    dead = store.claim_batch(edition.id, "dead", now, now + LEASE, 5).rows
+    assert store.claim_batch(edition.id, "alive", now + LEASE / 2, now + LEASE, 5).rows == []
+    later = now + LEASE + timedelta(seconds=1)
+    taken = store.claim_batch(edition.id, "alive", later, later + LEASE, 5).rows
+    assert {r.subscriber_id for r in taken} == {r.subscriber_id for r in dead}
+    assert all(row.duplicate for row in taken)
+    row = taken[0].subscriber_id
+    # The dead sender wakes up: its late records must not overwrite the new owner's.
+    stale = [Outcome(row, DeliveryStatus.FAILED, "550 from the old owner")]
+    assert store.record_batch(edition.id, "dead", stale, later) == 0
+    fresh = [Outcome(row, DeliveryStatus.SENT, "250 new owner")]
+    assert store.record_batch(edition.id, "alive", fresh, later) == 1
+    assert store.record_batch(edition.id, "dead", stale, later) == 0
+    by_id = {r.subscriber_id: r for r in store.list_deliveries(edition.id)}
+    assert (by_id[row].status, by_id[row].reply, by_id[row].duplicate) == (
+        DeliveryStatus.SENT,
+        "250 new owner",
+        True,
+    )
+    assert store.edition_summary(edition.id).duplicates == 5
+
+
+def test_a_live_sender_renews_its_leases(store: Store, edition: Edition, now: datetime) -> None:
+    mine = store.claim_batch(edition.id, "me", now, now + LEASE, 3).rows
+    assert store.renew_leases(edition.id, "me", now + 3 * LEASE) == 3
+    assert store.renew_leases(edition.id, "someone-else", now + 3 * LEASE) == 0
+    later = now + 2 * LEASE
+    others = store.claim_batch(edition.id, "other", later, later + LEASE, 5).rows
+    assert len(others) == 2  # only the two rows nobody held
+    assert not {r.subscriber_id for r in others} & {r.subscriber_id for r in mine}
+
+
+def test_outcomes_attempts_and_retry_times(store: Store, edition: Edition, now: datetime) -> None:
+    rows = store.claim_batch(edition.id, "me", now, now + LEASE, 5).rows
+    a, b, c, d, e = (row.subscriber_id for row in rows)
+    retry = now + timedelta(minutes=10)
+    outcomes = [
+        Outcome(a, DeliveryStatus.SENT, "250 ok"),
+        Outcome(b, DeliveryStatus.DEFERRED, "451 later", retry),
+        Outcome(c, DeliveryStatus.UNCERTAIN, "no reply", retry),
+        Outcome(d, DeliveryStatus.PENDING, "", count_attempt=False),  # given back unsent
+        Outcome(e, DeliveryStatus.EXPIRED, "gave up"),
+    ]
+    assert store.record_batch(edition.id, "me", outcomes, now) == 5
+    by_id = {r.subscriber_id: r for r in store.list_deliveries(edition.id)}
+    assert [by_id[x].attempts for x in (a, b, c, d, e)] == [1, 1, 1, 0, 1]
+    assert by_id[b].updated_at == now
+    assert store.edition_summary(edition.id).unfinished == 3  # b, c (one retry), d
+    soon = store.claim_batch(edition.id, "me", now, now + LEASE, 5).rows
+    assert [r.subscriber_id for r in soon] == [d]
+    store.record_batch(edition.id, "me", [Outcome(d, DeliveryStatus.SENT, "250 ok")], now)
+    due = store.claim_batch(edition.id, "me", retry, retry + LEASE, 5).rows
+    assert {r.subscriber_id: r.duplicate for r in due} == {b: False, c: True}
+    final = [
+        Outcome(b, DeliveryStatus.SENT, "250 ok"),
+        Outcome(c, DeliveryStatus.UNCERTAIN, "no reply again"),
+    ]
+    assert store.record_batch(edition.id, "me", final, retry) == 2
+    summary = store.edition_summary(edition.id)
+    assert (summary.unfinished, summary.duplicates) == (0, 1)
+    assert store.claim_batch(edition.id, "me", retry + LATER, retry + LATER, 5).rows == []
+
+
+def test_readers_who_left_or_bounced_are_suppressed_at_their_turn(
+    store: Store, edition: Edition, now: datetime
+) -> None:
+    rows = {r.email: r.subscriber_id for r in store.list_deliveries(edition.id)}
+    store.set_subscription_status(rows["a@x.org"], "weekly", SubscriptionStatus.UNSUBSCRIBED, now)
+    store.set_subscription_status(rows["b@x.org"], "weekly", SubscriptionStatus.BOUNCED, now)
+    claimed = store.claim_batch(edition.id, "me", now, now + LEASE, 5)
+    assert (len(claimed.rows), claimed.suppressed) == (3, 2)
+    by_email = {r.email: r for r in store.list_deliveries(edition.id)}
+    assert by_email["a@x.org"].status is DeliveryStatus.SUPPRESSED
+    assert "unsubscribed" in by_email["a@x.org"].reply
+    assert "bounced" in by_email["b@x.org"].reply
+
+
+def test_a_hard_bounce_marks_the_reader_bounced_in_every_newsletter(
+    store: Store, edition: Edition, now: datetime
+) -> None:
+    rows = {r.email: r.subscriber_id for r in store.list_deliveries(edition.id)}
+    subscribe(store, "a@x.org", now, newsletter="daily")
+    store.claim_batch(edition.id, "me", now, now + LEASE, 5)
+    failed = [Outcome(rows["a@x.org"], DeliveryStatus.FAILED, "550 5.1.1 no such user")]
+    store.record_batch(edition.id, "me", failed, now)
+    statuses = {(s.subscriber.email, s.newsletter_id): s.status for s in store.list_subscriptions()}
+    assert statuses[("a@x.org", "weekly")] is SubscriptionStatus.BOUNCED
+    assert statuses[("a@x.org", "daily")] is SubscriptionStatus.BOUNCED
+    assert statuses[("b@x.org", "weekly")] is SubscriptionStatus.CONFIRMED
+    _, changed = subscribe(store, "a@x.org", now)  # an import
+    assert not changed
+    assert store.get_subscriber(rows["a@x.org"]).email == "a@x.org"
+    assert {s.status for s in store.list_subscriptions() if s.subscriber.email == "a@x.org"} == {
+        SubscriptionStatus.BOUNCED
+    }
+
+
+def test_nothing_is_claimed_unless_the_edition_is_sending(
+    store: Store, edition: Edition, now: datetime
+) -> None:
+    for status in (EditionStatus.HELD, EditionStatus.PAUSED, EditionStatus.CANCELLED):
+        store.set_edition_status(edition.id, status)
+        assert store.claim_batch(edition.id, "me", now, now + LEASE, 5).rows == []
+    store.set_edition_status(edition.id, EditionStatus.SENDING)
+    assert len(store.claim_batch(edition.id, "me", now, now + LEASE, 5).rows) == 5
+
+
+def test_quotas_count_what_was_sent_in_the_window_and_what_is_held(
+    store: Store, edition: Edition, now: datetime
+) -> None:
+    hour = Quota("hour", now - LATER, 3)
+    first = store.claim_batch(edition.id, "me", now, now + LEASE, 2, [hour])
+    assert len(first.rows) == 2
+    assert store.sent_since(now - LATER) == 0
+    sent = [Outcome(r.subscriber_id, DeliveryStatus.SENT, "250") for r in first.rows]
+    store.record_batch(edition.id, "me", sent, now)
+    assert store.sent_since(now - LATER) == 2
+    assert store.sent_since(now) == 0
+    second = store.claim_batch(edition.id, "other", now, now + LEASE, 5, [hour])
+    assert len(second.rows) == 1
+    blocked = store.claim_batch(edition.id, "other", now, now + LEASE, 5, [hour])
+    assert (blocked.rows, blocked.blocked_by) == ([], "hour")
+    later = now + 2 * LATER  # the window has moved on; the one held row still counts
+    moved = store.claim_batch(edition.id, "me", later, later + LEASE, 5, [Quota("hour", now, 3)])
+    assert len(moved.rows) == 2
+
+
+def test_cancel_and_reopen(store: Store, edition: Edition, now: datetime) -> None:
+    rows = store.claim_batch(edition.id, "me", now, now + LEASE, 3).rows
+    a, b, c = (r.subscriber_id for r in rows)
+    outcomes = [
+        Outcome(a, DeliveryStatus.SENT, "250"),
+        Outcome(b, DeliveryStatus.FAILED, "550 no"),
+        Outcome(c, DeliveryStatus.UNCERTAIN, "lost"),
+    ]
+    store.record_batch(edition.id, "me", outcomes, now)
+    assert store.cancel_unsent(edition.id, now) == 2  # the uncertain row stays uncertain
+    counts = store.edition_summary(edition.id).counts
+    assert (counts[DeliveryStatus.CANCELLED], counts[DeliveryStatus.UNCERTAIN]) == (2, 1)
+    reopened = store.reopen_deliveries(
+        edition.id, [DeliveryStatus.FAILED, DeliveryStatus.CANCELLED]
+    )
+    assert reopened == 3
+    by_id = {r.subscriber_id: r for r in store.list_deliveries(edition.id)}
+    assert (by_id[b].status, by_id[b].attempts) == (DeliveryStatus.PENDING, 0)
+    assert (by_id[c].status, by_id[c].duplicate) == (DeliveryStatus.UNCERTAIN, False)
+    assert store.reopen_deliveries(edition.id, [DeliveryStatus.UNCERTAIN]) == 1
+    resent = {r.subscriber_id: r for r in store.list_deliveries(edition.id)}[c]
+    assert (resent.status, resent.duplicate) == (DeliveryStatus.PENDING, True)
+    bounced = [s for s in store.list_subscriptions() if s.subscriber.id == b]
+    assert [s.status for s in bounced] == [SubscriptionStatus.CONFIRMED]
+    assert by_id[a].status is DeliveryStatus.SENT
+
+
+def test_deliveries_are_listed_by_email_and_filtered(
+    store: Store, edition: Edition, now: datetime
+) -> None:
+    rows = store.claim_batch(edition.id, "me", now, now + LEASE, 1).rows
+    store.record_batch(edition.id, "me", [Outcome(rows[0].subscriber_id, DeliveryStatus.SENT)], now)
+    emails = [r.email for r in store.iter_deliveries(edition.id)]
+    assert emails == ["a@x.org", "b@x.org", "c@x.org", "d@x.org", "e@x.org"]
+    sent = list(store.iter_deliveries(edition.id, status=DeliveryStatus.SENT))
+    assert [r.subscriber_id for r in sent] == [rows[0].subscriber_id]
+    assert [r.email for r in store.iter_deliveries(edition.id, email="C@X")] == ["c@x.org"]
+    assert list(store.iter_deliveries(edition.id, email="%")) == []
+
+
+def test_racing_claims_from_threads_never_share_a_row(
+    store: Store, edition: Edition, now: datetime
+) -> None:
+    barrier = threading.Barrier(4)
+
+    def claim(owner: str) -> list[str]:
+        barrier.wait(timeout=5)
+        taken: list[str] = []
+        while rows := store.claim_batch(edition.id, owner, now, now + LEASE, 1).rows:
+            taken.extend(row.subscriber_id for row in rows)
+        return taken
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(claim, ["w1", "w2", "w3", "w4"]))
+    everything = [sid for found in results for sid in found]
+    assert sorted(everything) == sorted(r.subscriber_id for r in store.list_deliveries(edition.id))
+
+
+def test_ledger_times_must_be_aware(store: Store, edition: Edition, now: datetime) -> None:
+    naive = now.replace(tzinfo=None)
+    with pytest.raises(ValueError, match="naive"):
+        store.claim_batch(edition.id, "me", naive, now, 1)
+    other_zone = now.astimezone(timezone(timedelta(hours=2)))
+    assert len(store.claim_batch(edition.id, "me", other_zone, now + LEASE, 1).rows) == 1
