@@ -184,6 +184,7 @@ def build_message(
     message_id: str,
     unsubscribe_url: str,
     now: datetime,
+    boundary: str | None = None,
 ) -> bytes:
     """One subscriber's message as the bytes that go on the wire (CRLF line endings).
 
@@ -191,7 +192,8 @@ def build_message(
     quoted-printable (body lines of at most 76 octets whatever the input). Every header appears
     exactly once; ``subject`` is cleaned with :func:`clean_header_text`. The message uses
     SMTPUTF8 serialization only when an address has a non-ASCII local part (the relay must
-    then advertise SMTPUTF8). Raises ``InvalidAddress`` for a malformed address,
+    then advertise SMTPUTF8). ``boundary`` fixes the MIME boundary (random by default).
+    Raises ``InvalidAddress`` for a malformed address,
     ``ConfigError`` for an unusable unsubscribe URL, ``ValueError`` for a naive ``now``.
     """
     if now.utcoffset() is None:
@@ -221,6 +223,8 @@ def build_message(
     message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
     for part in message.iter_parts():
         del part["MIME-Version"]  # set_content adds it to each part; it belongs on top only
+    if boundary is not None:
+        message.set_boundary(boundary)
     wire = message.as_bytes(policy=_WIRE_POLICY_UTF8 if needs_utf8 else _WIRE_POLICY)
     head, blank, body = wire.partition(b"\r\n\r\n")
     line = b"\r\nList-Unsubscribe: " + unsubscribe_value.encode("ascii")

@@ -35,7 +35,6 @@ from digest.ports import Clock, Ledger, Mailer
 log = logging.getLogger("digest.sending")
 
 LetterFor = Callable[[ClaimedRow, datetime], Letter]
-QUOTA_POLL = 0.05  # seconds between claims while a per-second or per-hour quota is used up
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +73,7 @@ class SendPolicy:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     breaker_threshold: int = 10  # equal failures in a row, for different readers
     limits: RateLimits = field(default_factory=RateLimits)
+    quota_poll: float = 0.05  # seconds between claims while a quota is used up
 
     @property
     def max_unflushed(self) -> int:
@@ -203,10 +203,17 @@ class Sender:
             )
         return self._run
 
+    @property
+    def _halted(self) -> bool:
+        if self._stop.is_set() and not self._halt.is_set():
+            self._run.interrupted = True
+            self._halt.set()
+        return self._halt.is_set()
+
     # --- the parts ---------------------------------------------------------------------
     async def _claim(self) -> None:
         policy = self._policy
-        while not self._halt.is_set():
+        while not self._halted:
             now = self._clock()
             claimed = await self._ledger.claim_batch(
                 self._edition,
@@ -225,7 +232,7 @@ class Sender:
                 return
             if claimed.blocked_by:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._halt.wait(), QUOTA_POLL)
+                    await asyncio.wait_for(self._halt.wait(), policy.quota_poll)
                 continue
             if not claimed.rows and not claimed.suppressed:
                 return
@@ -237,7 +244,7 @@ class Sender:
             row = await self._queue.get()
             if row is None:
                 return
-            if self._halt.is_set():
+            if self._halted:
                 await self._give_back([row])
                 continue
             try:
@@ -250,7 +257,7 @@ class Sender:
     async def _send(self, row: ClaimedRow) -> None:
         while True:
             await self._wait_out_throttling()
-            if self._halt.is_set():
+            if self._halted:
                 await self._give_back([row])
                 return
             letter = self._letter_for(row, self._clock())

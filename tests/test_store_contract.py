@@ -37,7 +37,8 @@ RENDERED = Rendered("Subject", "<p>html</p>", "text")
 STORES = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-]  # the memory store joins once it passes
+    pytest.param("memory", id="memory"),
+]
 
 
 @pytest.fixture(params=STORES)

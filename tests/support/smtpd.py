@@ -15,10 +15,11 @@ The server runs on the test's own event loop, on a port the OS picks::
     assert server.messages[0].data == raw_bytes      # CRLF line endings, as sent
     assert server.messages[0].recipients == ("a@example.net",)
 
-``server.faults`` holds the fault switches (reject a recipient, refuse MAIL or the DATA
-command, answer the final dot with 451/554, drop the connection on MAIL or after the
-data, stall after the data);
-change them between sends. ``server.connections`` counts accepted connections (to
+The server advertises PIPELINING (``server.pipelining = False`` turns it off), so the
+mailer's pipelined path is what the tests drive. ``server.faults`` holds the fault
+switches (reject a recipient, refuse MAIL or the DATA command, answer the final dot with
+451/554, scripted replies to the next RCPTs or final dots, drop the connection on MAIL
+or after the data, stall after the data); change them between sends. ``server.connections`` counts accepted connections (to
 prove reuse), ``server.peak_connections`` the most open at once, and
 ``server.drop_connections()`` closes every open session as an idle
 timeout would. ``running_smtpd(credentials=("user", "pw"))`` requires AUTH before
@@ -76,6 +77,12 @@ class Faults:
     """Record the message, then never reply (the client's timeout must end it)."""
     drop_on_mail: int = 0
     """Close the connection without replying on the next N MAIL commands."""
+    rcpt_script: list[str] = field(default_factory=list)
+    """Replies for the next RCPT commands, one each, in order (then the usual rules)."""
+    data_script: list[str] = field(default_factory=list)
+    """Replies to the next final dots, one each, in order; the message is not recorded."""
+    drop_after_data_once: set[str] = field(default_factory=set)
+    """Recipients whose next message is recorded, then the connection dropped unanswered."""
 
 
 class _Session(SMTP):
@@ -107,6 +114,7 @@ class RecordingServer:
         self.credentials = credentials
         self.connections = 0
         self.peak_connections = 0
+        self.pipelining = True  # advertise RFC 2920 PIPELINING (False: one command a write)
         self._sessions: list[_Session] = []
 
     @property
@@ -120,6 +128,19 @@ class RecordingServer:
                 session.transport.close()
 
     # --- aiosmtpd handler hooks -------------------------------------------------------
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:  # aiosmtpd reads pipelined commands in order; it just never says so
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -137,6 +158,10 @@ class RecordingServer:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        if self.faults.rcpt_script:
+            scripted = self.faults.rcpt_script.pop(0)
+            if not scripted.startswith("250"):
+                return scripted
         reply = self.faults.reject_recipients.get(address)
         if reply is not None:
             return reply
@@ -146,6 +171,10 @@ class RecordingServer:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.faults.data_reply is not None:
             return self.faults.data_reply
+        if self.faults.data_script:
+            scripted = self.faults.data_script.pop(0)
+            if not scripted.startswith("250"):
+                return scripted
         auth = session.auth_data
         self.messages.append(
             ReceivedMessage(
@@ -157,7 +186,9 @@ class RecordingServer:
                 connection=getattr(server, "number", 0),
             )
         )
-        if self.faults.drop_after_data:
+        drop_once = set(envelope.rcpt_tos) & self.faults.drop_after_data_once
+        if self.faults.drop_after_data or drop_once:
+            self.faults.drop_after_data_once -= drop_once
             await _hang_up(server)
         if self.faults.stall_after_data:
             await asyncio.Event().wait()  # cancelled when the client gives up and closes

@@ -1,0 +1,666 @@
+"""``MemoryStore``: the synchronous ``Store`` port held in memory, for tests without a database.
+
+It mirrors ``SqlStore`` (``digest/store/sql.py`` and its query modules) row for row: the
+same orderings, the same ``NotFound`` wording, naive datetimes refused with the same
+``ValueError`` and stored datetimes converted to UTC. Every record it keeps is immutable,
+so a shallow copy of its tables is a snapshot: each write takes one under the lock and
+puts it back if the method raises, which makes every method one transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from itertools import islice
+
+from digest.errors import AlreadyExists, NotFound
+from digest.models import (
+    Claimed,
+    ClaimedRow,
+    Delivery,
+    DeliveryStatus,
+    Edition,
+    EditionStatus,
+    EditionSummary,
+    Outcome,
+    Post,
+    Quota,
+    Rendered,
+    SourceState,
+    StoredPost,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+)
+from digest.ports import Store
+
+PENDING = DeliveryStatus.PENDING
+SENDING = DeliveryStatus.SENDING
+DEFERRED = DeliveryStatus.DEFERRED
+UNCERTAIN = DeliveryStatus.UNCERTAIN
+CONFIRMED = SubscriptionStatus.CONFIRMED
+LEFT_REPLY = {  # as ``digest.store.ledger.LEFT_REPLY``
+    SubscriptionStatus.UNSUBSCRIBED: "not sent: the reader unsubscribed before their turn",
+    SubscriptionStatus.BOUNCED: "not sent: the address bounced earlier",
+    SubscriptionStatus.PENDING: "not sent: the subscription is not confirmed",
+}
+NO_SUBSCRIPTION = "not sent: no subscription"
+CANCELLED_REPLY = "not sent: the edition was cancelled"
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    """An argument ``SqlStore`` checks itself (``now``), in UTC."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} {value.isoformat()} is naive: pass an aware UTC datetime")
+    return value.astimezone(UTC)
+
+
+def _utc(value: datetime) -> datetime:
+    """A datetime as ``tables.UtcDateTime`` binds it: refused if naive, else in UTC."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()} given: pass an aware UTC one")
+    return value.astimezone(UTC)
+
+
+def _due(at: datetime | None, now: datetime) -> bool:
+    return at is not None and at <= now
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One ``deliveries`` row of an edition, with the sender's columns."""
+
+    subscriber_id: str
+    email: str
+    message_id: str
+    status: DeliveryStatus = PENDING
+    attempts: int = 0
+    reply: str = ""
+    updated_at: datetime | None = None
+    owner: str | None = None
+    lease_until: datetime | None = None
+    not_before: datetime | None = None
+    duplicate: bool = False
+
+    def delivery(self, edition_id: str) -> Delivery:
+        return Delivery(
+            edition_id=edition_id,
+            subscriber_id=self.subscriber_id,
+            email=self.email,
+            message_id=self.message_id,
+            status=self.status,
+            attempts=self.attempts,
+            reply=self.reply,
+            updated_at=self.updated_at,
+            duplicate=self.duplicate,
+        )
+
+
+@dataclass(slots=True)
+class _Tables:
+    """The tables of ``store/tables.py``; values are immutable, so ``copy`` is a snapshot."""
+
+    sources: dict[str, SourceState] = field(default_factory=dict)
+    posts: dict[str, StoredPost] = field(default_factory=dict)
+    subscribers: dict[str, Subscriber] = field(default_factory=dict)  # by id
+    emails: dict[str, str] = field(default_factory=dict)  # email -> subscriber id
+    subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)
+    editions: dict[str, Edition] = field(default_factory=dict)
+    taken: dict[tuple[str, str], str] = field(default_factory=dict)  # newsletter_posts
+    renderings: dict[str, Rendered] = field(default_factory=dict)
+    deliveries: dict[str, dict[str, _Row]] = field(default_factory=dict)  # edition -> reader
+
+    def copy(self) -> _Tables:
+        return _Tables(
+            dict(self.sources),
+            dict(self.posts),
+            dict(self.subscribers),
+            dict(self.emails),
+            dict(self.subscriptions),
+            dict(self.editions),
+            dict(self.taken),
+            dict(self.renderings),
+            {edition_id: dict(rows) for edition_id, rows in self.deliveries.items()},
+        )
+
+    def edition(self, edition_id: str) -> Edition:
+        found = self.editions.get(edition_id)
+        if found is None:
+            raise NotFound(f"no edition with id {edition_id!r}: see `digest editions`")
+        return found
+
+    def find(self, newsletter_id: str, period_key: str) -> Edition | None:
+        return next(
+            (
+                e
+                for e in self.editions.values()
+                if e.newsletter_id == newsletter_id and e.period_key == period_key
+            ),
+            None,
+        )
+
+    def oldest_first(self, keep: Callable[[Edition], bool]) -> list[Edition]:
+        found = [edition for edition in self.editions.values() if keep(edition)]
+        return sorted(found, key=lambda e: (e.created_at, e.period_key))
+
+    def newest_first(self, keep: Callable[[Edition], bool]) -> list[Edition]:
+        found = [edition for edition in self.editions.values() if keep(edition)]
+        return sorted(found, key=lambda e: (e.created_at, e.period_key), reverse=True)
+
+    def rows(self, edition_id: str) -> dict[str, _Row]:
+        return self.deliveries.get(edition_id, {})
+
+    def summary(self, edition: Edition) -> EditionSummary:
+        counts = dict.fromkeys(DeliveryStatus, 0)
+        duplicates = unfinished = 0
+        for row in self.rows(edition.id).values():
+            counts[row.status] += 1
+            duplicates += row.duplicate
+            if not row.status.is_final or (row.status is UNCERTAIN and not row.duplicate):
+                unfinished += 1
+        return EditionSummary(edition, counts, duplicates=duplicates, unfinished=unfinished)
+
+    def set_subscription(
+        self, key: tuple[str, str], status: SubscriptionStatus, now: datetime
+    ) -> bool:
+        current = self.subscriptions[key]
+        if current.status is status:
+            return False
+        self.subscriptions[key] = replace(current, status=status, changed_at=now)
+        return True
+
+
+class MemoryStore:
+    """Durable state in memory; see ``digest.ports.Store`` for the contract."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._t = _Tables()
+
+    @contextmanager
+    def _write(self) -> Iterator[_Tables]:
+        """One write transaction: the tables are put back as they were if the body raises."""
+        with self._lock:
+            snapshot = self._t.copy()
+            try:
+                yield self._t
+            except BaseException:
+                self._t = snapshot
+                raise
+
+    @contextmanager
+    def _read(self) -> Iterator[_Tables]:
+        with self._lock:
+            yield self._t
+
+    # --- sources and posts ---------------------------------------------------------------
+
+    def get_source_state(self, source_id: str) -> SourceState | None:
+        with self._read() as t:
+            return t.sources.get(source_id)
+
+    def save_source_state(self, state: SourceState) -> None:
+        fetched = None if state.last_fetched is None else _utc(state.last_fetched)
+        with self._write() as t:
+            t.sources[state.source_id] = replace(state, last_fetched=fetched)
+
+    def upsert_posts(self, posts: Sequence[Post], now: datetime) -> int:
+        now = _aware(now, "now")
+        latest = {  # a feed listing a GUID twice: last wins
+            post.key: replace(
+                post, published=_utc(post.published), categories=tuple(post.categories)
+            )
+            for post in posts
+        }
+        with self._write() as t:
+            new = 0
+            for key, post in latest.items():
+                known = t.posts.get(key)
+                new += known is None
+                t.posts[key] = StoredPost(post, now if known is None else known.first_seen)
+            return new
+
+    def candidate_posts(self, newsletter_id: str, source_ids: Sequence[str]) -> list[StoredPost]:
+        sources = set(source_ids)
+        with self._read() as t:
+            return [
+                stored
+                for key, stored in t.posts.items()
+                if stored.post.source_id in sources and (newsletter_id, key) not in t.taken
+            ]
+
+    def sources_started(self, source_ids: Sequence[str]) -> dict[str, datetime]:
+        sources = set(source_ids)
+        started: dict[str, datetime] = {}
+        with self._read() as t:
+            for stored in t.posts.values():
+                source = stored.post.source_id
+                if source in sources:
+                    seen = started.get(source, stored.first_seen)
+                    started[source] = min(seen, stored.first_seen)
+        return started
+
+    def get_posts(self, keys: Sequence[str]) -> list[Post]:
+        with self._read() as t:
+            return [t.posts[key].post for key in keys if key in t.posts]
+
+    # --- subscribers ---------------------------------------------------------------------
+
+    def add_subscription(
+        self,
+        *,
+        email: str,
+        ascii_email: str,
+        newsletter_id: str,
+        status: SubscriptionStatus,
+        now: datetime,
+        resubscribe: bool = False,
+    ) -> tuple[Subscription, bool]:
+        now = _aware(now, "now")
+        status = SubscriptionStatus(status)
+        with self._write() as t:
+            subscriber_id = t.emails.get(email)
+            if subscriber_id is None:
+                subscriber_id = secrets.token_urlsafe(16)
+                t.subscribers[subscriber_id] = Subscriber(subscriber_id, email, ascii_email, now)
+                t.emails[email] = subscriber_id
+            key = (subscriber_id, newsletter_id)
+            if key not in t.subscriptions:
+                subscriber = t.subscribers[subscriber_id]
+                t.subscriptions[key] = Subscription(subscriber, newsletter_id, status, now)
+                return t.subscriptions[key], True
+            changed = resubscribe and t.set_subscription(key, status, now)
+            return t.subscriptions[key], changed
+
+    def get_subscriber(self, subscriber_id: str) -> Subscriber:
+        with self._read() as t:
+            found = t.subscribers.get(subscriber_id)
+        if found is None:
+            raise NotFound(f"no subscriber with id {subscriber_id!r}")
+        return found
+
+    def list_subscriptions(self, newsletter_id: str | None = None) -> list[Subscription]:
+        with self._read() as t:
+            found = [
+                s
+                for s in t.subscriptions.values()
+                if newsletter_id is None or s.newsletter_id == newsletter_id
+            ]
+        return sorted(found, key=lambda s: (s.subscriber.email, s.newsletter_id))
+
+    def set_subscription_status(
+        self, subscriber_id: str, newsletter_id: str, status: SubscriptionStatus, now: datetime
+    ) -> bool:
+        now = _aware(now, "now")
+        with self._write() as t:
+            key = (subscriber_id, newsletter_id)
+            if key not in t.subscriptions:
+                raise NotFound(
+                    f"subscriber {subscriber_id!r} has no subscription to newsletter"
+                    f" {newsletter_id!r}"
+                )
+            return t.set_subscription(key, SubscriptionStatus(status), now)
+
+    def confirmed_subscribers(self, newsletter_id: str) -> list[Subscriber]:
+        with self._read() as t:
+            found = [
+                s.subscriber
+                for s in t.subscriptions.values()
+                if s.newsletter_id == newsletter_id and s.status is CONFIRMED
+            ]
+        return sorted(found, key=lambda s: s.email)
+
+    # --- editions ------------------------------------------------------------------------
+
+    def open_edition(
+        self,
+        *,
+        newsletter_id: str,
+        period_key: str,
+        now: datetime,
+        post_keys: Sequence[str],
+        rendered: Rendered | None,
+        message_id: Callable[[str], str],
+        edition_id: str,
+        no_readers: str,
+    ) -> tuple[Edition, int] | None:
+        now = _aware(now, "now")
+        keys = tuple(post_keys)
+        with self._write() as t:
+            twin = t.find(newsletter_id, period_key)
+            if twin is not None:
+                return twin, -1
+            readers = sorted(
+                (
+                    s.subscriber
+                    for s in t.subscriptions.values()
+                    if s.newsletter_id == newsletter_id and s.status is CONFIRMED
+                ),
+                key=lambda s: s.id,
+            )
+            taken_id = AlreadyExists(f"edition id {edition_id!r} is already taken")
+            if rendered is None or not keys or not readers:
+                if edition_id in t.editions:
+                    raise taken_id
+                error = no_readers if rendered is not None and keys else ""
+                skipped = Edition(
+                    edition_id, newsletter_id, period_key, now, EditionStatus.SKIPPED, error=error
+                )
+                t.editions[edition_id] = skipped
+                return skipped, 0
+            if any((newsletter_id, key) in t.taken for key in keys):
+                return None  # another edition took a post first: the caller selects again
+            if edition_id in t.editions:
+                raise taken_id
+            if len(set(keys)) < len(keys):
+                return None  # as the newsletter_posts primary key refuses it
+            rows = {r.id: _Row(r.id, r.ascii_email, message_id(r.id)) for r in readers}
+            edition = Edition(
+                edition_id,
+                newsletter_id,
+                period_key,
+                now,
+                EditionStatus.SENDING,
+                keys,
+                subject=rendered.subject,
+            )
+            t.editions[edition_id] = edition
+            t.taken.update({(newsletter_id, key): edition_id for key in keys})
+            t.renderings[edition_id] = Rendered(rendered.subject, rendered.html, rendered.text)
+            t.deliveries[edition_id] = rows
+            return edition, len(rows)
+
+    def get_edition(self, edition_id: str) -> Edition:
+        with self._read() as t:
+            return t.edition(edition_id)
+
+    def resolve_edition(self, prefix: str) -> str:
+        with self._read() as t:
+            found = sorted(edition_id for edition_id in t.editions if edition_id.startswith(prefix))
+        if len(found) == 1 and prefix:
+            return found[0]
+        if not found or not prefix:
+            raise NotFound(f"no edition with id {prefix!r}: see `digest editions`")
+        raise NotFound(
+            f"edition id {prefix!r} is ambiguous ({', '.join(found[:2])}, …): give more characters"
+        )
+
+    def find_edition(self, newsletter_id: str, period_key: str) -> Edition | None:
+        with self._read() as t:
+            return t.find(newsletter_id, period_key)
+
+    def last_edition(self, newsletter_id: str) -> Edition | None:
+        with self._read() as t:
+            found = t.newest_first(lambda e: e.newsletter_id == newsletter_id)
+        return found[0] if found else None
+
+    def first_edition(self, newsletter_id: str) -> Edition | None:
+        with self._read() as t:
+            found = t.oldest_first(
+                lambda e: e.newsletter_id == newsletter_id and e.status is not EditionStatus.SKIPPED
+            )
+        return found[0] if found else None
+
+    def list_editions(
+        self, newsletter_id: str | None = None, limit: int = 50
+    ) -> list[EditionSummary]:
+        with self._read() as t:
+            found = t.newest_first(
+                lambda e: newsletter_id is None or e.newsletter_id == newsletter_id
+            )
+            return [t.summary(edition) for edition in found[: max(limit, 0)]]
+
+    def edition_summary(self, edition_id: str) -> EditionSummary:
+        with self._read() as t:
+            return t.summary(t.edition(edition_id))
+
+    def editions_with_status(self, status: EditionStatus) -> list[Edition]:
+        with self._read() as t:
+            return t.oldest_first(lambda e: e.status == status)
+
+    def set_edition_status(
+        self,
+        edition_id: str,
+        status: EditionStatus,
+        error: str = "",
+        *,
+        only_from: Sequence[EditionStatus] | None = None,
+    ) -> bool:
+        with self._write() as t:
+            edition = t.edition(edition_id)
+            if only_from is not None and edition.status not in only_from:
+                return False
+            t.editions[edition_id] = replace(edition, status=EditionStatus(status), error=error)
+            return True
+
+    def save_rendering(self, edition_id: str, *, subject: str, html: str, text: str) -> None:
+        with self._write() as t:
+            t.edition(edition_id)
+            t.renderings[edition_id] = Rendered(subject, html, text)
+
+    def get_rendering(self, edition_id: str) -> Rendered | None:
+        with self._read() as t:
+            return t.renderings.get(edition_id)
+
+    def cancel_unsent(self, edition_id: str, now: datetime) -> int:
+        now = _aware(now, "now")
+        with self._write() as t:
+            rows = t.rows(edition_id)
+            chosen = [row for row in rows.values() if row.status in (PENDING, DEFERRED)]
+            for row in chosen:
+                rows[row.subscriber_id] = replace(
+                    row, status=DeliveryStatus.CANCELLED, reply=CANCELLED_REPLY, updated_at=now
+                )
+            return len(chosen)
+
+    def reopen_deliveries(self, edition_id: str, statuses: Sequence[DeliveryStatus]) -> int:
+        with self._write() as t:
+            newsletter_id = t.edition(edition_id).newsletter_id
+            rows = t.rows(edition_id)
+            chosen = [row for row in rows.values() if row.status in statuses]
+            for row in chosen:
+                key = (row.subscriber_id, newsletter_id)
+                subscription = t.subscriptions.get(key)
+                if (
+                    row.status is DeliveryStatus.FAILED
+                    and subscription is not None
+                    and subscription.status is SubscriptionStatus.BOUNCED
+                ):  # the operator judged the failure not the address's (changed_at kept)
+                    t.subscriptions[key] = replace(subscription, status=CONFIRMED)
+                rows[row.subscriber_id] = replace(
+                    row,
+                    status=PENDING,
+                    attempts=0,
+                    not_before=None,
+                    owner=None,
+                    lease_until=None,
+                    duplicate=row.duplicate or row.status is UNCERTAIN,
+                )
+            return len(chosen)
+
+    # --- deliveries (the ledger) ---------------------------------------------------------
+
+    def claim_batch(
+        self,
+        edition_id: str,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        quotas: Sequence[Quota] = (),
+    ) -> Claimed:
+        now = _aware(now, "now")
+        with self._write() as t:
+            edition = t.editions.get(edition_id)
+            if edition is None or edition.status is not EditionStatus.SENDING:
+                return Claimed([], 0)
+            if quotas:
+                every = [row for rows in t.deliveries.values() for row in rows.values()]
+                holding = sum(row.status is SENDING for row in every)
+                for quota in quotas:
+                    since = _utc(quota.since)
+                    sent = sum(
+                        row.status is DeliveryStatus.SENT
+                        and row.updated_at is not None
+                        and row.updated_at > since
+                        for row in every
+                    )
+                    left = quota.limit - sent - holding
+                    if left < limit:
+                        limit = max(0, left)
+                        if limit == 0:
+                            return Claimed([], 0, blocked_by=quota.window)
+            kinds: list[tuple[Callable[[_Row], bool], bool]] = [
+                (lambda r: r.status is PENDING, False),
+                (lambda r: r.status is DEFERRED and _due(r.not_before, now), False),
+                (
+                    lambda r: r.status is UNCERTAIN and not r.duplicate and _due(r.not_before, now),
+                    True,
+                ),
+                (
+                    lambda r: (
+                        r.status is SENDING and r.lease_until is not None and r.lease_until < now
+                    ),
+                    True,
+                ),
+            ]
+            rows = t.rows(edition_id)
+            claimed: list[ClaimedRow] = []
+            suppressed = 0
+            for wanted_kind, duplicate in kinds:
+                wanted = limit - len(claimed)
+                if wanted <= 0:
+                    break
+                for row in list(islice(filter(wanted_kind, rows.values()), wanted)):
+                    subscription = t.subscriptions.get((row.subscriber_id, edition.newsletter_id))
+                    if subscription is None or subscription.status is not CONFIRMED:
+                        reason = NO_SUBSCRIPTION
+                        if subscription is not None:
+                            reason = LEFT_REPLY.get(subscription.status, NO_SUBSCRIPTION)
+                        rows[row.subscriber_id] = replace(
+                            row,
+                            status=DeliveryStatus.SUPPRESSED,
+                            reply=reason,
+                            updated_at=now,
+                            owner=None,
+                            lease_until=None,
+                        )
+                        suppressed += 1
+                        continue
+                    rows[row.subscriber_id] = replace(
+                        row,
+                        status=SENDING,
+                        owner=owner,
+                        lease_until=_utc(lease_until),
+                        duplicate=row.duplicate or duplicate,
+                    )
+                    claimed.append(
+                        ClaimedRow(
+                            row.subscriber_id,
+                            row.email,
+                            row.message_id,
+                            row.attempts,
+                            duplicate or row.duplicate,
+                        )
+                    )
+            return Claimed(claimed, suppressed)
+
+    def record_batch(
+        self, edition_id: str, owner: str, outcomes: Sequence[Outcome], now: datetime
+    ) -> int:
+        now = _aware(now, "now")
+        if not outcomes:
+            return 0
+        retries = [None if o.retry_at is None else _utc(o.retry_at) for o in outcomes]
+        with self._write() as t:
+            rows = t.rows(edition_id)
+            written = 0
+            for outcome, retry_at in zip(outcomes, retries, strict=True):
+                row = rows.get(outcome.subscriber_id)
+                if row is None or row.owner != owner or row.status is not SENDING:
+                    continue  # fenced: the owner lost the row
+                rows[row.subscriber_id] = replace(
+                    row,
+                    status=DeliveryStatus(outcome.status),
+                    reply=outcome.reply,
+                    attempts=row.attempts + (1 if outcome.count_attempt else 0),
+                    updated_at=now,
+                    not_before=retry_at,
+                    owner=None,
+                    lease_until=None,
+                )
+                written += 1
+            bounced = {o.subscriber_id for o in outcomes if o.status is DeliveryStatus.FAILED}
+            for key, subscription in list(t.subscriptions.items()):
+                if key[0] in bounced and subscription.status is CONFIRMED:
+                    t.set_subscription(key, SubscriptionStatus.BOUNCED, now)
+            return written
+
+    def renew_leases(self, edition_id: str, owner: str, lease_until: datetime) -> int:
+        lease = _utc(lease_until)
+        return self._change_held(edition_id, owner, None, lambda r: replace(r, lease_until=lease))
+
+    def release_claims(self, edition_id: str, owner: str, subscriber_ids: Sequence[str]) -> int:
+        return self._change_held(
+            edition_id,
+            owner,
+            set(subscriber_ids),
+            lambda r: replace(r, status=PENDING, owner=None, lease_until=None),
+        )
+
+    def _change_held(
+        self, edition_id: str, owner: str, only: set[str] | None, change: Callable[[_Row], _Row]
+    ) -> int:
+        """Apply ``change`` to the ``sending`` rows ``owner`` holds (those in ``only``)."""
+        with self._write() as t:
+            rows = t.rows(edition_id)
+            held = [
+                row
+                for row in rows.values()
+                if row.status is SENDING
+                and row.owner == owner
+                and (only is None or row.subscriber_id in only)
+            ]
+            for row in held:
+                rows[row.subscriber_id] = change(row)
+            return len(held)
+
+    def sent_since(self, since: datetime) -> int:
+        since = _utc(since)
+        with self._read() as t:
+            return sum(
+                row.status is DeliveryStatus.SENT
+                and row.updated_at is not None
+                and row.updated_at > since
+                for rows in t.deliveries.values()
+                for row in rows.values()
+            )
+
+    def iter_deliveries(
+        self,
+        edition_id: str,
+        *,
+        status: DeliveryStatus | None = None,
+        email: str | None = None,
+    ) -> Iterator[Delivery]:
+        needle = (email or "").lower()
+        with self._read() as t:
+            t.edition(edition_id)  # NotFound before the first row is asked for
+            found = [
+                row.delivery(edition_id)
+                for row in t.rows(edition_id).values()
+                if (status is None or row.status == status) and needle in row.email.lower()
+            ]
+        return iter(sorted(found, key=lambda d: (d.email, d.subscriber_id)))
+
+    def list_deliveries(self, edition_id: str) -> list[Delivery]:
+        return list(self.iter_deliveries(edition_id))
+
+
+def _implements_the_port(store: MemoryStore) -> Store:
+    """Never called: makes mypy prove that ``MemoryStore`` satisfies ``Store``."""
+    return store
