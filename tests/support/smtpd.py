@@ -20,8 +20,8 @@ mailer's pipelined path is what the tests drive. ``server.faults`` holds the fau
 switches (reject a recipient, refuse MAIL or the DATA command, answer the final dot with
 451/554, scripted replies to the next RCPTs or final dots, drop the connection on MAIL
 or after the data, stall after the data); change them between sends.
-``server.connections`` counts accepted connections (to prove reuse), ``server.peak_connections`` the most open at once, and
-``server.drop_connections()`` closes every open session as an idle
+``server.connections`` counts accepted connections (to prove reuse),
+``server.peak_connections`` the most open at once, and ``server.drop_connections()`` closes every open session as an idle
 timeout would. ``running_smtpd(credentials=("user", "pw"))`` requires AUTH before
 MAIL; ``tls="starttls"`` or ``tls="tls"`` serves STARTTLS or implicit TLS with
 aiosmtpd's self-signed test certificate (``client_tls_context()`` trusts it).
