@@ -22,9 +22,10 @@ switches (reject a recipient, refuse MAIL or the DATA command, answer the final 
 or after the data, stall after the data); change them between sends.
 ``server.connections`` counts accepted connections (to prove reuse),
 ``server.peak_connections`` the most open at once, and ``server.drop_connections()``
-closes every open session as an idle timeout would. ``running_smtpd(credentials=("user", "pw"))`` requires AUTH before
-MAIL; ``tls="starttls"`` or ``tls="tls"`` serves STARTTLS or implicit TLS with
-aiosmtpd's self-signed test certificate (``client_tls_context()`` trusts it).
+closes every open session as an idle timeout would. ``running_smtpd(credentials=("user",
+"pw"))`` requires AUTH before MAIL; ``tls="starttls"`` or ``tls="tls"`` serves STARTTLS
+or implicit TLS with aiosmtpd's self-signed test certificate (``client_tls_context()``
+trusts it).
 Leaving the ``async with`` closes every connection and waits for the sessions to end,
 so no ResourceWarning or pending task outlives the test.
 """
