@@ -122,6 +122,7 @@ class App:
         if self._ledger is not None:
             self._ledger.close()
             self._ledger = None
+        self.store.close()
 
     # --- use cases -----------------------------------------------------------------
     async def fetch(

@@ -99,6 +99,21 @@ class Readers(Protocol):
         """
         ...
 
+    def add_subscriptions(
+        self,
+        entries: Sequence[tuple[str, str, str]],
+        status: SubscriptionStatus,
+        now: datetime,
+    ) -> int:
+        """Subscribe many ``(email, ascii_email, newsletter_id)`` at once (an import).
+
+        Like ``add_subscription`` without ``resubscribe``: missing subscribers and
+        subscriptions are created with ``status``; existing ones keep theirs (an import
+        never revives an unsubscribed or bounced reader). Returns how many subscriptions
+        were new.
+        """
+        ...
+
     def get_subscriber(self, subscriber_id: str) -> Subscriber:
         """The subscriber with this opaque id; ``NotFound`` otherwise."""
         ...
@@ -259,6 +274,10 @@ class SyncLedger(Protocol):
 
 class Store(PostStore, Readers, EditionStore, SyncLedger, Protocol):
     """Everything durable, synchronously: what ``SqlStore`` and the test memory store are."""
+
+    def close(self) -> None:
+        """Release database connections (the store reconnects if used again)."""
+        ...
 
 
 class Ledger(Protocol):

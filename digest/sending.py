@@ -111,24 +111,33 @@ class _Recorder:
         self._ledger, self._edition, self._owner = ledger, edition_id, owner
         self._policy, self._clock = policy, clock
         self._pending: list[Outcome] = []
+        self._flushing = 0  # outcomes being written right now: still unflushed
         self._lock = asyncio.Lock()
         self.written = 0
         self.fenced = 0
         self.on_written: Callable[[int], None] | None = None
 
     async def add(self, outcome: Outcome) -> None:
+        # Backpressure keeps the duplicate bound: never more than max_unflushed outcomes
+        # sent but not committed, counting those being written.
+        while len(self._pending) + self._flushing >= self._policy.max_unflushed:
+            await self.flush()
         self._pending.append(outcome)
-        if len(self._pending) >= self._policy.max_unflushed:
-            await self.flush()  # backpressure keeps the duplicate bound
+        if len(self._pending) >= self._policy.flush_size and not self._lock.locked():
+            await self.flush()
 
     async def flush(self) -> None:
         async with self._lock:
             batch, self._pending = self._pending, []
             if not batch:
                 return
-            written = await self._ledger.record_batch(
-                self._edition, self._owner, batch, self._clock()
-            )
+            self._flushing = len(batch)
+            try:
+                written = await self._ledger.record_batch(
+                    self._edition, self._owner, batch, self._clock()
+                )
+            finally:
+                self._flushing = 0
             self.written += written
             self.fenced += len(batch) - written
             if self.on_written is not None:

@@ -59,6 +59,9 @@ class ImportReport:
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line number, message)
 
 
+IMPORT_BATCH = 1000  # subscriptions written per transaction
+
+
 def import_csv(
     store: Store,
     text: str,
@@ -80,6 +83,7 @@ def import_csv(
     has_header = "email" in header
     email_col = header.index("email") if has_header else 0
     lists_col = header.index("newsletters") if has_header and "newsletters" in header else None
+    batch: list[tuple[str, str, str]] = []
     for number, row in enumerate(rows, start=1):
         if (has_header and number == 1) or not any(cell.strip() for cell in row):
             continue
@@ -92,21 +96,24 @@ def import_csv(
             for newsletter_id in targets:
                 _require_newsletter(newsletter_id, known_ids)
             email, ascii_email = normalize_address(raw)
-            for newsletter_id in targets:
-                _, changed = store.add_subscription(
-                    email=email,
-                    ascii_email=ascii_email,
-                    newsletter_id=newsletter_id,
-                    status=SubscriptionStatus.CONFIRMED,
-                    now=now,
-                )
-                if changed:
-                    report.added += 1
-                else:
-                    report.unchanged += 1
         except (InvalidAddress, NotFound) as exc:
             report.errors.append((number, str(exc)))
+            continue
+        batch.extend((email, ascii_email, newsletter_id) for newsletter_id in targets)
+        if len(batch) >= IMPORT_BATCH:
+            _import(store, batch, report, now)
+    _import(store, batch, report, now)
     return report
+
+
+def _import(
+    store: Store, batch: list[tuple[str, str, str]], report: ImportReport, now: datetime
+) -> None:
+    unique = list(dict.fromkeys(batch))
+    added = store.add_subscriptions(unique, SubscriptionStatus.CONFIRMED, now) if unique else 0
+    report.added += added
+    report.unchanged += len(batch) - added
+    batch.clear()
 
 
 def unsubscribe(store: Store, subscriber_id: str, newsletter_id: str, now: datetime) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, func, select, update
+from sqlalchemy import ColumnElement, Connection, Row, func, select, text, update
 
 from digest.errors import NotFound
 from digest.models import (
@@ -29,6 +29,7 @@ from digest.store.engine import insert_for
 NEWEST_FIRST = (t.editions.c.created_at.desc(), t.editions.c.period_key.desc())
 OLDEST_FIRST = (t.editions.c.created_at.asc(), t.editions.c.period_key.asc())
 READER_PAGE = 5000  # readers read and ledger rows written per statement when opening
+ANALYZE_AFTER = 1000  # ledger rows written at once that call for fresh planner statistics
 
 
 class PostsTaken(Exception):
@@ -102,7 +103,12 @@ def open_edition(
             edition_id=edition_id, subject=rendered.subject, html=rendered.html, text=rendered.text
         )
     )
-    return edition, _materialize(connection, edition_id, newsletter_id, message_id)
+    written = _materialize(connection, edition_id, newsletter_id, message_id)
+    if connection.dialect.name == "postgresql" and written >= ANALYZE_AFTER:
+        # Fresh statistics, or the planner keeps treating the ledger as tiny and turns
+        # every claim into a scan of the whole edition.
+        connection.execute(text("ANALYZE deliveries"))
+    return edition, written
 
 
 def _confirmed_count(connection: Connection, newsletter_id: str) -> int:

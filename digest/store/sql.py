@@ -63,6 +63,9 @@ class SqlStore:
     def engine(self) -> Engine:
         return self._engine
 
+    def close(self) -> None:
+        self._engine.dispose()
+
     @contextmanager
     def _transaction(self, *, read_only: bool = False) -> Iterator[Connection]:
         """One transaction: committed on success, rolled back on any exception.
@@ -137,6 +140,16 @@ class SqlStore:
                 now=now,
                 resubscribe=resubscribe,
             )
+
+    def add_subscriptions(
+        self,
+        entries: Sequence[tuple[str, str, str]],
+        status: SubscriptionStatus,
+        now: datetime,
+    ) -> int:
+        _aware(now, "now")
+        with self._transaction() as connection:
+            return subscribers.add_subscriptions(connection, entries, status, now)
 
     def get_subscriber(self, subscriber_id: str) -> Subscriber:
         with self._transaction(read_only=True) as connection:

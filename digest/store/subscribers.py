@@ -7,6 +7,7 @@ transactions and the error handling.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -67,6 +68,53 @@ def add_subscription(
         )
     ).one()
     return _subscription(row), changed
+
+
+def add_subscriptions(
+    connection: Connection,
+    entries: Sequence[tuple[str, str, str]],
+    status: SubscriptionStatus,
+    now: datetime,
+) -> int:
+    """See ``Readers.add_subscriptions``: three statements for a whole batch."""
+    if not entries:
+        return 0
+    addresses = {email: ascii_email for email, ascii_email, _ in entries}
+    connection.execute(
+        insert_for(connection, t.subscribers).on_conflict_do_nothing(
+            index_elements=[t.subscribers.c.email]
+        ),
+        [
+            {"id": new_subscriber_id(), "email": email, "ascii_email": ascii, "created_at": now}
+            for email, ascii in addresses.items()
+        ],
+    )
+    ids = dict(
+        connection.execute(
+            select(t.subscribers.c.email, t.subscribers.c.id).where(
+                t.subscribers.c.email.in_(list(addresses))
+            )
+        ).all()
+    )
+    wanted = {(ids[email], newsletter_id) for email, _, newsletter_id in entries}
+    created = connection.execute(
+        insert_for(connection, t.subscriptions)
+        .on_conflict_do_nothing(
+            index_elements=[t.subscriptions.c.subscriber_id, t.subscriptions.c.newsletter_id]
+        )
+        .returning(t.subscriptions.c.subscriber_id),
+        [
+            {
+                "subscriber_id": subscriber_id,
+                "newsletter_id": newsletter_id,
+                "status": status.value,
+                "changed_at": now,
+                "created_at": now,
+            }
+            for subscriber_id, newsletter_id in sorted(wanted)
+        ],
+    ).all()
+    return len(created)
 
 
 def get_subscriber(connection: Connection, subscriber_id: str) -> Subscriber:

@@ -13,7 +13,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from itertools import islice
 
@@ -42,13 +42,14 @@ PENDING = DeliveryStatus.PENDING
 SENDING = DeliveryStatus.SENDING
 DEFERRED = DeliveryStatus.DEFERRED
 UNCERTAIN = DeliveryStatus.UNCERTAIN
+SUPPRESSED = DeliveryStatus.SUPPRESSED
 CONFIRMED = SubscriptionStatus.CONFIRMED
-LEFT_REPLY = {  # as ``digest.store.ledger.LEFT_REPLY``
+LEFT_REPLY: dict[SubscriptionStatus | None, str] = {  # as in ``digest.store.ledger``
     SubscriptionStatus.UNSUBSCRIBED: "not sent: the reader unsubscribed before their turn",
     SubscriptionStatus.BOUNCED: "not sent: the address bounced earlier",
     SubscriptionStatus.PENDING: "not sent: the subscription is not confirmed",
+    None: "not sent: no subscription",
 }
-NO_SUBSCRIPTION = "not sent: no subscription"
 CANCELLED_REPLY = "not sent: the edition was cancelled"
 
 
@@ -66,8 +67,16 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _due(at: datetime | None, now: datetime) -> bool:
-    return at is not None and at <= now
+def _claimable(row: _Row, kind: DeliveryStatus, now: datetime) -> bool:
+    """Whether a claim taking ``kind`` rows takes ``row`` (see ``ledger.claim_batch``)."""
+    if row.status is not kind:
+        return False
+    if kind is PENDING:
+        return True
+    if kind is SENDING:  # its sender died
+        return row.lease_until is not None and row.lease_until < now
+    due = row.not_before is not None and row.not_before <= now
+    return due and not (kind is UNCERTAIN and row.duplicate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,16 +97,9 @@ class _Row:
 
     def delivery(self, edition_id: str) -> Delivery:
         return Delivery(
-            edition_id=edition_id,
-            subscriber_id=self.subscriber_id,
-            email=self.email,
-            message_id=self.message_id,
-            status=self.status,
-            attempts=self.attempts,
-            reply=self.reply,
-            updated_at=self.updated_at,
-            duplicate=self.duplicate,
-        )
+            edition_id, self.subscriber_id, self.email, self.message_id, self.status,
+            self.attempts, self.reply, self.updated_at, self.duplicate
+        )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -115,17 +117,9 @@ class _Tables:
     deliveries: dict[str, dict[str, _Row]] = field(default_factory=dict)  # edition -> reader
 
     def copy(self) -> _Tables:
-        return _Tables(
-            dict(self.sources),
-            dict(self.posts),
-            dict(self.subscribers),
-            dict(self.emails),
-            dict(self.subscriptions),
-            dict(self.editions),
-            dict(self.taken),
-            dict(self.renderings),
-            {edition_id: dict(rows) for edition_id, rows in self.deliveries.items()},
-        )
+        copied = _Tables(*(dict(getattr(self, table.name)) for table in fields(self)))
+        copied.deliveries = {edition_id: dict(rows) for edition_id, rows in self.deliveries.items()}
+        return copied
 
     def edition(self, edition_id: str) -> Edition:
         found = self.editions.get(edition_id)
@@ -134,22 +128,15 @@ class _Tables:
         return found
 
     def find(self, newsletter_id: str, period_key: str) -> Edition | None:
-        return next(
-            (
-                e
-                for e in self.editions.values()
-                if e.newsletter_id == newsletter_id and e.period_key == period_key
-            ),
-            None,
-        )
+        for edition in self.editions.values():
+            if (edition.newsletter_id, edition.period_key) == (newsletter_id, period_key):
+                return edition
+        return None
 
-    def oldest_first(self, keep: Callable[[Edition], bool]) -> list[Edition]:
+    def ordered(self, keep: Callable[[Edition], bool], *, newest: bool) -> list[Edition]:
+        """The editions ``keep`` accepts, by (created_at, period_key), newest or oldest first."""
         found = [edition for edition in self.editions.values() if keep(edition)]
-        return sorted(found, key=lambda e: (e.created_at, e.period_key))
-
-    def newest_first(self, keep: Callable[[Edition], bool]) -> list[Edition]:
-        found = [edition for edition in self.editions.values() if keep(edition)]
-        return sorted(found, key=lambda e: (e.created_at, e.period_key), reverse=True)
+        return sorted(found, key=lambda e: (e.created_at, e.period_key), reverse=newest)
 
     def rows(self, edition_id: str) -> dict[str, _Row]:
         return self.deliveries.get(edition_id, {})
@@ -163,6 +150,22 @@ class _Tables:
             if not row.status.is_final or (row.status is UNCERTAIN and not row.duplicate):
                 unfinished += 1
         return EditionSummary(edition, counts, duplicates=duplicates, unfinished=unfinished)
+
+    def reader(self, email: str, ascii_email: str, now: datetime) -> str:
+        """The id of the subscriber of ``email``, created if new (else keeping its forms)."""
+        subscriber_id = self.emails.get(email)
+        if subscriber_id is None:
+            subscriber_id = secrets.token_urlsafe(16)
+            self.subscribers[subscriber_id] = Subscriber(subscriber_id, email, ascii_email, now)
+            self.emails[email] = subscriber_id
+        return subscriber_id
+
+    def subscribe(self, key: tuple[str, str], status: SubscriptionStatus, now: datetime) -> bool:
+        """Create the subscription ``(subscriber id, newsletter)`` unless it exists."""
+        if key in self.subscriptions:
+            return False
+        self.subscriptions[key] = Subscription(self.subscribers[key[0]], key[1], status, now)
+        return True
 
     def set_subscription(
         self, key: tuple[str, str], status: SubscriptionStatus, now: datetime
@@ -263,18 +266,23 @@ class MemoryStore:
         now = _aware(now, "now")
         status = SubscriptionStatus(status)
         with self._write() as t:
-            subscriber_id = t.emails.get(email)
-            if subscriber_id is None:
-                subscriber_id = secrets.token_urlsafe(16)
-                t.subscribers[subscriber_id] = Subscriber(subscriber_id, email, ascii_email, now)
-                t.emails[email] = subscriber_id
-            key = (subscriber_id, newsletter_id)
-            if key not in t.subscriptions:
-                subscriber = t.subscribers[subscriber_id]
-                t.subscriptions[key] = Subscription(subscriber, newsletter_id, status, now)
-                return t.subscriptions[key], True
-            changed = resubscribe and t.set_subscription(key, status, now)
+            key = (t.reader(email, ascii_email, now), newsletter_id)
+            changed = t.subscribe(key, status, now) or (
+                resubscribe and t.set_subscription(key, status, now)
+            )
             return t.subscriptions[key], changed
+
+    def add_subscriptions(
+        self, entries: Sequence[tuple[str, str, str]], status: SubscriptionStatus, now: datetime
+    ) -> int:
+        now = _aware(now, "now")
+        status = SubscriptionStatus(status)
+        addresses = {email: ascii_email for email, ascii_email, _ in entries}  # last one wins
+        with self._write() as t:
+            ids = {
+                email: t.reader(email, ascii_email, now) for email, ascii_email in addresses.items()
+            }
+            return sum(t.subscribe((ids[email], nl), status, now) for email, _, nl in entries)
 
     def get_subscriber(self, subscriber_id: str) -> Subscriber:
         with self._read() as t:
@@ -395,13 +403,16 @@ class MemoryStore:
 
     def last_edition(self, newsletter_id: str) -> Edition | None:
         with self._read() as t:
-            found = t.newest_first(lambda e: e.newsletter_id == newsletter_id)
+            found = t.ordered(newest=True, keep=lambda e: e.newsletter_id == newsletter_id)
         return found[0] if found else None
 
     def first_edition(self, newsletter_id: str) -> Edition | None:
         with self._read() as t:
-            found = t.oldest_first(
-                lambda e: e.newsletter_id == newsletter_id and e.status is not EditionStatus.SKIPPED
+            found = t.ordered(
+                newest=False,
+                keep=lambda e: (
+                    e.newsletter_id == newsletter_id and e.status is not EditionStatus.SKIPPED
+                ),
             )
         return found[0] if found else None
 
@@ -409,8 +420,9 @@ class MemoryStore:
         self, newsletter_id: str | None = None, limit: int = 50
     ) -> list[EditionSummary]:
         with self._read() as t:
-            found = t.newest_first(
-                lambda e: newsletter_id is None or e.newsletter_id == newsletter_id
+            found = t.ordered(
+                newest=True,
+                keep=lambda e: newsletter_id is None or e.newsletter_id == newsletter_id,
             )
             return [t.summary(edition) for edition in found[: max(limit, 0)]]
 
@@ -420,7 +432,7 @@ class MemoryStore:
 
     def editions_with_status(self, status: EditionStatus) -> list[Edition]:
         with self._read() as t:
-            return t.oldest_first(lambda e: e.status == status)
+            return t.ordered(newest=False, keep=lambda e: e.status == status)
 
     def set_edition_status(
         self,
@@ -514,41 +526,24 @@ class MemoryStore:
                         limit = max(0, left)
                         if limit == 0:
                             return Claimed([], 0, blocked_by=quota.window)
-            kinds: list[tuple[Callable[[_Row], bool], bool]] = [
-                (lambda r: r.status is PENDING, False),
-                (lambda r: r.status is DEFERRED and _due(r.not_before, now), False),
-                (
-                    lambda r: r.status is UNCERTAIN and not r.duplicate and _due(r.not_before, now),
-                    True,
-                ),
-                (
-                    lambda r: (
-                        r.status is SENDING and r.lease_until is not None and r.lease_until < now
-                    ),
-                    True,
-                ),
-            ]
             rows = t.rows(edition_id)
             claimed: list[ClaimedRow] = []
             suppressed = 0
-            for wanted_kind, duplicate in kinds:
+            for kind in (PENDING, DEFERRED, UNCERTAIN, SENDING):  # in this order, as SQL does
+                duplicate = kind in (UNCERTAIN, SENDING)  # the reader may have it already
                 wanted = limit - len(claimed)
                 if wanted <= 0:
                     break
-                for row in list(islice(filter(wanted_kind, rows.values()), wanted)):
+                due = (row for row in rows.values() if _claimable(row, kind, now))
+                for row in list(islice(due, wanted)):
                     subscription = t.subscriptions.get((row.subscriber_id, edition.newsletter_id))
-                    if subscription is None or subscription.status is not CONFIRMED:
-                        reason = NO_SUBSCRIPTION
-                        if subscription is not None:
-                            reason = LEFT_REPLY.get(subscription.status, NO_SUBSCRIPTION)
+                    reader = None if subscription is None else subscription.status
+                    if reader is not CONFIRMED:
+                        reason = LEFT_REPLY.get(reader, LEFT_REPLY[None])
                         rows[row.subscriber_id] = replace(
-                            row,
-                            status=DeliveryStatus.SUPPRESSED,
-                            reply=reason,
-                            updated_at=now,
-                            owner=None,
-                            lease_until=None,
-                        )
+                            row, status=SUPPRESSED, reply=reason, updated_at=now, owner=None,
+                            lease_until=None
+                        )  # fmt: skip
                         suppressed += 1
                         continue
                     rows[row.subscriber_id] = replace(
@@ -558,13 +553,10 @@ class MemoryStore:
                         lease_until=_utc(lease_until),
                         duplicate=row.duplicate or duplicate,
                     )
+                    duplicated = duplicate or row.duplicate
                     claimed.append(
                         ClaimedRow(
-                            row.subscriber_id,
-                            row.email,
-                            row.message_id,
-                            row.attempts,
-                            duplicate or row.duplicate,
+                            row.subscriber_id, row.email, row.message_id, row.attempts, duplicated
                         )
                     )
             return Claimed(claimed, suppressed)

@@ -1,0 +1,172 @@
+"""SIGKILL a sending `digest send-now` at random points; restart it; nobody is lost.
+
+The SMTP server's own record is the referee: every reader received the edition, the
+duplicates stay within the bound the sender states (in flight + unflushed outcomes, per
+kill), and every reader who got two copies is marked as a possible duplicate in the
+ledger, with the same Message-ID on both copies. Runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+
+from digest.app import build_app
+from digest.editorial import load_config
+from digest.models import EditionStatus
+from digest.sending import SendPolicy
+from digest.subscriptions import import_csv
+
+from support.databases import BACKENDS, database_url
+from support.deployment import SAMPLE_POSTS, SECRET_ENV
+from support.smtpd import RecordingServer, running_smtpd
+
+READERS = 2000
+KILLS = 3
+CONCURRENCY = 8
+LEASE_SECONDS = 1
+
+
+@contextmanager
+def smtpd_in_a_thread() -> Iterator[RecordingServer]:
+    """The recording SMTP server on its own event loop, so subprocesses can reach it."""
+    ready = threading.Event()
+    box: dict[str, object] = {}
+
+    def serve() -> None:
+        async def main() -> None:
+            async with running_smtpd() as server:
+                server.pipelining = True
+                box["server"], box["stop"] = server, asyncio.Event()
+                box["loop"] = asyncio.get_running_loop()
+                ready.set()
+                await box["stop"].wait()  # type: ignore[attr-defined]
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield box["server"]  # type: ignore[misc]
+    finally:
+        loop: asyncio.AbstractEventLoop = box["loop"]  # type: ignore[assignment]
+        loop.call_soon_threadsafe(box["stop"].set)  # type: ignore[attr-defined]
+        thread.join(10)
+
+
+def write_config(folder: Path, *, smtp_port: int, database: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "digest.toml"
+    path.write_text(
+        f"""
+[site]
+name = "Transmission"
+base_url = "http://127.0.0.1:9"
+postal_address = "Transmission, Vinohradska 12, 120 00 Prague 2, Czechia"
+sender_email = "digest@transmission.example.org"
+
+[storage]
+data_dir = "{folder / "var"}"
+database_url = "{database}"
+
+[delivery]
+transport = "smtp"
+lease_seconds = {LEASE_SECONDS}
+
+[delivery.smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+concurrency = {CONCURRENCY}
+timeout_seconds = 10
+
+[sources.posts]
+kind = "folder"
+path = "{SAMPLE_POSTS}"
+
+[newsletters.daily]
+title = "Transmission Daily"
+description = "The day's analysis."
+sources = ["posts"]
+
+[newsletters.daily.schedule]
+daily = "07:00"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def send_now(config: Path, *, errors: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "digest.cli", "--config", str(config), "send-now", "daily"],
+        env={**os.environ, **SECRET_ENV, "COLUMNS": "80"},
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigkill_during_an_edition_loses_nobody_and_marks_every_duplicate(
+    backend: str, tmp_path: Path
+) -> None:
+    seed = random.randrange(1_000_000)
+    rng = random.Random(seed)
+    with database_url(backend, tmp_path) as url, smtpd_in_a_thread() as smtpd:
+        config_path = write_config(tmp_path / "site", smtp_port=smtpd.port, database=url)
+        app = build_app(load_config(config_path), environ=SECRET_ENV)
+        emails = [f"reader{i:05}@example.net" for i in range(READERS)]
+        now = datetime.now(UTC)
+        report = import_csv(app.store, "\n".join(emails), ["daily"], ["daily"], now)
+        assert report.added == READERS
+
+        app.store.close()  # the subprocesses work; this one only reads at the end
+        thresholds = sorted(rng.sample(range(50, READERS - 200), KILLS))
+        for threshold in thresholds:  # each kill lands somewhere in the middle of a run
+            process = send_now(config_path)
+            deadline = time.monotonic() + 60
+            while len(smtpd.messages) < threshold and process.poll() is None:
+                assert time.monotonic() < deadline, f"seed {seed}: no progress"
+                time.sleep(0.002)
+            process.send_signal(signal.SIGKILL)
+            process.wait(10)
+        for _ in range(10):  # restarts until done; the dead senders' leases run out meanwhile
+            time.sleep(LEASE_SECONDS + 0.2)
+            process = send_now(config_path, errors=subprocess.PIPE)
+            _, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err.decode()
+            [edition] = [s.edition for s in app.store.list_editions("daily")]
+            if edition.status is EditionStatus.SENT:
+                break
+        assert edition.status is EditionStatus.SENT, f"seed {seed}"
+
+        received = Counter(m.recipients[0] for m in smtpd.messages)
+        assert set(received) == set(emails), f"seed {seed}: someone was lost"
+        duplicates = sum(count - 1 for count in received.values())
+        bound = SendPolicy(concurrency=CONCURRENCY).duplicate_bound
+        assert duplicates <= KILLS * bound, f"seed {seed}: {duplicates} duplicates"
+        rows = {row.email: row for row in app.store.iter_deliveries(edition.id)}
+        twice = [email for email, count in received.items() if count > 1]
+        assert all(rows[email].duplicate for email in twice), f"seed {seed}: unmarked"
+        for message in smtpd.messages:
+            parsed = BytesParser().parsebytes(message.data, headersonly=True)
+            assert parsed["Message-ID"] == rows[message.recipients[0]].message_id
+        summary = app.store.edition_summary(edition.id)
+        app.store.close()
+        assert summary.duplicates >= len(twice)
+        print(f"seed {seed}: {KILLS} kills, {duplicates} duplicate(s), bound {KILLS * bound}")
