@@ -205,7 +205,7 @@ class EditionStore(Protocol):
         only_from: Sequence[EditionStatus] | None = None,
     ) -> bool:
         """Move the edition to ``status`` with ``error`` (or none); with ``only_from``, only
-        if it is in one of those. True if it moved."""
+        if it is in one of those. True unless ``only_from`` refused the move."""
         ...
 
     def save_rendering(self, edition_id: str, *, subject: str, html: str, text: str) -> None:

@@ -171,7 +171,7 @@ class Sender:
         self._edition, self._owner, self._clock, self._policy = edition_id, owner, clock, policy
         self._stop = stop or asyncio.Event()
         self._halt = asyncio.Event()  # set on a fault, a tripped breaker or a signal
-        self._queue: asyncio.Queue[ClaimedRow | None] = asyncio.Queue(policy.batch_size)
+        self._queue: asyncio.Queue[ClaimedRow | None] = asyncio.Queue(2 * policy.batch_size)
         self._recorder = _Recorder(ledger, edition_id, owner, policy, clock)
         self._recorder.on_written = on_progress
         self._breaker = Breaker(policy.breaker_threshold)
@@ -265,7 +265,8 @@ class Sender:
 
     async def _send(self, row: ClaimedRow) -> None:
         while True:
-            await self._wait_out_throttling()
+            if self._throttle_until:
+                await self._wait_out_throttling()
             if self._halted:
                 await self._give_back([row])
                 return

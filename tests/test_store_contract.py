@@ -654,3 +654,51 @@ def test_ledger_times_must_be_aware(store: Store, edition: Edition, now: datetim
         store.claim_batch(edition.id, "me", naive, now, 1)
     other_zone = now.astimezone(timezone(timedelta(hours=2)))
     assert len(store.claim_batch(edition.id, "me", other_zone, now + LEASE, 1).rows) == 1
+
+
+def test_a_fenced_off_failure_bounces_nobody(store: Store, edition: Edition, now: datetime) -> None:
+    [row] = store.claim_batch(edition.id, "dead", now, now + LEASE, 1).rows
+    later = now + LEASE + timedelta(seconds=1)
+    store.claim_batch(edition.id, "alive", later, later + LEASE, 5)
+    failed = [Outcome(row.subscriber_id, DeliveryStatus.FAILED, "550 5.1.1 late")]
+    assert store.record_batch(edition.id, "dead", failed, later) == 0
+    assert {s.status for s in store.list_subscriptions()} == {SubscriptionStatus.CONFIRMED}
+
+
+def test_a_resend_undoes_a_bounce_in_every_newsletter(
+    store: Store, edition: Edition, now: datetime
+) -> None:
+    [row] = store.claim_batch(edition.id, "me", now, now + LEASE, 1).rows
+    subscribe(store, row.email, now, newsletter="daily")
+    failed = [Outcome(row.subscriber_id, DeliveryStatus.FAILED, "550 5.7.1 misjudged")]
+    store.record_batch(edition.id, "me", failed, now)
+    mine = [s for s in store.list_subscriptions() if s.subscriber.id == row.subscriber_id]
+    assert {s.status for s in mine} == {SubscriptionStatus.BOUNCED}
+    assert store.reopen_deliveries(edition.id, [DeliveryStatus.FAILED]) == 1
+    mine = [s for s in store.list_subscriptions() if s.subscriber.id == row.subscriber_id]
+    assert {s.status for s in mine} == {SubscriptionStatus.CONFIRMED}
+    with pytest.raises(NotFound, match="no-such"):
+        store.cancel_unsent("no-such", now)
+
+
+def test_bulk_subscriptions_create_what_is_missing_and_revive_nobody(
+    store: Store, now: datetime
+) -> None:
+    gone, _ = subscribe(store, "gone@x.org", now, status=SubscriptionStatus.UNSUBSCRIBED)
+    entries = [
+        ("gone@x.org", "gone@x.org", "weekly"),
+        ("new@x.org", "new@x.org", "weekly"),
+        ("new@x.org", "new@x.org", "daily"),
+        ("idn@xn--bcher-kva.example", "idn@xn--bcher-kva.example", "weekly"),
+    ]
+    assert store.add_subscriptions(entries, SubscriptionStatus.CONFIRMED, now) == 3
+    assert store.add_subscriptions(entries, SubscriptionStatus.CONFIRMED, now) == 0
+    found = {(s.subscriber.email, s.newsletter_id): s.status for s in store.list_subscriptions()}
+    assert found == {
+        ("gone@x.org", "weekly"): SubscriptionStatus.UNSUBSCRIBED,
+        ("idn@xn--bcher-kva.example", "weekly"): SubscriptionStatus.CONFIRMED,
+        ("new@x.org", "daily"): SubscriptionStatus.CONFIRMED,
+        ("new@x.org", "weekly"): SubscriptionStatus.CONFIRMED,
+    }
+    assert store.get_subscriber(gone).email == "gone@x.org"
+    assert store.add_subscriptions([], SubscriptionStatus.CONFIRMED, now) == 0

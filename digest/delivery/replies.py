@@ -66,6 +66,8 @@ def one_line(text: str, *, limit: int = MAX_REPLY_LENGTH) -> str:
     control and format characters (bidi overrides, zero-width) removed, capped at
     ``limit`` characters with an ellipsis.
     """
+    if text.isascii() and text.isprintable() and "  " not in text and len(text) <= limit:
+        return text.strip()  # the common reply: nothing to clean
     cleaned = "".join(
         " " if char.isspace() else char
         for char in text

@@ -71,6 +71,8 @@ def judge(code: int, message: str, *, stage: str, where: str, after_data: bool) 
     ``Throttled`` when it asks to slow down, ``SiteRefused`` when it refuses the site
     by policy; otherwise the reader's outcome (:func:`classify_reply`).
     """
+    if after_data and 200 <= code <= 299:  # the common case: accepted
+        return SendResult(DeliveryStatus.SENT, format_reply(code, message))
     raise_for_site_refusal(code, message, stage=stage, where=where)
     raise_for_throttling(code, message, stage=stage, where=where)
     raise_for_policy_refusal(code, message, stage=stage, where=where)
@@ -87,8 +89,11 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _has_control(address: str) -> bool:
-    return any(ord(char) < 0x20 or ord(char) == 0x7F for char in address)
+    return _CONTROL.search(address) is not None
 
 
 class _Stale(Exception):

@@ -24,12 +24,18 @@ from digest.models import (
     SubscriptionStatus,
 )
 from digest.store import tables as t
-from digest.store.engine import insert_for
+from digest.store.engine import insert_for, placeholder
 
 NEWEST_FIRST = (t.editions.c.created_at.desc(), t.editions.c.period_key.desc())
 OLDEST_FIRST = (t.editions.c.created_at.asc(), t.editions.c.period_key.asc())
 READER_PAGE = 5000  # readers read and ledger rows written per statement when opening
 ANALYZE_AFTER = 1000  # ledger rows written at once that call for fresh planner statistics
+
+
+_INSERT_SQL = (
+    "INSERT INTO deliveries (edition_id, subscriber_id, email, message_id, status, attempts,"
+    " reply, duplicate) VALUES ({p}, {p}, {p}, {p}, 'pending', 0, '', false)"
+)
 
 
 class PostsTaken(Exception):
@@ -142,21 +148,10 @@ def _materialize(
         ).all()
         if not page:
             return written
-        connection.execute(
-            t.deliveries.insert(),
-            [
-                {
-                    "edition_id": edition_id,
-                    "subscriber_id": row.id,
-                    "email": row.ascii_email,
-                    "message_id": message_id(row.id),
-                    "status": DeliveryStatus.PENDING.value,
-                    "attempts": 0,
-                    "reply": "",
-                    "duplicate": False,
-                }
-                for row in page
-            ],
+        # Through the driver with plain tuples: a large edition writes one row per reader.
+        connection.exec_driver_sql(
+            _INSERT_SQL.format(p=placeholder(connection)),
+            [(edition_id, row.id, row.ascii_email, message_id(row.id)) for row in page],
         )
         written += len(page)
         after = page[-1].id
@@ -283,7 +278,7 @@ def set_status(
     *,
     only_from: Sequence[EditionStatus] | None = None,
 ) -> bool:
-    """Move the edition to ``status``; with ``only_from``, only from those. True if moved."""
+    """Move the edition to ``status``; with ``only_from``, only from those; False when refused."""
     statement = update(t.editions).where(t.editions.c.id == edition_id)
     if only_from is not None:
         statement = statement.where(t.editions.c.status.in_([s.value for s in only_from]))

@@ -125,3 +125,8 @@ def insert_for(connection: Connection, table: Table) -> sqlite.Insert | postgres
     if connection.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def placeholder(connection: Connection) -> str:
+    """The driver's parameter marker, for the few statements run through the driver."""
+    return "?" if connection.dialect.paramstyle == "qmark" else "%s"

@@ -290,6 +290,7 @@ class SqlStore:
     def cancel_unsent(self, edition_id: str, now: datetime) -> int:
         _aware(now, "now")
         with self._transaction() as connection:
+            edition_queries.one(connection, edition_id)
             return ledger.cancel_unsent(connection, edition_id, now)
 
     def reopen_deliveries(self, edition_id: str, statuses: Sequence[DeliveryStatus]) -> int:

@@ -184,6 +184,9 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._t = _Tables()
 
+    def close(self) -> None:
+        """Nothing to release: the data stays, as a database's would."""
+
     @contextmanager
     def _write(self) -> Iterator[_Tables]:
         """One write transaction: the tables are put back as they were if the body raises."""
@@ -424,7 +427,7 @@ class MemoryStore:
                 newest=True,
                 keep=lambda e: newsletter_id is None or e.newsletter_id == newsletter_id,
             )
-            return [t.summary(edition) for edition in found[: max(limit, 0)]]
+            return [t.summary(edition) for edition in (found if limit < 0 else found[:limit])]
 
     def edition_summary(self, edition_id: str) -> EditionSummary:
         with self._read() as t:
@@ -461,6 +464,7 @@ class MemoryStore:
     def cancel_unsent(self, edition_id: str, now: datetime) -> int:
         now = _aware(now, "now")
         with self._write() as t:
+            t.edition(edition_id)  # NotFound for an unknown id
             rows = t.rows(edition_id)
             chosen = [row for row in rows.values() if row.status in (PENDING, DEFERRED)]
             for row in chosen:
@@ -471,18 +475,16 @@ class MemoryStore:
 
     def reopen_deliveries(self, edition_id: str, statuses: Sequence[DeliveryStatus]) -> int:
         with self._write() as t:
-            newsletter_id = t.edition(edition_id).newsletter_id
+            t.edition(edition_id)  # NotFound for an unknown id
             rows = t.rows(edition_id)
             chosen = [row for row in rows.values() if row.status in statuses]
-            for row in chosen:
-                key = (row.subscriber_id, newsletter_id)
-                subscription = t.subscriptions.get(key)
-                if (
-                    row.status is DeliveryStatus.FAILED
-                    and subscription is not None
-                    and subscription.status is SubscriptionStatus.BOUNCED
-                ):  # the operator judged the failure not the address's (changed_at kept)
+            failed = {r.subscriber_id for r in chosen if r.status is DeliveryStatus.FAILED}
+            for key, subscription in list(t.subscriptions.items()):
+                # The operator judged the failure not the address's: the bounce is undone
+                # everywhere, as it was made everywhere (changed_at kept).
+                if key[0] in failed and subscription.status is SubscriptionStatus.BOUNCED:
                     t.subscriptions[key] = replace(subscription, status=CONFIRMED)
+            for row in chosen:
                 rows[row.subscriber_id] = replace(
                     row,
                     status=PENDING,
@@ -541,22 +543,30 @@ class MemoryStore:
                     if reader is not CONFIRMED:
                         reason = LEFT_REPLY.get(reader, LEFT_REPLY[None])
                         rows[row.subscriber_id] = replace(
-                            row, status=SUPPRESSED, reply=reason, updated_at=now, owner=None,
-                            lease_until=None
-                        )  # fmt: skip
+                            row,
+                            status=SUPPRESSED,
+                            reply=reason,
+                            updated_at=now,
+                            owner=None,
+                            lease_until=None,
+                        )
                         suppressed += 1
                         continue
-                    rows[row.subscriber_id] = replace(
+                    taken = replace(
                         row,
                         status=SENDING,
                         owner=owner,
                         lease_until=_utc(lease_until),
                         duplicate=row.duplicate or duplicate,
                     )
-                    duplicated = duplicate or row.duplicate
+                    rows[row.subscriber_id] = taken
                     claimed.append(
                         ClaimedRow(
-                            row.subscriber_id, row.email, row.message_id, row.attempts, duplicated
+                            taken.subscriber_id,
+                            taken.email,
+                            taken.message_id,
+                            taken.attempts,
+                            taken.duplicate,
                         )
                     )
             return Claimed(claimed, suppressed)
@@ -567,10 +577,16 @@ class MemoryStore:
         now = _aware(now, "now")
         if not outcomes:
             return 0
-        retries = [None if o.retry_at is None else _utc(o.retry_at) for o in outcomes]
+        for outcome in outcomes:  # refused with the words of ``ledger.record_batch``
+            if outcome.retry_at is not None and outcome.retry_at.utcoffset() is None:
+                raise ValueError(
+                    f"retry_at {outcome.retry_at.isoformat()} is naive: pass aware UTC"
+                )
+        retries = [None if o.retry_at is None else o.retry_at.astimezone(UTC) for o in outcomes]
         with self._write() as t:
             rows = t.rows(edition_id)
             written = 0
+            bounced: set[str] = set()  # only failures this owner could still record
             for outcome, retry_at in zip(outcomes, retries, strict=True):
                 row = rows.get(outcome.subscriber_id)
                 if row is None or row.owner != owner or row.status is not SENDING:
@@ -586,7 +602,8 @@ class MemoryStore:
                     lease_until=None,
                 )
                 written += 1
-            bounced = {o.subscriber_id for o in outcomes if o.status is DeliveryStatus.FAILED}
+                if outcome.status is DeliveryStatus.FAILED:
+                    bounced.add(outcome.subscriber_id)
             for key, subscription in list(t.subscriptions.items()):
                 if key[0] in bounced and subscription.status is CONFIRMED:
                     t.set_subscription(key, SubscriptionStatus.BOUNCED, now)
