@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -178,6 +179,35 @@ def cmd_send_now(args: argparse.Namespace, out: Console) -> int:
     if report.resumed:
         out.print(f"resumed the unfinished edition {edition.id} of {args.newsletter}")
     return _print_report(out, report)
+
+
+def cmd_worker(args: argparse.Namespace, out: Console) -> int:
+    """Send what unfinished editions owe now, then exit (--watch: keep at it until stopped).
+
+    Any number of workers, in any number of processes or machines sharing the database,
+    can send the same edition: each claims its own batches.
+    """
+    app = _app(args)
+
+    async def work() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            while True:
+                for report in await app.resume(stop):
+                    _print_report(out, report)
+                if stop.is_set():
+                    return 130
+                if not args.watch:
+                    return 0
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), args.watch)
+        finally:
+            await app.aclose()
+
+    return asyncio.run(work())
 
 
 def _sending(
@@ -494,6 +524,13 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--eml", metavar="FILE", help="write the whole message to FILE")
     send_now = command("send-now", cmd_send_now)
     send_now.add_argument("newsletter", metavar="NEWSLETTER")
+    worker = command("worker", cmd_worker)
+    worker.add_argument(
+        "--watch",
+        type=float,
+        metavar="SECONDS",
+        help="keep sending, looking for owed rows every SECONDS, until stopped",
+    )
     listing = command("editions", cmd_editions)
     listing.add_argument(
         "words",

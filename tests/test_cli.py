@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import mailbox
 from pathlib import Path
 
 import pytest
 
+from digest.app import build_app
 from digest.cli import _parser, main
+from digest.editions import open_edition
+from digest.editorial import load_config
+from digest.models import DeliveryStatus
 
 REPO = Path(__file__).resolve().parent.parent
 FEEDS = Path(__file__).resolve().parent / "fixtures" / "feeds"
@@ -68,7 +73,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     commands = [
         ["run"], ["migrate"], ["check"], ["fetch"], ["preview"], ["send-now"], ["editions"],
-        ["deliveries"],
+        ["deliveries"], ["worker"],
         ["subscribers"], ["subscribers", "add"], ["subscribers", "list"], ["subscribers", "import"],
     ]  # fmt: skip
     for command in commands:
@@ -226,3 +231,61 @@ def test_deliveries_show_who_got_an_edition(
     code, _, err = run(capsys, *config, "deliveries", "no-such-edition")
     assert code == 1
     assert "no-such-edition" in err
+
+
+def edition_prefix(capsys: pytest.CaptureFixture[str], config: list[str]) -> str:
+    _, out, _ = run(capsys, *config, "editions", "daily")
+    return next(word for word in out.split() if len(word) == 8 and word.isalnum())
+
+
+def test_the_operator_steers_an_edition_by_its_id_prefix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = ["--config", str(write_config(tmp_path))]
+    for email in ("ana@example.net", "ben@example.org"):
+        run(capsys, *config, "subscribers", "add", email)
+    assert run(capsys, *config, "send-now", "daily")[0] == 0
+    prefix = edition_prefix(capsys, config)
+
+    code, out, _ = run(capsys, *config, "editions", "show", prefix[:5])
+    assert code == 0
+    assert "status      sent" in out
+    assert "recipients  2; still owed: 0" in out
+    assert "possible duplicates  0" in out
+
+    code, _, err = run(capsys, *config, "editions", "pause", prefix)
+    assert code == 1
+    assert "is sent: only a sending or paused edition can be paused" in err
+    code, out, _ = run(capsys, *config, "editions", "resend", prefix, "--unsent")
+    assert (code, "0 row(s)" in out) == (0, True)
+    code, _, err = run(capsys, *config, "editions", "resend", prefix)
+    assert "--failed or --unsent" in err
+    code, _, err = run(capsys, *config, "editions", "show", "zzzz")
+    assert (code, "no edition with id 'zzzz'" in err) == (1, True)
+    code, _, err = run(capsys, *config, "editions", "show")
+    assert "usage: digest editions show EDITION_ID" in err
+
+    code, out, _ = run(capsys, *config, "deliveries", prefix, "--email", "ANA")
+    assert [line.split("\t")[0] for line in out.splitlines() if "@" in line] == ["ana@example.net"]
+
+
+def test_a_paused_edition_waits_for_resume_and_a_sent_one_cannot_be_cancelled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path)
+    config = ["--config", str(path)]
+    run(capsys, *config, "subscribers", "add", "ana@example.net")
+    app = build_app(load_config(path), environ={"DIGEST_SECRET_KEY": "cli-test-" + "k" * 32})
+    asyncio.run(app.fetch())
+    site, newsletter = app.config.site, app.newsletter("daily")
+    opened = open_edition(app.store, app.renderer, site, newsletter, app.secret, "p", app.clock())
+    edition = opened.edition.id
+    assert run(capsys, *config, "editions", "pause", edition[:6])[0] == 0
+    assert run(capsys, *config, "worker")[0] == 0
+    assert app.store.edition_summary(edition).counts[DeliveryStatus.PENDING] == 1  # held
+    code, out, _ = run(capsys, *config, "editions", "resume", edition[:6])
+    assert code == 0
+    assert "1 recipient(s); sent: 1" in out
+    code, _, err = run(capsys, *config, "editions", "cancel", edition[:6])
+    assert (code, "is sent: only an unfinished edition" in err) == (1, True)
+    app.store.close()

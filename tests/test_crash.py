@@ -170,3 +170,52 @@ def test_sigkill_during_an_edition_loses_nobody_and_marks_every_duplicate(
         app.store.close()
         assert summary.duplicates >= len(twice)
         print(f"seed {seed}: {KILLS} kills, {duplicates} duplicate(s), bound {KILLS * bound}")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_mid_edition_records_what_went_out_and_gives_the_rest_back(
+    signum: signal.Signals, tmp_path: Path
+) -> None:
+    with smtpd_in_a_thread() as smtpd:
+        smtpd.faults.data_delay = 0.01  # a relay slow enough to interrupt mid-edition
+        url = f"sqlite:///{tmp_path / 'digest.db'}"
+        config_path = write_config(tmp_path / "site", smtp_port=smtpd.port, database=url)
+        app = build_app(load_config(config_path), environ=SECRET_ENV)
+        emails = [f"reader{i:03}@example.net" for i in range(300)]
+        import_csv(app.store, "\n".join(emails), ["daily"], ["daily"], datetime.now(UTC))
+        app.store.close()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "digest.cli", "--config", str(config_path), "send-now", "daily"],
+            env={**os.environ, **SECRET_ENV, "COLUMNS": "80"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while len(smtpd.messages) < 40:
+            assert time.monotonic() < deadline
+            assert process.poll() is None
+            time.sleep(0.005)
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 130, err.decode()
+        text = out.decode()
+        assert "stopped: in-flight messages were recorded" in text
+        assert "Traceback" not in err.decode()
+
+        [summary] = app.store.list_editions("daily")
+        rows = list(app.store.iter_deliveries(summary.edition.id))
+        received = {m.recipients[0] for m in smtpd.messages}
+        sent = {row.email for row in rows if row.status == "sent"}
+        assert sent == received  # every message that went out is recorded, nothing more
+        rest = {(row.status, row.attempts) for row in rows if row.email not in sent}
+        assert rest == {("pending", 0)}  # given back at once: no lease to wait out
+        assert 40 <= len(sent) < len(emails)
+
+        smtpd.faults.data_delay = 0
+        again = send_now(config_path, errors=subprocess.PIPE)
+        _, err = again.communicate(timeout=60)
+        assert again.returncode == 0, err.decode()
+        received = Counter(m.recipients[0] for m in smtpd.messages)
+        assert set(received) == set(emails)
+        assert max(received.values()) == 1  # a clean stop makes no duplicate
+        app.store.close()

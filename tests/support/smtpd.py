@@ -82,6 +82,8 @@ class Faults:
     """Replies for the next RCPT commands, one each, in order (then the usual rules)."""
     data_script: list[str] = field(default_factory=list)
     """Replies to the next final dots, one each, in order; the message is not recorded."""
+    data_delay: float = 0.0
+    """Seconds to wait before answering each final dot (a slow relay)."""
     drop_after_data_once: set[str] = field(default_factory=set)
     """Recipients whose next message is recorded, then the connection dropped unanswered."""
 
@@ -191,6 +193,8 @@ class RecordingServer:
         if self.faults.drop_after_data or drop_once:
             self.faults.drop_after_data_once -= drop_once
             await _hang_up(server)
+        if self.faults.data_delay:
+            await asyncio.sleep(self.faults.data_delay)
         if self.faults.stall_after_data:
             await asyncio.Event().wait()  # cancelled when the client gives up and closes
         return f"250 2.0.0 OK queued as {len(self.messages)}"
