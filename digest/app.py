@@ -184,16 +184,32 @@ class App:
         An edition left sending or paused by a crash or a fault is resumed first
         (``resumed`` in the report), so readers still owed it are served before anything new.
         """
+        opened, resumed = await self.open_now(newsletter_id)
+        report = await self._send(opened.edition, opened.rendered, on_progress, stop)
+        report.resumed = resumed
+        return report
+
+    async def open_now(self, newsletter_id: str) -> tuple[editions.Opened, bool]:
+        """The edition `send-now` sends: ``(opened, resumed)``; see :meth:`send_now`."""
         newsletter = self.newsletter(newsletter_id)
         for status in (EditionStatus.SENDING, EditionStatus.PAUSED):
             for edition in self.store.editions_with_status(status):
                 if edition.newsletter_id == newsletter.id:
-                    report = await self._send(edition, None, on_progress, stop)
-                    report.resumed = True
-                    return report
+                    return editions.Opened(edition, created=False), True
         now = self.clock()
         key = f"manual-{now.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}"
-        return await self.run_newsletter(newsletter_id, key, now, on_progress, stop)
+        await self.fetch(newsletter.source_ids, now)
+        opened = await asyncio.to_thread(
+            editions.open_edition,
+            self.store,
+            self.renderer,
+            self.config.site,
+            newsletter,
+            self.secret,
+            key,
+            now,
+        )
+        return opened, False
 
     async def resume(self, stop: asyncio.Event | None = None) -> list[editions.SendReport]:
         """Carry on every edition left sending (crash, deferred rows) or paused by a fault."""

@@ -13,9 +13,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -26,6 +25,7 @@ from rich.table import Table
 from digest import editions, subscriptions
 from digest.app import App, build_app, open_store, utc_now
 from digest.config import Config
+from digest.editions import SendReport
 from digest.editorial import default_config_path, load_config
 from digest.errors import DigestError
 from digest.models import DeliveryStatus, EditionStatus
@@ -196,7 +196,12 @@ def cmd_worker(args: argparse.Namespace, out: Console) -> int:
             loop.add_signal_handler(signum, stop.set)
         try:
             while True:
-                for report in await app.resume(stop):
+                if args.edition:
+                    edition_id = app.store.resolve_edition(args.edition)
+                    reports = [await app.send_edition(edition_id, None, stop)]
+                else:
+                    reports = await app.resume(stop)
+                for report in reports:
                     _print_report(out, report)
                 if stop.is_set():
                     return 130
@@ -213,10 +218,8 @@ def cmd_worker(args: argparse.Namespace, out: Console) -> int:
 def _sending(
     app: App,
     out: Console,
-    start: Callable[
-        [Callable[[int, int], None], asyncio.Event], Coroutine[Any, Any, editions.SendReport]
-    ],
-) -> editions.SendReport:
+    start: Callable[[Callable[[int, int], None], asyncio.Event], Awaitable[SendReport]],
+) -> SendReport:
     """Run a send with a progress bar; Ctrl-C or SIGTERM stop it cleanly (see README)."""
     columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=out, transient=True) as progress:
@@ -225,7 +228,7 @@ def _sending(
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        async def run() -> editions.SendReport:
+        async def run() -> SendReport:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
@@ -240,7 +243,7 @@ def _sending(
         return asyncio.run(run())
 
 
-def _print_report(out: Console, report: editions.SendReport) -> int:
+def _print_report(out: Console, report: SendReport) -> int:
     edition = report.edition
     counts = ", ".join(f"{status}: {n}" for status, n in sorted(report.counts.items()))
     out.print(
@@ -524,7 +527,14 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--eml", metavar="FILE", help="write the whole message to FILE")
     send_now = command("send-now", cmd_send_now)
     send_now.add_argument("newsletter", metavar="NEWSLETTER")
+    send_now.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="send with N processes in all (0: one per core); for large lists on a fast relay",
+    )
     worker = command("worker", cmd_worker)
+    worker.add_argument("--edition", metavar="ID", help="only this edition (a unique id prefix)")
     worker.add_argument(
         "--watch",
         type=float,
