@@ -57,6 +57,7 @@ from digest.message import message_id_for
 from digest.render import Rendered, Renderer
 from digest.sources.folder import read_folder
 from digest.subscriptions import import_csv
+from digest.workers import send_now_with_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTS = ROOT / "config" / "posts"
@@ -368,10 +369,12 @@ def run_naive(sink: Sink, maker: MessageMaker, readers: int) -> Result:
     return Result(f"naive N={readers:,} 1 conn", readers, seconds, cpu)
 
 
-def run_digest(sink: Sink, readers: int, sessions: int, database: str | None) -> Result:
+def run_digest(
+    sink: Sink, readers: int, sessions: int, database: str | None, workers: int = 1
+) -> Result:
     """digest's send in a child process (see ``child``); its JSON report on the last line."""
     command = [sys.executable, __file__, "--child", str(readers), "--sink-port", str(sink.port)]
-    command += ["--sessions", str(sessions)]
+    command += ["--sessions", str(sessions), "--workers", str(workers)]
     if database:
         command += ["--database", database]
     before = sink.received()
@@ -385,7 +388,7 @@ def run_digest(sink: Sink, readers: int, sessions: int, database: str | None) ->
             f" paused: {report['paused'] or 'no'}"
         )
     return Result(
-        f"digest N={readers:,}",
+        f"digest N={readers:,}" + (f", {workers} procs" if workers > 1 else ""),
         sent,
         report["send_seconds"],
         report["send_cpu_seconds"],
@@ -430,20 +433,27 @@ def count_calls(module: Any, name: str) -> Callable[[], int]:
     return lambda: calls
 
 
-def child(readers: int, port: int, sessions: int, database: str | None) -> dict[str, Any]:
-    """Seed ``readers`` confirmed readers, then time ``app.send_now("daily")`` to the sink."""
+def child(
+    readers: int, port: int, sessions: int, database: str | None, workers: int = 1
+) -> dict[str, Any]:
+    """Seed ``readers`` confirmed readers, then time ``app.send_now("daily")`` to the sink.
+
+    With ``workers`` > 1, `send-now --workers` does it: this process and ``workers`` - 1
+    `digest worker` processes share the ``sessions`` connections.
+    """
     with tempfile.TemporaryDirectory(prefix="digest-send-") as tmp, database_for(database) as url:
-        path = write_config(Path(tmp), port=port, concurrency=sessions, database_url=url)
+        concurrency = max(1, sessions // workers)
+        path = write_config(Path(tmp), port=port, concurrency=concurrency, database_url=url)
         app = build_app(load_config(path), environ=SECRET_ENV)
         try:
-            return seed_and_send(app, readers)
+            return seed_and_send(app, readers, workers)
         finally:
             engine = getattr(app.store, "engine", None)  # the Store port has no close()
             if engine is not None:
                 engine.dispose()
 
 
-def seed_and_send(app: App, readers: int) -> dict[str, Any]:
+def seed_and_send(app: App, readers: int, workers: int = 1) -> dict[str, Any]:
     csv_text = "email\n" + "".join(f"{reader_address(n)}\n" for n in range(readers))
     print(f"digest: seeding {readers:,} readers (import_csv) ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
@@ -458,7 +468,16 @@ def seed_and_send(app: App, readers: int) -> dict[str, Any]:
     async def send() -> tuple[SendReport, float]:
         started = time.perf_counter()
         try:
-            report = await app.send_now("daily")
+            if workers > 1:
+                report = await send_now_with_workers(
+                    app,
+                    "daily",
+                    workers=workers,
+                    config_path=app.config.path,
+                    environ={**os.environ, **SECRET_ENV},
+                )
+            else:
+                report = await app.send_now("daily")
             return report, time.perf_counter() - started
         finally:
             await app.aclose()  # QUIT the pooled connections (not timed)
@@ -526,12 +545,13 @@ def print_results(
     checks = Table(box=box.SIMPLE_HEAD, title="digest's send: bounds")
     for header in ("check", "value", "target"):
         checks.add_column(header)
-    first, last = digests[0], digests[-1]
+    singles = [run for run in digests if "procs" not in run.label] or digests
+    first, last = singles[0], singles[-1]
     assert first.rss_mib is not None
     assert last.rss_mib is not None
     growth = (
         f"{last.rss_mib - first.rss_mib:+.1f} MiB ({first.messages:,} → {last.messages:,})"
-        if len(digests) > 1
+        if len(singles) > 1
         else "n/a (one N)"
     )
     checks.add_row("peak RSS growth", growth, "< 50 MB")
@@ -592,6 +612,15 @@ def parse_args() -> argparse.Namespace:
         metavar="S",
         help="smtp-source sessions and digest's [delivery.smtp] concurrency (default: 20)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        metavar="W",
+        help="digest sender processes (`send-now --workers`); several give one run each,"
+        " sharing the --sessions connections (default: 1)",
+    )
     internal = parser.add_argument_group("internal (the digest subprocess)")
     internal.add_argument(
         "--child", type=int, metavar="N", help="seed N readers, send once, print JSON"
@@ -602,15 +631,16 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.child is not None and args.sink_port is None:
         parser.error("--child needs --sink-port")
-    if min([*args.readers, args.naive, args.sessions]) < 1:
-        parser.error("--readers, --naive and --sessions must be at least 1")
+    if min([*args.readers, args.naive, args.sessions, *args.workers]) < 1:
+        parser.error("--readers, --naive, --sessions and --workers must be at least 1")
     return args
 
 
 def main() -> None:
     args = parse_args()
     if args.child is not None:
-        print(json.dumps(child(args.child, args.sink_port, args.sessions, args.database)))
+        result = child(args.child, args.sink_port, args.sessions, args.database, args.workers[0])
+        print(json.dumps(result))
         return
     readers = [QUICK_READERS] if args.quick else sorted(set(args.readers))
     tools = ensure_tools()
@@ -628,7 +658,11 @@ def main() -> None:
             before = run_smtp_source(tools, sink, message_file, count, sessions, label % "before")
             print(f"naive baseline: {args.naive} readers ...")
             naive = run_naive(sink, maker, args.naive)
-            digests = [run_digest(sink, n, sessions, args.database) for n in readers]
+            digests = [
+                run_digest(sink, n, sessions, args.database, workers)
+                for workers in sorted(set(args.workers))
+                for n in readers
+            ]
             print("smtp-source again ...")
             after = run_smtp_source(tools, sink, message_file, count, sessions, label % "after")
         finally:
