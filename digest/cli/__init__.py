@@ -1,0 +1,126 @@
+"""The `digest` command: a thin client of ``digest.app`` (the only package that prints).
+
+One module per area: ``service`` (run, migrate, check, fetch, preview), ``readers``
+(subscribers), ``sending`` (send-now, worker, editions, deliveries); ``common`` holds
+what they share. This module parses the command line and maps errors to exit codes.
+
+Exit status: 0 success, 1 a problem with input or the environment (the message names
+it), 2 wrong usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from digest.cli.common import Handler
+from digest.cli.readers import cmd_subscribers_add, cmd_subscribers_import, cmd_subscribers_list
+from digest.cli.sending import cmd_deliveries, cmd_editions, cmd_send_now, cmd_worker
+from digest.cli.service import cmd_check, cmd_fetch, cmd_migrate, cmd_preview, cmd_run
+from digest.errors import DigestError
+from digest.models import DeliveryStatus
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    console = Console(highlight=False, markup=False)
+    errors = Console(stderr=True, highlight=False, markup=False)
+    handler: Handler = args.handler
+    try:
+        return handler(args, console)
+    except DigestError as exc:
+        errors.print(f"error: {exc}", style="bold red", soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="config file (default: $DIGEST_CONFIG or config/digest.toml)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="digest",
+        description="Self-hosted newsletter digests: feeds in, scheduled digest emails out.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    def command(
+        name: str,
+        handler: Handler,
+        *,
+        parent: argparse._SubParsersAction[argparse.ArgumentParser] = commands,
+    ) -> argparse.ArgumentParser:
+        doc = (handler.__doc__ or "").strip().splitlines()[0]
+        sub = parent.add_parser(name, parents=[common], help=doc, description=doc)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("run", cmd_run)
+    command("migrate", cmd_migrate)
+    command("check", cmd_check)
+    fetch = command("fetch", cmd_fetch)
+    fetch.add_argument("source", nargs="?", metavar="SOURCE", help="source id (default: all)")
+    preview = command("preview", cmd_preview)
+    preview.add_argument("newsletter", metavar="NEWSLETTER")
+    preview.add_argument("--html", metavar="FILE", help="write the HTML part to FILE")
+    preview.add_argument("--eml", metavar="FILE", help="write the whole message to FILE")
+    send_now = command("send-now", cmd_send_now)
+    send_now.add_argument("newsletter", metavar="NEWSLETTER")
+    send_now.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="send with N processes in all (0: one per core); for large lists on a fast relay",
+    )
+    worker = command("worker", cmd_worker)
+    worker.add_argument("--edition", metavar="ID", help="only this edition (a unique id prefix)")
+    worker.add_argument(
+        "--watch",
+        type=float,
+        metavar="SECONDS",
+        help="keep sending, looking for owed rows every SECONDS, until stopped",
+    )
+    listing = command("editions", cmd_editions)
+    listing.add_argument(
+        "words",
+        nargs="*",
+        metavar="[NEWSLETTER | show|pause|resume|cancel|resend EDITION]",
+        help="list a newsletter's editions, or act on one edition (any unique id prefix)",
+    )
+    listing.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    listing.add_argument("--failed", action="store_true", help="resend: failed, expired, uncertain")
+    listing.add_argument(
+        "--unsent", action="store_true", help="resend: cancelled, expired, deferred"
+    )
+
+    deliveries = command("deliveries", cmd_deliveries)
+    deliveries.add_argument("edition", metavar="EDITION", help="edition id or a unique prefix")
+    deliveries.add_argument(
+        "--status", choices=[status.value for status in DeliveryStatus], help="only this status"
+    )
+    deliveries.add_argument("--email", metavar="TEXT", help="only addresses containing TEXT")
+
+    subscribers = commands.add_parser(
+        "subscribers", parents=[common], help="manage readers", description="Manage readers."
+    )
+    subscribers_commands = subscribers.add_subparsers(
+        title="commands", required=True, metavar="COMMAND"
+    )
+    add = command("add", cmd_subscribers_add, parent=subscribers_commands)
+    add.add_argument("email", metavar="EMAIL")
+    add.add_argument("--newsletter", metavar="N", help="newsletter id (optional if only one)")
+    lister = command("list", cmd_subscribers_list, parent=subscribers_commands)
+    lister.add_argument("--newsletter", metavar="N", help="only this newsletter")
+    importer = command("import", cmd_subscribers_import, parent=subscribers_commands)
+    importer.add_argument("file", metavar="FILE.csv")
+    importer.add_argument("--newsletter", metavar="N", help="for rows without a newsletters column")
+    return parser

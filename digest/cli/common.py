@@ -1,0 +1,47 @@
+"""What every `digest` command shares: the config and app of the command line, writing files."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+
+from digest.app import App, build_app
+from digest.config import Config
+from digest.editorial import default_config_path, load_config
+from digest.errors import DigestError
+
+Handler = Callable[[argparse.Namespace, Console], int]
+
+
+def write_file(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise DigestError(f"cannot write {path}: {exc.strerror}; choose a writable path") from exc
+
+
+def config_of(args: argparse.Namespace) -> Config:
+    given = getattr(args, "config", None)  # absent unless --config was passed somewhere
+    path = Path(given) if given else default_config_path(os.environ)
+    return load_config(path)
+
+
+def app_of(args: argparse.Namespace) -> App:
+    return build_app(config_of(args), environ=os.environ)
+
+
+def sole_newsletter(config: Config) -> list[str]:
+    return list(config.newsletters) if len(config.newsletters) == 1 else []
+
+
+def default_newsletter(config: Config, given: str | None) -> str:
+    if given:
+        return given
+    sole = sole_newsletter(config)
+    if not sole:
+        raise DigestError(f"which newsletter? pass --newsletter ({', '.join(config.newsletters)})")
+    return sole[0]

@@ -1,0 +1,272 @@
+"""`digest send-now`, `worker`, `editions` and `deliveries`: sending and what it did."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from digest import editions
+from digest.app import App
+from digest.cli.common import (
+    app_of,
+)
+from digest.editions import SendReport
+from digest.errors import DigestError
+from digest.models import DeliveryStatus, EditionStatus
+
+
+def cmd_send_now(args: argparse.Namespace, out: Console) -> int:
+    """Send the newsletter now: its unfinished edition if it has one, else a new edition."""
+    app = app_of(args)
+    report = _sending(
+        app, out, lambda progress, stop: app.send_now(args.newsletter, progress, stop)
+    )
+    edition = report.edition
+    if edition.status is EditionStatus.SKIPPED:
+        why = edition.error or "no new posts: nothing sent"
+        out.print(f"{args.newsletter}: {why} (edition recorded as skipped)")
+        return 0
+    if report.resumed:
+        out.print(f"resumed the unfinished edition {edition.id} of {args.newsletter}")
+    return _print_report(out, report)
+
+
+def cmd_worker(args: argparse.Namespace, out: Console) -> int:
+    """Send what unfinished editions owe now, then exit (--watch: keep at it until stopped).
+
+    Any number of workers, in any number of processes or machines sharing the database,
+    can send the same edition: each claims its own batches.
+    """
+    app = app_of(args)
+
+    async def work() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            while True:
+                if args.edition:
+                    edition_id = app.store.resolve_edition(args.edition)
+                    reports = [await app.send_edition(edition_id, None, stop)]
+                else:
+                    reports = await app.resume(stop)
+                for report in reports:
+                    _print_report(out, report)
+                if stop.is_set():
+                    return 130
+                if not args.watch:
+                    return 0
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), args.watch)
+        finally:
+            await app.aclose()
+
+    return asyncio.run(work())
+
+
+def _sending(
+    app: App,
+    out: Console,
+    start: Callable[[Callable[[int, int], None], asyncio.Event], Awaitable[SendReport]],
+) -> SendReport:
+    """Run a send with a progress bar; Ctrl-C or SIGTERM stop it cleanly (see README)."""
+    columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=out, transient=True) as progress:
+        task = progress.add_task("send", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        async def run() -> SendReport:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            try:
+                return await start(advance, stop)
+            finally:
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(signum)
+                await app.aclose()
+
+        return asyncio.run(run())
+
+
+def _print_report(out: Console, report: SendReport) -> int:
+    edition = report.edition
+    counts = ", ".join(f"{status}: {n}" for status, n in sorted(report.counts.items()))
+    out.print(
+        f"edition {edition.id} ({edition.status}): {report.recipients} recipient(s); {counts}",
+        soft_wrap=True,
+    )
+    run = report.run
+    out.print(f"this run: {run.sent} sent, {sum(run.outcomes.values())} recorded", soft_wrap=True)
+    if report.duplicates:
+        out.print(
+            f"{report.duplicates} possible duplicate(s) marked in the ledger"
+            f" (`digest editions show {edition.id[:8]}`)",
+            soft_wrap=True,
+        )
+    if run.interrupted:
+        out.print(
+            f"stopped: in-flight messages were recorded and unsent rows given back;"
+            f" {report.unfinished} reader(s) still owed it."
+            f" Continue with `digest editions resume {edition.id[:8]}` (or `digest run`).",
+            style="yellow",
+            soft_wrap=True,
+        )
+        return 130
+    if report.paused:
+        out.print(f"paused: {report.paused}", style="red", soft_wrap=True)
+        return 1
+    if run.waiting:
+        out.print(f"waiting: {run.waiting}", style="yellow", soft_wrap=True)
+    elif report.unfinished:
+        out.print(
+            f"{report.unfinished} row(s) wait for a retry (deferred or uncertain);"
+            " `digest run` retries them when due",
+            soft_wrap=True,
+        )
+    return 0
+
+
+EDITION_ACTIONS = ("show", "pause", "resume", "cancel", "resend")
+
+
+def cmd_editions(args: argparse.Namespace, out: Console) -> int:
+    """List editions, or act on one: show, pause, resume, cancel, resend ID."""
+    words: list[str] = args.words
+    if words and words[0] in EDITION_ACTIONS:
+        if len(words) != 2:
+            raise DigestError(f"usage: digest editions {words[0]} EDITION_ID")
+        return _edition_action(args, out, words[0], words[1])
+    if len(words) > 1:
+        raise DigestError(
+            f"usage: digest editions [NEWSLETTER] or digest editions"
+            f" {{{','.join(EDITION_ACTIONS)}}} EDITION_ID (got {' '.join(words)!r})"
+        )
+    app = app_of(args)
+    newsletter = words[0] if words else None
+    if newsletter:
+        app.newsletter(newsletter)
+    zone = ZoneInfo(app.config.site.timezone)
+    table = Table(
+        "created", "edition", "newsletter", "period", "status", "sent", "other", "subject"
+    )
+    table.columns[0].no_wrap = True
+    table.columns[1].no_wrap = True
+    for summary in app.store.list_editions(newsletter, limit=args.limit):
+        edition = summary.edition
+        sent = summary.counts.get(DeliveryStatus.SENT, 0)
+        other = ", ".join(
+            f"{status}: {n}"
+            for status, n in sorted(summary.counts.items())
+            if status is not DeliveryStatus.SENT and n
+        )
+        table.add_row(
+            f"{edition.created_at.astimezone(zone):%Y-%m-%d %H:%M}",
+            edition.id[:8],
+            edition.newsletter_id,
+            edition.period_key,
+            str(edition.status) + (f" ({edition.error})" if edition.error else ""),
+            str(sent),
+            other,
+            edition.subject,
+        )
+    out.print(table)
+    out.print("ids are shown by their first 8 characters; any unique prefix is accepted")
+    return 0
+
+
+def _edition_action(args: argparse.Namespace, out: Console, action: str, prefix: str) -> int:
+    app = app_of(args)
+    edition_id = app.store.resolve_edition(prefix)
+    if action == "show":
+        return _show_edition(app, out, edition_id)
+    if action == "pause":
+        edition = editions.hold(app.store, edition_id)
+        out.print(f"edition {edition.id} paused: senders stop claiming its rows", soft_wrap=True)
+        return 0
+    if action == "cancel":
+        edition, cancelled = editions.cancel(app.store, edition_id, app.clock())
+        out.print(f"edition {edition.id} cancelled: {cancelled} unsent row(s) cancelled")
+        return 0
+    if action == "resend":
+        if args.failed == args.unsent:
+            raise DigestError("say what to resend: --failed or --unsent")
+        statuses = editions.RESEND_FAILED if args.failed else editions.RESEND_UNSENT
+        edition, count = editions.reopen(app.store, edition_id, statuses)
+        names = ", ".join(str(status) for status in statuses)
+        out.print(f"edition {edition.id}: {count} row(s) ({names}) to send again", soft_wrap=True)
+        if not count:
+            return 0
+    else:  # resume
+        edition = editions.release(app.store, edition_id)
+        out.print(f"edition {edition.id} resumed")
+    report = _sending(app, out, lambda progress, stop: app.send_edition(edition_id, progress, stop))
+    return _print_report(out, report)
+
+
+def _show_edition(app: App, out: Console, edition_id: str) -> int:
+    summary = app.store.edition_summary(edition_id)
+    edition = summary.edition
+    zone = ZoneInfo(app.config.site.timezone)
+    out.print(f"edition {edition.id}", style="bold")
+    out.print(f"  newsletter  {edition.newsletter_id} ({edition.period_key})")
+    out.print(f"  created     {edition.created_at.astimezone(zone):%Y-%m-%d %H:%M %Z}")
+    out.print(f"  status      {edition.status}" + (f": {edition.error}" if edition.error else ""))
+    out.print(f"  subject     {edition.subject}", soft_wrap=True)
+    out.print(f"  recipients  {summary.recipients}; still owed: {summary.unfinished}")
+    out.print(f"  possible duplicates  {summary.duplicates}")
+    table = Table("status", "rows")
+    for status, count in summary.counts.items():
+        if count:
+            table.add_row(str(status), str(count))
+    out.print(table)
+    failures = Table("email", "status", "reply", title="failures (first 20)")
+    shown = 0
+    for status in (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED, DeliveryStatus.UNCERTAIN):
+        for row in app.store.iter_deliveries(edition_id, status=status):
+            if shown == 20:
+                break
+            failures.add_row(row.email, str(row.status), row.reply)
+            shown += 1
+    if shown:
+        out.print(failures)
+        out.print(f"all of them: digest deliveries {edition.id[:8]} --status failed")
+    return 0
+
+
+def cmd_deliveries(args: argparse.Namespace, out: Console) -> int:
+    """Who got an edition and what failed: one line per reader, streamed, with the reply."""
+    app = app_of(args)
+    edition = app.store.get_edition(app.store.resolve_edition(args.edition))
+    zone = ZoneInfo(app.config.site.timezone)
+    status = DeliveryStatus(args.status) if args.status else None
+    out.print(
+        f"edition {edition.id}: {edition.newsletter_id} {edition.period_key} ({edition.status})"
+    )
+    # Tab-separated and streamed: the first line shows at once, memory stays flat at any
+    # size, and `cut -f` or a spreadsheet reads it.
+    write = out.file.write
+    write("email\tstatus\tattempts\tlast attempt\tduplicate\treply\n")
+    count = 0
+    for row in app.store.iter_deliveries(edition.id, status=status, email=args.email):
+        when = f"{row.updated_at.astimezone(zone):%Y-%m-%d %H:%M}" if row.updated_at else "-"
+        duplicate = "possible" if row.duplicate else "-"
+        write(f"{row.email}\t{row.status}\t{row.attempts}\t{when}\t{duplicate}\t{row.reply}\n")
+        count += 1
+    out.print(f"{count} row(s)")
+    return 0
+
+
+# --- plumbing ---------------------------------------------------------------------

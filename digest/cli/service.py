@@ -1,0 +1,137 @@
+"""`digest run`, `migrate`, `check`, `fetch` and `preview`: the service and its content."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from digest import editions
+from digest.app import build_app, open_store, utc_now
+from digest.cli.common import (
+    app_of,
+    config_of,
+    write_file,
+)
+from digest.render import personalize
+from digest.scheduler import check_schedules, next_fire_time
+from digest.store import masked
+
+
+def cmd_check(args: argparse.Namespace, out: Console) -> int:
+    """Validate the config: keys, types, sources, schedules, time zones."""
+    config = config_of(args)
+    check_schedules(config)
+    out.print(f"{config.path}: OK")
+    out.print(f"  {len(config.sources)} source(s): {', '.join(config.sources)}")
+    for newsletter in config.newsletters.values():
+        when = next_fire_time(newsletter.schedule, utc_now())
+        zone = ZoneInfo(newsletter.schedule.timezone)
+        out.print(
+            f"  newsletter {newsletter.id} ({newsletter.title}): next at "
+            f"{when.astimezone(zone):%Y-%m-%d %H:%M} {newsletter.schedule.timezone}"
+        )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, out: Console) -> int:
+    """Create or upgrade the database schema (also done by `digest run`)."""
+    config = config_of(args)
+    open_store(config, apply_migrations=True)
+    out.print(f"database ready: {masked(config.database_url)}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, out: Console) -> int:
+    """Run the scheduler, the fetchers, the senders and the web pages until stopped."""
+    from digest.service import run_service
+
+    config = config_of(args)
+    check_schedules(config)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+    )
+    for chatty in ("alembic", "apscheduler"):  # their INFO lines say nothing an operator needs
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    app = build_app(config, environ=os.environ)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_service(app, stop)
+
+    asyncio.run(serve())
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace, out: Console) -> int:
+    """Fetch one source (or all) now and report new posts and problems per source."""
+    app = app_of(args)
+    reports = asyncio.run(app.fetch([args.source] if args.source else None))
+    table = Table("source", "new", "in feed", "result")
+    for report in reports:
+        result = report.error or "ok"
+        if report.not_modified:
+            result = "not modified"
+        table.add_row(report.source_id, str(report.new), str(report.seen), result)
+    out.print(table)
+    for report in reports:
+        for problem in report.problems:
+            out.print(f"warning: {report.source_id}: {problem}", style="yellow", soft_wrap=True)
+    return 1 if any(report.error for report in reports) else 0
+
+
+def cmd_preview(args: argparse.Namespace, out: Console) -> int:
+    """Fetch the sources, then render the next edition without sending or recording it."""
+    app = app_of(args)
+    newsletter = app.newsletter(args.newsletter)
+    now = app.clock()
+    # Like a firing, look at the sources first: the preview is the digest that would go now.
+    for report in asyncio.run(app.fetch(newsletter.source_ids, now)):
+        if report.error:
+            out.print(f"warning: {report.error}", style="yellow", soft_wrap=True)
+    plan = app.preview(newsletter.id, now)
+    table = Table("post", "published", "verdict")
+    for candidate in plan.selection.candidates:
+        post = candidate.post
+        table.add_row(post.title, f"{post.published:%Y-%m-%d %H:%M}", candidate.reason)
+    out.print(table)
+    if plan.rendered is None:
+        out.print(f"no new posts: the next {newsletter.id} edition would be skipped")
+        return 0
+    out.print(f"subject: {plan.rendered.subject}")
+    site = app.config.site
+    url = editions.unsubscribe_url(site, app.secret, "preview", newsletter.id)
+    html, text = personalize(plan.rendered, unsubscribe_url=url)
+    if args.html:
+        write_file(Path(args.html), html.encode("utf-8"))
+        out.print(f"HTML written to {args.html}")
+    if args.eml:
+        message = editions.personal_message(
+            plan.rendered,
+            site,
+            newsletter,
+            app.secret,
+            subscriber_id="preview",
+            email=f"reader@{site.sender_domain}",
+            message_id=f"<preview@{site.sender_domain}>",
+            now=now,
+        )
+        write_file(Path(args.eml), message)
+        out.print(f"message written to {args.eml}")
+    if not args.html and not args.eml:
+        out.print(text, markup=False, highlight=False)
+    return 0
