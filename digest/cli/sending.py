@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -48,29 +48,43 @@ def cmd_worker(args: argparse.Namespace, out: Console) -> int:
     app = app_of(args)
 
     async def work() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
         try:
-            while True:
-                if args.edition:
-                    edition_id = app.store.resolve_edition(args.edition)
-                    reports = [await app.send_edition(edition_id, None, stop)]
-                else:
-                    reports = await app.resume(stop)
-                for report in reports:
-                    _print_report(out, report)
-                if stop.is_set():
-                    return 130
-                if not args.watch:
-                    return 0
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), args.watch)
+            with stop_on_signals() as stop:
+                return await worker_loop(stop)
         finally:
             await app.aclose()
 
+    async def worker_loop(stop: asyncio.Event) -> int:
+        while True:
+            if args.edition:
+                edition_id = app.store.resolve_edition(args.edition)
+                reports = [await app.send_edition(edition_id, None, stop)]
+            else:
+                reports = await app.resume(stop)
+            for report in reports:
+                _print_report(out, report)
+            if stop.is_set():
+                return 130
+            if not args.watch:
+                return 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), args.watch)
+
     return asyncio.run(work())
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[asyncio.Event]:
+    """An event set by Ctrl-C or SIGTERM while the block runs (then the defaults return)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        yield stop
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
 
 
 def _sending(
@@ -87,15 +101,10 @@ def _sending(
             progress.update(task, completed=done, total=total)
 
         async def run() -> SendReport:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
             try:
-                return await start(advance, stop)
+                with stop_on_signals() as stop:
+                    return await start(advance, stop)
             finally:
-                for signum in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(signum)
                 await app.aclose()
 
         return asyncio.run(run())
