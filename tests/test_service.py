@@ -13,14 +13,16 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from digest import editions as edition_use_cases
 from digest.app import build_app, utc_now
 from digest.editorial import load_config
 from digest.errors import ConfigError
-from digest.models import EditionStatus
+from digest.models import EditionStatus, SubscriptionStatus
 from digest.service import run_service
 from digest.subscriptions import add_subscriber
 
 from support.deployment import SECRET_ENV, write_config
+from support.smtpd import running_smtpd
 
 
 def free_port() -> int:
@@ -93,3 +95,34 @@ async def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
         app = build_app(load_config(path), environ=SECRET_ENV)
         with pytest.raises(ConfigError, match=rf"\[web\].*{port}"):
             await run_service(app, asyncio.Event())
+
+
+async def test_a_stop_during_the_start_up_resume_ends_it_cleanly(tmp_path: Path) -> None:
+    async with running_smtpd() as smtpd:
+        smtpd.faults.data_delay = 0.02  # a slow relay: the resume is still running
+        path = write_config(tmp_path, smtp_port=smtpd.port, web_port=free_port())
+        app = build_app(load_config(path), environ=SECRET_ENV)
+        now = utc_now()
+        app.store.add_subscriptions(
+            [(f"r{i:03}@example.net", f"r{i:03}@example.net", "daily") for i in range(200)],
+            SubscriptionStatus.CONFIRMED,
+            now,
+        )
+        await app.fetch(None, now)
+        opened = edition_use_cases.open_edition(
+            app.store, app.renderer, app.config.site, app.newsletter("daily"), app.secret,
+            "left-over", now,
+        )  # fmt: skip
+        stop = asyncio.Event()
+        service = asyncio.create_task(run_service(app, stop))
+        for _ in range(500):
+            if len(smtpd.messages) >= 10:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()  # what SIGTERM does
+        await asyncio.wait_for(service, 10)
+        rows = app.store.list_deliveries(opened.edition.id)
+        sent = {row.email for row in rows if row.status == "sent"}
+        assert sent == {m.recipients[0] for m in smtpd.messages}
+        assert {(r.status, r.attempts) for r in rows if r.email not in sent} == {("pending", 0)}
+        assert len(sent) < 200

@@ -36,6 +36,7 @@ from digest.delivery.replies import (
 from digest.errors import ConfigError, Throttled, TransportError
 from digest.models import DeliveryStatus, Letter, SendResult
 from digest.ports import Mailer
+from digest.settings import Secret
 
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
@@ -136,7 +137,7 @@ class SmtpMailer:
                 " for a relay on this machine)"
             )
         self._config = config
-        self._password = password
+        self._password = Secret((password or "").encode())  # never in a repr or traceback
         self._local_hostname = local_hostname
         self._tls_context = tls_context
         self._where = where
@@ -246,7 +247,7 @@ class SmtpMailer:
                         " set. Check [delivery.smtp] tls (relays offer AUTH only over TLS)"
                         " and port, or remove username."
                     )
-                await client.login(config.username, self._password or "")
+                await client.login(config.username, self._password.reveal().decode())
             transport = client.transport
             if not isinstance(transport, asyncio.Transport) or transport.is_closing():
                 raise aiosmtplib.SMTPServerDisconnected("Connection lost")
