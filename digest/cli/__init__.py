@@ -11,6 +11,8 @@ it), 2 wrong usage.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -36,6 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`digest deliveries ID | head`): stop quietly, and keep
+        # Python from complaining about the closed stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 def _parser() -> argparse.ArgumentParser:
