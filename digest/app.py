@@ -23,7 +23,7 @@ from digest.config import Config, NewsletterConfig, SourceConfig
 from digest.delivery import build_mailer
 from digest.errors import DigestError, NotFound
 from digest.fetching import FetchReport
-from digest.models import Edition, EditionStatus, Rendered, SourceState
+from digest.models import DeliveryStatus, Edition, EditionStatus, Rendered, SourceState
 from digest.ports import Clock, Ledger, Mailer, Store
 from digest.render import Renderer
 from digest.sending import RateLimits, SendPolicy
@@ -190,12 +190,21 @@ class App:
         return report
 
     async def open_now(self, newsletter_id: str) -> tuple[editions.Opened, bool]:
-        """The edition `send-now` sends: ``(opened, resumed)``; see :meth:`send_now`."""
+        """The edition `send-now` sends: ``(opened, resumed)``; see :meth:`send_now`.
+
+        An unfinished edition is carried on only when readers are owed it now (pending
+        rows, rows of a crashed sender, or a pause by a fault): one whose rows only wait
+        for a retry later must not hold back the new posts.
+        """
         newsletter = self.newsletter(newsletter_id)
-        for status in (EditionStatus.SENDING, EditionStatus.PAUSED):
-            for edition in self.store.editions_with_status(status):
-                if edition.newsletter_id == newsletter.id:
-                    return editions.Opened(edition, created=False), True
+        self.mailer()  # a delivery config error stops us before anything is recorded
+        for edition in self.unfinished(newsletter.id):
+            summary = self.store.edition_summary(edition.id)
+            due = summary.counts.get(DeliveryStatus.PENDING, 0) + summary.counts.get(
+                DeliveryStatus.SENDING, 0
+            )
+            if edition.status is EditionStatus.PAUSED or due:
+                return editions.Opened(edition, created=False), True
         now = self.clock()
         key = f"manual-{now.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}"
         await self.fetch(newsletter.source_ids, now)
@@ -210,6 +219,18 @@ class App:
             now,
         )
         return opened, False
+
+    def unfinished(self, newsletter_id: str, *, held: bool = False) -> list[Edition]:
+        """The newsletter's editions still owed to readers, oldest first (``held`` too)."""
+        statuses = [EditionStatus.SENDING, EditionStatus.PAUSED]
+        if held:
+            statuses.append(EditionStatus.HELD)
+        return [
+            edition
+            for status in statuses
+            for edition in self.store.editions_with_status(status)
+            if edition.newsletter_id == newsletter_id
+        ]
 
     async def resume(self, stop: asyncio.Event | None = None) -> list[editions.SendReport]:
         """Carry on every edition left sending (crash, deferred rows) or paused by a fault."""

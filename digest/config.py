@@ -6,6 +6,7 @@ reads them. Paths are absolute (resolved against the config file's directory).
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -19,6 +20,17 @@ DEFAULT_SUBJECT = (
     "{{ newsletter.title }}: {{ posts[0].title }}"
     "{% if posts|length > 1 %} (+{{ posts|length - 1 }} more){% endif %}"
 )
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine (localhost, 127.0.0.0/8, ::1)."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)

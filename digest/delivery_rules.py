@@ -6,7 +6,8 @@
   later, with the same Message-ID (the retry is a possible duplicate); a second one is
   final.
 - :class:`Breaker` holds back ``failed`` outcomes while they come in a streak of the
-  same kind (``"550 5.7.1"``) for different readers. A success or another kind lets the
+  same kind (``"550 5.3.0"``) for different readers; codes about one mailbox
+  (:data:`MAILBOX_CODES`) are genuine bounces and never held. A success or another kind lets the
   streak through as genuine bounces; ``threshold`` in a row trips the breaker, and the
   held rows go back to their readers unblamed: a relay rejecting everyone alike is
   refusing the site, whatever its words.
@@ -19,6 +20,11 @@ from datetime import datetime, timedelta
 
 from digest.delivery.replies import failure_kind
 from digest.models import ClaimedRow, DeliveryStatus, Outcome, SendResult
+
+# RFC 3463 codes that speak of one mailbox (unknown, moved, disabled, full): a run of
+# them is a run of bounces (a resend of failed rows is all of them), not a refusal of
+# the site, so the breaker lets them through.
+MAILBOX_CODES = frozenset({"5.1.1", "5.1.6", "5.1.10", "5.2.1", "5.2.2"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,8 @@ class Breaker:
         if outcome.status is not DeliveryStatus.FAILED:
             return [*self._release(), outcome]
         kind = failure_kind(outcome.reply)
+        if kind.partition(" ")[2] in MAILBOX_CODES:  # about this reader's mailbox alone
+            return [*self._release(), outcome]
         released = self._release() if kind != self._kind else []
         self._kind = kind
         self._held.append(outcome)
@@ -93,7 +101,7 @@ class Breaker:
             f"{self.threshold} readers in a row were refused with the same reply"
             f" ({self._held[-1].reply if self._held else self._kind}): the relay is refusing"
             " the site, not the readers. The edition is paused and those readers were not"
-            " marked as bounced; check the relay, then run `digest editions resume ID`."
+            " marked as bounced; check the relay before resuming."
         )
 
     def _release(self) -> list[Outcome]:

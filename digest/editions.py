@@ -289,7 +289,7 @@ def hold(store: Store, edition_id: str) -> Edition:
         edition_id,
         EditionStatus.HELD,
         [EditionStatus.SENDING, EditionStatus.PAUSED],
-        "paused by the operator: `digest editions resume ID` continues it",
+        f"paused by the operator: `digest editions resume {edition_id[:8]}` continues it",
         "only a sending or paused edition can be paused",
     )
 

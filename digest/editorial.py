@@ -31,6 +31,7 @@ from digest.config import (
     TlsMode,
     TransportKind,
     WebConfig,
+    is_loopback_host,
 )
 from digest.config_table import ConfigTable, show
 from digest.errors import ConfigError
@@ -183,6 +184,12 @@ def _delivery(root: ConfigTable, base: Path, data_dir: Path) -> DeliveryConfig:
             max_per_hour=s.integer("max_per_hour", 0, 0),
             max_per_day=s.integer("max_per_day", 0, 0),
         )
+        if smtp.username and smtp.tls == "none" and not is_loopback_host(smtp.host):
+            s.fail(
+                f'tls = "none" would send the password of {smtp.username!r} in clear text to'
+                f' {smtp.host}: use tls = "starttls" or "tls" (plaintext is only for a relay on'
+                " this machine)"
+            )
     elif transport == "smtp":
         t.fail('transport = "smtp" needs a [delivery.smtp] table with at least host = "..."')
     return DeliveryConfig(

@@ -13,6 +13,10 @@ class DigestError(Exception):
     """Base of every error digest raises on purpose."""
 
 
+class UsageError(DigestError, ValueError):
+    """The command line is wrong (exit status 2, like argparse's own refusals)."""
+
+
 class ConfigError(DigestError, ValueError):
     """The configuration is wrong; the message names file, table and key."""
 

@@ -3,7 +3,9 @@
 `digest send-now --workers N` opens (or resumes) the edition in this process, starts
 N - 1 `digest worker --edition ID` processes on it and sends alongside them. Each
 process claims its own batches under its own owner name, so none sends a row twice;
-a signal to this process is passed on, and every worker stops cleanly.
+a signal to this process is passed on, and every worker stops cleanly. A sender holds
+up to three claims' worth of rows at once, so workers only help with editions much
+larger than that (thousands of readers).
 """
 
 from __future__ import annotations
@@ -53,8 +55,9 @@ async def send_now_with_workers(
     ]
     total = (await app.ledger.edition_summary(edition.id)).unfinished
     watcher = asyncio.create_task(_follow(app, edition.id, total, on_progress))
+    mine = editions.SendReport(edition)
     try:
-        await app.send_edition(edition.id, None, stop)
+        mine = await app.send_edition(edition.id, None, stop)
     finally:
         if stop is not None and stop.is_set():
             for helper in helpers:
@@ -64,9 +67,9 @@ async def send_now_with_workers(
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
-    report = await editions.report(app.ledger, edition.id, app.send_policy())
+    report = await editions.report(app.ledger, edition.id, app.send_policy(), mine.run)
     report.resumed = resumed
-    report.run.interrupted = bool(stop is not None and stop.is_set())
+    report.paused = report.paused or mine.paused
     if on_progress is not None:
         on_progress(total - report.unfinished, total)
     return report

@@ -35,6 +35,7 @@ from support.databases import BACKENDS, database_url
 from support.deployment import SAMPLE_POSTS, SECRET_ENV
 from support.smtpd import RecordingServer, running_smtpd
 
+DIGEST = [sys.executable, "-m", "digest.cli"]
 READERS = 2000
 KILLS = 3
 CONCURRENCY = 8
@@ -219,3 +220,32 @@ def test_a_signal_mid_edition_records_what_went_out_and_gives_the_rest_back(
         assert set(received) == set(emails)
         assert max(received.values()) == 1  # a clean stop makes no duplicate
         app.store.close()
+
+
+def test_send_now_with_worker_processes_shares_the_edition_without_a_double_send(
+    tmp_path: Path,
+) -> None:
+    with smtpd_in_a_thread() as smtpd:
+        smtpd.faults.data_delay = 0.01  # slow enough for the workers to join in
+        url = f"sqlite:///{tmp_path / 'digest.db'}"
+        config_path = write_config(tmp_path / "site", smtp_port=smtpd.port, database=url)
+        text = config_path.read_text().replace(f"concurrency = {CONCURRENCY}", "concurrency = 2")
+        config_path.write_text(text.replace("[delivery]\n", "[delivery]\nbatch_size = 10\n"))
+        app = build_app(load_config(config_path), environ=SECRET_ENV)
+        emails = [f"reader{i:03}@example.net" for i in range(400)]
+        import_csv(app.store, "\n".join(emails), ["daily"], ["daily"], datetime.now(UTC))
+        app.store.close()
+        done = subprocess.run(
+            [*DIGEST, "--config", str(config_path), "send-now", "daily", "--workers", "3"],
+            env={**os.environ, **SECRET_ENV, "COLUMNS": "80"},
+            capture_output=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        assert "edition" in done.stdout.decode()
+        assert "400 recipient(s); sent: 400" in done.stdout.decode()
+        received = Counter(m.recipients[0] for m in smtpd.messages)
+        assert set(received) == set(emails)
+        assert max(received.values()) == 1
+        # Each process opens at most 2 connections: more means the workers took part.
+        assert len({m.connection for m in smtpd.messages}) > 2

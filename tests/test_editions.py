@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from pathlib import Path
@@ -17,7 +18,7 @@ from digest.models import DeliveryStatus, Edition, EditionStatus, Letter, Outcom
 from digest.ports import Mailer
 from digest.subscriptions import add_subscriber, unsubscribe
 
-from support.deployment import Deployment, running_deployment
+from support.deployment import SAMPLE_POSTS, Deployment, running_deployment
 from support.smtpd import closed_port, running_smtpd
 
 NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
@@ -313,3 +314,32 @@ async def test_an_unexpected_error_pauses_and_gives_the_row_back(tmp_path: Path)
         [resumed] = await app.resume()
         assert resumed.edition.status is EditionStatus.SENT
         assert sorted(m.recipients[0] for m in smtpd.messages) == sorted(READERS)
+
+
+async def test_rows_waiting_for_a_retry_do_not_hold_back_new_posts(tmp_path: Path) -> None:
+    posts = tmp_path / "posts"
+    shutil.copytree(SAMPLE_POSTS, posts)
+    async with (
+        running_smtpd() as smtpd,
+        running_deployment(
+            tmp_path / "site", smtp_port=smtpd.port, now=NOW, posts_dir=posts
+        ) as deployment,
+    ):
+        app = deployment.app
+        for address in READERS:
+            add_subscriber(app.store, address, "daily", ["daily"], NOW)
+        smtpd.faults.reject_recipients = {"cy@example.com": "452 4.2.2 mailbox full"}
+        first = await app.send_now("daily")
+        assert (first.edition.status, first.unfinished) == (EditionStatus.SENDING, 1)
+
+        (posts / "2026-11-27-new.md").write_text(
+            "---\ntitle: A New Post\ndate: 2026-11-27T05:00:00Z\n---\nFresh analysis.\n",
+            encoding="utf-8",
+        )
+        deployment.clock.now = NOW + timedelta(minutes=5)
+        second = await app.send_now("daily")
+        assert not second.resumed  # the deferred row waits; the new post goes out now
+        assert second.edition.id != first.edition.id
+        assert second.counts == {DeliveryStatus.SENT: 2, DeliveryStatus.DEFERRED: 1}
+        assert app.store.get_edition(first.edition.id).status is EditionStatus.SENDING
+        assert [e.id for e in app.unfinished("daily")] == [first.edition.id, second.edition.id]

@@ -223,7 +223,8 @@ async def test_partial_failures_within_a_batch_are_recorded_per_reader() -> None
 
 async def test_the_circuit_breaker_trips_on_equal_failures_and_gives_the_rows_back() -> None:
     async with bench(readers=12) as b:
-        b.smtpd.faults.reject_recipients = dict.fromkeys(b.emails, "550 5.1.1 User unknown")
+        reply = "550 5.3.0 Other mail system problem"
+        b.smtpd.faults.reject_recipients = dict.fromkeys(b.emails, reply)
         report = await b.send(replace(FAST, concurrency=1, breaker_threshold=5))
         assert report.edition.status is EditionStatus.PAUSED
         assert "5 readers in a row" in report.paused
@@ -232,10 +233,19 @@ async def test_the_circuit_breaker_trips_on_equal_failures_and_gives_the_rows_ba
         assert {s.status for s in b.store.list_subscriptions()} == {"confirmed"}
 
 
+async def test_a_run_of_unknown_mailboxes_is_bounces_not_a_refusal_of_the_site() -> None:
+    """A resend of failed rows is all dead addresses: the breaker must not trip on them."""
+    async with bench(readers=12) as b:
+        b.smtpd.faults.reject_recipients = dict.fromkeys(b.emails, "550 5.1.1 User unknown")
+        report = await b.send(replace(FAST, concurrency=1, breaker_threshold=5))
+        assert report.edition.status is EditionStatus.SENT
+        assert report.counts == {DeliveryStatus.FAILED: 12}
+
+
 async def test_a_streak_broken_by_a_success_is_real_bounces() -> None:
     async with bench(readers=8) as b:
         bad = b.emails[:4]
-        b.smtpd.faults.reject_recipients = dict.fromkeys(bad, "550 5.1.1 User unknown")
+        b.smtpd.faults.reject_recipients = dict.fromkeys(bad, "550 5.3.0 Other problem")
         report = await b.send(replace(FAST, concurrency=1, breaker_threshold=5))
         assert report.edition.status is EditionStatus.SENT
         assert [e for e, (s, _, _) in b.rows().items() if s is DeliveryStatus.FAILED] == bad

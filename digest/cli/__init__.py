@@ -21,7 +21,7 @@ from digest.cli.common import Handler
 from digest.cli.readers import cmd_subscribers_add, cmd_subscribers_import, cmd_subscribers_list
 from digest.cli.sending import cmd_deliveries, cmd_editions, cmd_send_now, cmd_worker
 from digest.cli.service import cmd_check, cmd_fetch, cmd_migrate, cmd_preview, cmd_run
-from digest.errors import DigestError
+from digest.errors import DigestError, UsageError
 from digest.models import DeliveryStatus
 
 
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, console)
     except DigestError as exc:
         errors.print(f"error: {exc}", style="bold red", soft_wrap=True)
-        return 1
+        return 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

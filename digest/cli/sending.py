@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from zoneinfo import ZoneInfo
@@ -19,24 +20,49 @@ from digest.cli.common import (
     app_of,
 )
 from digest.editions import SendReport
-from digest.errors import DigestError
+from digest.errors import UsageError
 from digest.models import DeliveryStatus, EditionStatus
+from digest.workers import send_now_with_workers, worker_count
 
 
 def cmd_send_now(args: argparse.Namespace, out: Console) -> int:
     """Send the newsletter now: its unfinished edition if it has one, else a new edition."""
     app = app_of(args)
-    report = _sending(
-        app, out, lambda progress, stop: app.send_now(args.newsletter, progress, stop)
-    )
+    workers = worker_count(args.workers)
+
+    def send(progress: Callable[[int, int], None], stop: asyncio.Event) -> Awaitable[SendReport]:
+        if workers == 1:
+            return app.send_now(args.newsletter, progress, stop)
+        return send_now_with_workers(
+            app,
+            args.newsletter,
+            workers=workers,
+            config_path=app.config.path,
+            environ=os.environ,
+            on_progress=progress,
+            stop=stop,
+        )
+
+    report = _sending(app, out, send)
     edition = report.edition
+    code = 0
     if edition.status is EditionStatus.SKIPPED:
         why = edition.error or "no new posts: nothing sent"
         out.print(f"{args.newsletter}: {why} (edition recorded as skipped)")
-        return 0
-    if report.resumed:
-        out.print(f"resumed the unfinished edition {edition.id} of {args.newsletter}")
-    return _print_report(out, report)
+    else:
+        if report.resumed:
+            out.print(f"resumed the unfinished edition {edition.id[:8]} of {args.newsletter}")
+        code = _print_report(out, report)
+    for other in app.unfinished(args.newsletter, held=True):
+        if other.id != edition.id:
+            owed = app.store.edition_summary(other.id).unfinished
+            how = (
+                f"`digest editions resume {other.id[:8]}` continues it"
+                if other.status is EditionStatus.HELD
+                else "`digest run` or `digest worker` sends them when due"
+            )
+            out.print(f"note: edition {other.id[:8]} ({other.status}) still owes {owed}: {how}")
+    return code
 
 
 def cmd_worker(args: argparse.Namespace, out: Console) -> int:
@@ -61,12 +87,13 @@ def cmd_worker(args: argparse.Namespace, out: Console) -> int:
                 reports = [await app.send_edition(edition_id, None, stop)]
             else:
                 reports = await app.resume(stop)
-            for report in reports:
-                _print_report(out, report)
+            codes = [_print_report(out, report) for report in reports]
+            if not reports and not args.watch:
+                out.print("nothing is owed now: no edition is sending or paused by a fault")
             if stop.is_set():
                 return 130
             if not args.watch:
-                return 0
+                return max(codes, default=0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), args.watch)
 
@@ -111,39 +138,50 @@ def _sending(
 
 
 def _print_report(out: Console, report: SendReport) -> int:
-    edition = report.edition
+    """What a send did and how to go on; returns the exit status it calls for."""
+    edition, run = report.edition, report.run
+    short = edition.id[:8]
     counts = ", ".join(f"{status}: {n}" for status, n in sorted(report.counts.items()))
-    out.print(
-        f"edition {edition.id} ({edition.status}): {report.recipients} recipient(s); {counts}",
-        soft_wrap=True,
-    )
-    run = report.run
-    out.print(f"this run: {run.sent} sent, {sum(run.outcomes.values())} recorded", soft_wrap=True)
+    out.print(f"edition {short} ({edition.status}): {report.recipients} recipient(s); {counts}")
+    handled = sum(run.outcomes.values())
+    out.print(f"this run: {run.sent} sent of {handled} reader(s) handled")
     if report.duplicates:
         out.print(
             f"{report.duplicates} possible duplicate(s) marked in the ledger"
-            f" (`digest editions show {edition.id[:8]}`)",
-            soft_wrap=True,
+            f" (`digest editions show {short}`)"
         )
     if run.interrupted:
         out.print(
             f"stopped: in-flight messages were recorded and unsent rows given back;"
-            f" {report.unfinished} reader(s) still owed it."
-            f" Continue with `digest editions resume {edition.id[:8]}` (or `digest run`).",
+            f" {report.unfinished} reader(s) still owed it. Continue with"
+            f" `digest editions resume {short}` (or `digest run`).",
             style="yellow",
-            soft_wrap=True,
         )
         return 130
     if report.paused:
-        out.print(f"paused: {report.paused}", style="red", soft_wrap=True)
+        out.print(f"paused: {report.paused}", style="red")
+        out.print(
+            f"When it is fixed: `digest editions resume {short}`"
+            " (`digest run` retries paused editions every 10 minutes)."
+        )
+        return 1
+    if edition.status is EditionStatus.HELD:
+        out.print(
+            f"paused by the operator: {report.unfinished} reader(s) still owed it;"
+            f" `digest editions resume {short}` continues it.",
+            style="yellow",
+        )
+        return 1
+    if edition.status is EditionStatus.CANCELLED:
+        out.print(f"cancelled: {report.unfinished} reader(s) were not sent it.", style="yellow")
         return 1
     if run.waiting:
-        out.print(f"waiting: {run.waiting}", style="yellow", soft_wrap=True)
+        out.print(f"waiting: {run.waiting}", style="yellow")
     elif report.unfinished:
         out.print(
-            f"{report.unfinished} row(s) wait for a retry (deferred or uncertain);"
-            " `digest run` retries them when due",
-            soft_wrap=True,
+            f"{report.unfinished} reader(s) wait for a retry that is not due yet (deferred, or"
+            " an uncertain send retried once); `digest run` or `digest worker` sends them"
+            " when due."
         )
     return 0
 
@@ -156,10 +194,10 @@ def cmd_editions(args: argparse.Namespace, out: Console) -> int:
     words: list[str] = args.words
     if words and words[0] in EDITION_ACTIONS:
         if len(words) != 2:
-            raise DigestError(f"usage: digest editions {words[0]} EDITION_ID")
+            raise UsageError(f"usage: digest editions {words[0]} EDITION_ID")
         return _edition_action(args, out, words[0], words[1])
     if len(words) > 1:
-        raise DigestError(
+        raise UsageError(
             f"usage: digest editions [NEWSLETTER] or digest editions"
             f" {{{','.join(EDITION_ACTIONS)}}} EDITION_ID (got {' '.join(words)!r})"
         )
@@ -168,11 +206,11 @@ def cmd_editions(args: argparse.Namespace, out: Console) -> int:
     if newsletter:
         app.newsletter(newsletter)
     zone = ZoneInfo(app.config.site.timezone)
-    table = Table(
-        "created", "edition", "newsletter", "period", "status", "sent", "other", "subject"
-    )
-    table.columns[0].no_wrap = True
-    table.columns[1].no_wrap = True
+    table = Table("created", "edition", "newsletter", "status", "sent", "other", "subject")
+    for column in table.columns[:5]:
+        column.no_wrap = True
+    table.columns[6].no_wrap = True
+    table.columns[6].overflow = "ellipsis"
     for summary in app.store.list_editions(newsletter, limit=args.limit):
         edition = summary.edition
         sent = summary.counts.get(DeliveryStatus.SENT, 0)
@@ -185,14 +223,13 @@ def cmd_editions(args: argparse.Namespace, out: Console) -> int:
             f"{edition.created_at.astimezone(zone):%Y-%m-%d %H:%M}",
             edition.id[:8],
             edition.newsletter_id,
-            edition.period_key,
-            str(edition.status) + (f" ({edition.error})" if edition.error else ""),
+            str(edition.status),
             str(sent),
             other,
             edition.subject,
         )
     out.print(table)
-    out.print("ids are shown by their first 8 characters; any unique prefix is accepted")
+    out.print("ids: any unique prefix works; details: `digest editions show ID`")
     return 0
 
 
@@ -211,7 +248,7 @@ def _edition_action(args: argparse.Namespace, out: Console, action: str, prefix:
         return 0
     if action == "resend":
         if args.failed == args.unsent:
-            raise DigestError("say what to resend: --failed or --unsent")
+            raise UsageError("say what to resend: either --failed or --unsent")
         statuses = editions.RESEND_FAILED if args.failed else editions.RESEND_UNSENT
         edition, count = editions.reopen(app.store, edition_id, statuses)
         names = ", ".join(str(status) for status in statuses)
@@ -261,9 +298,8 @@ def cmd_deliveries(args: argparse.Namespace, out: Console) -> int:
     edition = app.store.get_edition(app.store.resolve_edition(args.edition))
     zone = ZoneInfo(app.config.site.timezone)
     status = DeliveryStatus(args.status) if args.status else None
-    out.print(
-        f"edition {edition.id}: {edition.newsletter_id} {edition.period_key} ({edition.status})"
-    )
+    notes = Console(stderr=True, highlight=False, markup=False)
+    notes.print(f"edition {edition.id} of {edition.newsletter_id} ({edition.status})")
     # Tab-separated and streamed: the first line shows at once, memory stays flat at any
     # size, and `cut -f` or a spreadsheet reads it.
     write = out.file.write
@@ -274,7 +310,7 @@ def cmd_deliveries(args: argparse.Namespace, out: Console) -> int:
         duplicate = "possible" if row.duplicate else "-"
         write(f"{row.email}\t{row.status}\t{row.attempts}\t{when}\t{duplicate}\t{row.reply}\n")
         count += 1
-    out.print(f"{count} row(s)")
+    notes.print(f"{count} row(s)")
     return 0
 
 

@@ -31,8 +31,7 @@ THROTTLED = (
 SITE_REFUSED = (
     "The refusal is about the sending site, not the reader: the edition is paused and no"
     " reader is marked as failed. Check the relay's and the receiving side's policy for"
-    " this host, [site] sender_email, SPF/DKIM/DMARC and block lists, then run"
-    " `digest editions resume ID`."
+    " this host, [site] sender_email, SPF/DKIM/DMARC and block lists before resuming."
 )
 """What a permanent refusal of the site (blocklisted, policy, spam) means."""
 

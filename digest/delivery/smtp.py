@@ -15,14 +15,13 @@ apart from one lost *after* them (the server may have it: ``UNCERTAIN``).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
 import ssl
 from collections.abc import Mapping
 
 import aiosmtplib
 
-from digest.config import DeliveryConfig, SmtpConfig
+from digest.config import DeliveryConfig, SmtpConfig, is_loopback_host
 from digest.delivery.channel import Channel, Disconnected
 from digest.delivery.outbox import OutboxMailer
 from digest.delivery.replies import (
@@ -80,16 +79,6 @@ def judge(code: int, message: str, *, stage: str, where: str, after_data: bool) 
     return classify_reply(code, message, after_data=after_data)
 
 
-def _is_loopback(host: str) -> bool:
-    name = host.strip("[]").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -130,7 +119,7 @@ class SmtpMailer:
             raise ConfigError("[delivery.smtp] concurrency must be at least 1")
         host = f"[{config.host}]" if ":" in config.host else config.host
         where = f"{host}:{config.port}"
-        if config.username and config.tls == "none" and not _is_loopback(config.host):
+        if config.username and config.tls == "none" and not is_loopback_host(config.host):
             raise ConfigError(
                 f'[delivery.smtp] tls = "none" would send the password of {config.username!r}'
                 f' in clear text to {where}: use tls = "starttls" or "tls" (plaintext is only'
