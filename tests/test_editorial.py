@@ -542,7 +542,7 @@ def test_smtp_numbers_have_sane_bounds(config_path: Path, extra: str, expected: 
 def test_a_password_in_clear_text_to_another_host_is_refused_at_load(config_path: Path) -> None:
     text = MINIMAL + '[delivery.smtp]\nhost = "smtp.example.org"\ntls = "none"\nusername = "me"\n'
     assert problem(config_path, text).startswith(
-        f'{config_path}: [delivery.smtp] tls = "none" would send the password of \'me\''
+        f"{config_path}: [delivery.smtp] tls = \"none\" would send the password of 'me'"
     )
     local = MINIMAL + '[delivery.smtp]\nhost = "127.0.0.1"\ntls = "none"\nusername = "me"\n'
     assert load(config_path, local).delivery.smtp is not None
