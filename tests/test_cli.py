@@ -253,7 +253,7 @@ def test_the_operator_steers_an_edition_by_its_id_prefix(
     assert code == 0
     assert "status      sent" in out
     assert "recipients  2; still owed: 0" in out
-    assert "possible duplicates  0" in out
+    assert "duplicates  0 possible" in out
 
     code, _, err = run(capsys, *config, "editions", "pause", prefix)
     assert code == 1

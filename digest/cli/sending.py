@@ -206,12 +206,11 @@ def cmd_editions(args: argparse.Namespace, out: Console) -> int:
     if newsletter:
         app.newsletter(newsletter)
     zone = ZoneInfo(app.config.site.timezone)
-    table = Table("created", "edition", "newsletter", "status", "sent", "other", "subject")
-    for column in table.columns[:5]:
-        column.no_wrap = True
-    table.columns[6].no_wrap = True
-    table.columns[6].overflow = "ellipsis"
-    for summary in app.store.list_editions(newsletter, limit=args.limit):
+    summaries = app.store.list_editions(newsletter, limit=args.limit)
+    width = max([len(s.edition.newsletter_id) for s in summaries] + [len("newsletter")])
+    # Plain lines rather than a table: each edition fits 80 columns, subject below it.
+    out.print(f"{'created':16}  {'edition':8}  {'newsletter':{width}}  {'status':9}  sent/readers")
+    for summary in summaries:
         edition = summary.edition
         sent = summary.counts.get(DeliveryStatus.SENT, 0)
         other = ", ".join(
@@ -219,16 +218,15 @@ def cmd_editions(args: argparse.Namespace, out: Console) -> int:
             for status, n in sorted(summary.counts.items())
             if status is not DeliveryStatus.SENT and n
         )
-        table.add_row(
-            f"{edition.created_at.astimezone(zone):%Y-%m-%d %H:%M}",
-            edition.id[:8],
-            edition.newsletter_id,
-            str(edition.status),
-            str(sent),
-            other,
-            edition.subject,
+        out.print(
+            f"{edition.created_at.astimezone(zone):%Y-%m-%d %H:%M}  {edition.id[:8]}"
+            f"  {edition.newsletter_id:{width}}  {edition.status!s:9}"
+            f"  {sent}/{summary.recipients}" + (f" ({other})" if other else ""),
+            overflow="ellipsis",
+            no_wrap=True,
         )
-    out.print(table)
+        if edition.subject:
+            out.print(f"  {edition.subject}", overflow="ellipsis", no_wrap=True, style="dim")
     out.print("ids: any unique prefix works; details: `digest editions show ID`")
     return 0
 
@@ -272,7 +270,7 @@ def _show_edition(app: App, out: Console, edition_id: str) -> int:
     out.print(f"  status      {edition.status}" + (f": {edition.error}" if edition.error else ""))
     out.print(f"  subject     {edition.subject}", soft_wrap=True)
     out.print(f"  recipients  {summary.recipients}; still owed: {summary.unfinished}")
-    out.print(f"  possible duplicates  {summary.duplicates}")
+    out.print(f"  duplicates  {summary.duplicates} possible (taken over after a crash, or retried)")
     table = Table("status", "rows")
     for status, count in summary.counts.items():
         if count:
