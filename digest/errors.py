@@ -63,3 +63,8 @@ class SiteRefused(TransportError):
 
 class Throttled(TransportError):
     """The relay asks digest to slow down (421, 4.7.x, rate limits); no reader is at fault."""
+
+
+class NotSent(DigestError, ConnectionError):
+    """A letter of a batch that was not transmitted because an earlier one ended the
+    batch (a fault, a lost connection): nothing of it reached the relay; send it again."""

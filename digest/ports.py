@@ -14,9 +14,9 @@ a missing id raise ``NotFound`` naming it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from digest.models import (
     Claimed,
@@ -364,4 +364,22 @@ class Mailer(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; the mailer may not be used afterwards."""
+        ...
+
+
+@runtime_checkable
+class BatchMailer(Mailer, Protocol):
+    """A mailer that can send several letters in turn on one connection, faster.
+
+    ``send_batch`` returns one result per letter, in order: a ``SendResult``; the
+    ``TransportError`` that ended the batch at that letter; or ``NotSent`` for every
+    letter after it (nothing of those was transmitted: send them again).
+    """
+
+    async def send_batch(
+        self,
+        letters: Sequence[Letter],
+        on_result: Callable[[int, SendResult | Exception], Awaitable[None]] | None = None,
+    ) -> list[SendResult | Exception]:
+        """See the class; ``on_result(index, result)`` is awaited as each result is known."""
         ...

@@ -1,15 +1,17 @@
 """The sender: a fixed pool of tasks over batch claims, with group-committed outcomes.
 
 One claimer takes batches of ledger rows for this sender's ``owner`` name under a lease
-and feeds a bounded queue; ``concurrency`` workers turn each row into a letter (a few
-string joins on the edition's template) and hand it to the mailer; a recorder writes
-the outcomes in group commits (every ``flush_every`` or ``flush_size`` outcomes, and
-workers wait when ``max_unflushed`` are pending); a renewer extends the lease while the
-sender lives. Memory holds at most a queue, the pool and the unflushed outcomes,
+and feeds a bounded queue; ``concurrency`` workers, one per connection, take up to
+``pipeline_depth`` rows at a time, turn each into a letter (a few string joins on the
+edition's template) and hand them to the mailer, which pipelines them across
+transactions (``BatchMailer``); each result is handed back as soon as it is known. A
+recorder writes the outcomes in group commits (every ``flush_every`` or ``flush_size``
+outcomes; workers wait only when ``max_unflushed`` are pending); a renewer extends the
+lease while the sender lives. Memory holds at most a queue, the pool and the unflushed outcomes,
 whatever the number of readers.
 
 **Duplicate bound.** A crash can re-send only messages that went out without their
-outcome being committed: at most ``concurrency`` in flight plus ``max_unflushed``
+outcome being committed: at most one per connection in flight plus ``max_unflushed``
 recorded but not flushed (:attr:`SendPolicy.duplicate_bound`). Those rows are taken
 over once their lease runs out, and marked as possible duplicates in the ledger.
 
@@ -22,15 +24,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from digest.delivery_rules import Breaker, RetryPolicy, outcome_for
-from digest.errors import DigestError, Throttled, TransportError
-from digest.models import ClaimedRow, DeliveryStatus, EditionStatus, Letter, Outcome, Quota
-from digest.ports import Clock, Ledger, Mailer
+from digest.errors import DigestError, NotSent, Throttled, TransportError
+from digest.models import (
+    ClaimedRow,
+    DeliveryStatus,
+    EditionStatus,
+    Letter,
+    Outcome,
+    Quota,
+    SendResult,
+)
+from digest.ports import BatchMailer, Clock, Ledger, Mailer
 
 log = logging.getLogger("digest.sending")
 
@@ -62,7 +73,8 @@ class RateLimits:
 class SendPolicy:
     """How a sender works; the defaults suit a relay on the same network."""
 
-    concurrency: int = 20  # messages in flight (SMTP connections in use)
+    concurrency: int = 20  # SMTP connections in use at once
+    pipeline_depth: int = 16  # letters a connection sends in turn, pipelined (RFC 2920)
     batch_size: int = 200  # rows per claim transaction
     lease: timedelta = timedelta(seconds=60)  # a dead sender's rows are free after this
     flush_every: float = 0.1  # seconds between group commits of outcomes
@@ -81,7 +93,8 @@ class SendPolicy:
 
     @property
     def duplicate_bound(self) -> int:
-        """Most messages a crash can make readers receive twice."""
+        """Most messages a crash can make readers receive twice: those sent whose outcome
+        is not committed, one per connection in flight plus the recorder's unflushed."""
         return self.concurrency + self.max_unflushed
 
 
@@ -113,18 +126,20 @@ class _Recorder:
         self._pending: list[Outcome] = []
         self._flushing = 0  # outcomes being written right now: still unflushed
         self._lock = asyncio.Lock()
+        self._due = asyncio.Event()  # flush_size outcomes wait: the recorder task goes now
         self.written = 0
         self.fenced = 0
         self.on_written: Callable[[int], None] | None = None
 
     async def add(self, outcome: Outcome) -> None:
         # Backpressure keeps the duplicate bound: never more than max_unflushed outcomes
-        # sent but not committed, counting those being written.
+        # sent but not committed, counting those being written. Below it, the recorder
+        # task writes them, so no connection waits for the database.
         while len(self._pending) + self._flushing >= self._policy.max_unflushed:
             await self.flush()
         self._pending.append(outcome)
-        if len(self._pending) >= self._policy.flush_size and not self._lock.locked():
-            await self.flush()
+        if len(self._pending) >= self._policy.flush_size:
+            self._due.set()
 
     async def flush(self) -> None:
         async with self._lock:
@@ -146,8 +161,9 @@ class _Recorder:
     async def run(self, done: asyncio.Event) -> None:
         while not done.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), self._policy.flush_every)
-            if len(self._pending) >= 1:
+                await asyncio.wait_for(self._due.wait(), self._policy.flush_every)
+            self._due.clear()
+            if self._pending:
                 await self.flush()
 
 
@@ -253,34 +269,88 @@ class Sender:
             row = await self._queue.get()
             if row is None:
                 return
+            rows = [row]
+            while len(rows) < self._policy.pipeline_depth and not self._queue.empty():
+                more = self._queue.get_nowait()
+                if more is None:  # the end: leave the sentinel for this worker's next turn
+                    self._queue.put_nowait(None)
+                    break
+                rows.append(more)
             if self._halted:
-                await self._give_back([row])
+                await self._give_back(rows)
                 continue
+            unrecorded = list(rows)
             try:
-                await self._send(row)
+                await self._send(unrecorded)
             except Exception as exc:  # even a bug must pause the edition, not orphan rows
                 known = isinstance(exc, DigestError)
                 self._fault(str(exc) if known else f"unexpected {type(exc).__name__}: {exc}")
-                await self._give_back([row])
+                await self._give_back(unrecorded)
 
-    async def _send(self, row: ClaimedRow) -> None:
-        while True:
+    async def _send(self, pending: list[ClaimedRow]) -> None:
+        """Send ``pending`` (a few rows, in turn on one connection); record each outcome as
+        soon as it is known and take it off the list, so that whatever is left on a bug is
+        given back, and no more than one message per connection is ever unrecorded."""
+        while pending:
             if self._throttle_until:
                 await self._wait_out_throttling()
             if self._halted:
-                await self._give_back([row])
+                rows, pending[:] = list(pending), []
+                await self._give_back(rows)
                 return
-            letter = self._letter_for(row, self._clock())
+            batch = list(pending)
+            again: list[ClaimedRow] = []
+            settle = functools.partial(self._settle_one, batch, pending, again)
+            letters = [self._letter_for(row, self._clock()) for row in batch]
+            await self._transmit(letters, settle)
+            pending.extend(again)
+
+    async def _settle_one(
+        self,
+        batch: list[ClaimedRow],
+        pending: list[ClaimedRow],
+        again: list[ClaimedRow],
+        index: int,
+        result: SendResult | Exception,
+    ) -> None:
+        """What one result of a batch means for its row (``again``: send it once more)."""
+        row = batch[index]
+        pending.remove(row)
+        if isinstance(result, SendResult):
+            await self._settle(row, result)
+        elif isinstance(result, Throttled):
+            self._throttled(str(result))
+            again.append(row)  # the same row again, after the pause
+        elif isinstance(result, NotSent):
+            again.append(row)
+        elif isinstance(result, TransportError):  # includes SiteRefused: ours, not theirs
+            self._fault(str(result))
+            await self._give_back([row])
+        else:
+            pending.append(row)
+            raise result
+
+    async def _transmit(
+        self,
+        letters: list[Letter],
+        settle: Callable[[int, SendResult | Exception], Awaitable[None]],
+    ) -> None:
+        """Each letter's result to ``settle`` (see ``BatchMailer``), from any mailer."""
+        if len(letters) > 1 and isinstance(self._mailer, BatchMailer):
+            await self._mailer.send_batch(letters, settle)
+            return
+        stopped = False
+        for index, letter in enumerate(letters):
+            if stopped or (index and self._halted):  # the rest goes back unsent
+                await settle(index, NotSent())
+                continue
             try:
-                result = await self._mailer.send(letter)
-            except Throttled as exc:
-                self._throttled(str(exc))
-                continue  # the same row again, after the pause
-            except TransportError as exc:  # includes SiteRefused: nobody's fault but ours
-                self._fault(str(exc))
-                await self._give_back([row])
-                return
-            break
+                result: SendResult | Exception = await self._mailer.send(letter)
+            except TransportError as exc:
+                result, stopped = exc, True
+            await settle(index, result)
+
+    async def _settle(self, row: ClaimedRow, result: SendResult) -> None:
         self._throttle_since = None
         self._backoff = self._policy.throttle_backoff
         outcome = outcome_for(row, result, self._clock(), self._policy.retry)

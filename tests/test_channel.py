@@ -102,3 +102,18 @@ async def test_without_pipelining_each_command_waits_for_its_reply() -> None:
     commands = [c for c in state.chunks if c.startswith((b"MAIL", b"RCPT", b"DATA"))]
     assert all(chunk.count(b"\r\n") == 1 for chunk in commands)
     assert len(commands) == 9
+
+
+async def test_a_batch_sends_each_message_with_the_next_envelope_in_one_write() -> None:
+    async with bare_server(pipelining=True) as (state, port):
+        config = SmtpConfig(host="127.0.0.1", port=port, tls="none", timeout_seconds=2)
+        mailer = SmtpMailer(config, local_hostname="client.test")
+        try:
+            letters = [Letter("a@example.org", f"r{i}@example.net", MESSAGE) for i in range(3)]
+            results = await asyncio.wait_for(mailer.send_batch(letters), 5)
+        finally:
+            await mailer.aclose()
+    assert [r.status for r in results if not isinstance(r, Exception)] == [DeliveryStatus.SENT] * 3
+    assert state.messages == 3
+    joined = [c for c in state.chunks if b"\r\n.\r\nMAIL FROM:<a@example.org>" in c]
+    assert len(joined) == 2  # messages 1 and 2 each carried the next envelope

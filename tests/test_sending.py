@@ -272,7 +272,7 @@ class GatedMailer:
 async def test_a_sender_whose_lease_was_taken_over_cannot_overwrite_the_result() -> None:
     async with bench(readers=2) as b:
         slow = GatedMailer(b.mailer, holding=2)
-        policy = replace(FAST, concurrency=2, batch_size=2)
+        policy = replace(FAST, concurrency=2, batch_size=2, pipeline_depth=1)
         first = asyncio.create_task(b.send(policy, mailer=slow, owner="stalled"))
         await asyncio.wait_for(slow.all_held.wait(), 5)
         # The stalled sender's lease runs out (it stopped renewing); another takes over.

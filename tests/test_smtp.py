@@ -16,8 +16,8 @@ import pytest
 from digest.config import DeliveryConfig, SmtpConfig
 from digest.delivery.outbox import OutboxMailer
 from digest.delivery.smtp import SmtpMailer, build_mailer, dot_stuff, normalize_line_endings
-from digest.errors import ConfigError, TransportError
-from digest.models import DeliveryStatus, Letter
+from digest.errors import ConfigError, NotSent, Throttled, TransportError
+from digest.models import DeliveryStatus, Letter, SendResult
 
 from support.smtpd import (
     RecordingServer,
@@ -403,3 +403,64 @@ def test_auth_over_plaintext_is_refused_unless_the_relay_is_local() -> None:
     for host in ("localhost", "127.0.0.1", "::1"):
         SmtpMailer(SmtpConfig(host=host, tls="none", username="digest"), password="pw")
     SmtpMailer(SmtpConfig(host="relay.example.org", tls="none"))  # no password to leak
+
+
+# --- batches: one connection, pipelined across transactions -------------------------------
+
+
+def batch(count: int) -> list[Letter]:
+    return [
+        Letter(SENDER, f"r{i}@example.net", make_message(f"r{i}@example.net")) for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+async def test_a_batch_sends_every_letter_on_one_connection(pipelining: bool) -> None:
+    async with running_smtpd() as server, smtp_mailer(server) as mailer:
+        server.pipelining = pipelining
+        results = await mailer.send_batch(batch(5))
+    assert [r.status for r in results if isinstance(r, SendResult)] == [DeliveryStatus.SENT] * 5
+    assert [m.recipients[0] for m in server.messages] == [f"r{i}@example.net" for i in range(5)]
+    assert server.connections == 1
+    assert all(m.data == make_message(m.recipients[0]) for m in server.messages)
+
+
+async def test_a_refused_reader_in_a_batch_does_not_stop_the_others() -> None:
+    async with running_smtpd() as server, smtp_mailer(server) as mailer:
+        server.faults.reject_recipients = {"r1@example.net": "550 5.1.1 no such user"}
+        server.faults.data_script = ["250 ok", "250 ok", "452 4.2.2 mailbox full"]
+        results = await mailer.send_batch(batch(5))
+    statuses = [r.status if isinstance(r, SendResult) else r for r in results]
+    assert statuses == [
+        DeliveryStatus.SENT,
+        DeliveryStatus.FAILED,
+        DeliveryStatus.SENT,
+        DeliveryStatus.DEFERRED,
+        DeliveryStatus.SENT,
+    ]
+
+
+async def test_a_drop_after_a_final_dot_mid_batch_is_uncertain_and_the_rest_not_sent() -> None:
+    async with running_smtpd() as server, smtp_mailer(server) as mailer:
+        server.faults.drop_after_data_once = {"r1@example.net"}
+        results = await mailer.send_batch(batch(4))
+        again = await mailer.send_batch(batch(1))
+    assert isinstance(results[0], SendResult)
+    assert results[0].status is DeliveryStatus.SENT
+    assert isinstance(results[1], SendResult)
+    assert results[1].status is DeliveryStatus.UNCERTAIN
+    assert all(isinstance(r, NotSent) for r in results[2:])
+    # Nothing of r2 and r3 went out; a new connection carried the next batch (r0 again).
+    received = [m.recipients[0] for m in server.messages]
+    assert received == ["r0@example.net", "r1@example.net", "r0@example.net"]
+    assert isinstance(again[0], SendResult)
+
+
+async def test_throttling_mid_batch_ends_it_with_the_rest_not_sent() -> None:
+    async with running_smtpd() as server, smtp_mailer(server) as mailer:
+        server.faults.rcpt_script = ["250 ok", "421 4.7.0 too many messages, slow down"]
+        results = await mailer.send_batch(batch(4))
+    assert isinstance(results[0], SendResult)
+    assert isinstance(results[1], Throttled)
+    assert all(isinstance(r, NotSent) for r in results[2:])
+    assert [m.recipients[0] for m in server.messages] == ["r0@example.net"]

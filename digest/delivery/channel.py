@@ -157,6 +157,10 @@ class Channel:
         await self._replies.drain()
         return await self.reply()
 
+    async def drained(self) -> None:
+        """Wait until the transport takes more data (flow control); Disconnected if lost."""
+        await self._replies.drain()
+
     async def reset(self) -> bool:
         """RSET after a refused transaction; False (and closed) if the session is unusable."""
         try:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import aiosmtplib
 
@@ -32,7 +32,7 @@ from digest.delivery.replies import (
     raise_for_site_refusal,
     raise_for_throttling,
 )
-from digest.errors import ConfigError, Throttled, TransportError
+from digest.errors import ConfigError, NotSent, Throttled, TransportError
 from digest.models import DeliveryStatus, Letter, SendResult
 from digest.ports import Mailer
 from digest.settings import Secret
@@ -88,6 +88,10 @@ def _has_control(address: str) -> bool:
 
 class _Stale(Exception):
     """A reused connection broke before any message data was written: safe to retry."""
+
+
+class _Between(Exception):
+    """The connection ended between two transactions of a batch: the rest was not sent."""
 
 
 class SmtpMailer:
@@ -156,17 +160,9 @@ class SmtpMailer:
         """
         if self._closed:
             raise RuntimeError("SmtpMailer.send called after aclose()")
-        sender, recipient = letter.sender, letter.recipient
-        if _has_control(sender):
-            raise TransportError(
-                f"the envelope sender {sender!r} contains a line break or control character;"
-                " fix [site] sender_email"
-            )
-        if _has_control(recipient):
-            return SendResult(
-                DeliveryStatus.FAILED,
-                f"invalid recipient address {recipient!r}: it contains a control character",
-            )
+        refused = _refuse_controls(letter)
+        if refused is not None:
+            return refused
         async with self._slots:
             session, reused = await self._checkout()
             try:
@@ -177,6 +173,95 @@ class SmtpMailer:
             # (servers drop idle sessions; NATs forget them): reconnect once and retry.
             session = await self._connect()
             return await self._send_on(session, False, letter)
+
+    async def send_batch(
+        self, letters: Sequence[Letter], on_result: ResultHook | None = None
+    ) -> list[SendResult | Exception]:
+        """Send ``letters`` in turn on one connection, pipelined across transactions.
+
+        With PIPELINING, one letter's message goes out in the same write as the next
+        letter's MAIL, RCPT and DATA (RFC 2920 lets the message content begin a group),
+        so each message costs one write and one wait for replies. One result per letter,
+        in order: a ``SendResult``; the ``TransportError`` (or ``Throttled``,
+        ``SiteRefused``) that ended the batch at that letter; or ``NotSent`` for the
+        letters after it, of which nothing was transmitted. ``on_result(index, result)``
+        is awaited as soon as each result is known, so the caller can record it at once.
+        """
+        if self._closed:
+            raise RuntimeError("SmtpMailer.send_batch called after aclose()")
+        async with self._slots:
+            session, reused = await self._checkout()
+            try:
+                results = await self._batch_on(session, reused, letters, on_result)
+            except _Stale:
+                session = await self._connect()
+                results = await self._batch_on(session, False, letters, on_result)
+        return results
+
+    async def _batch_on(
+        self,
+        session: _Session,
+        reused: bool,
+        letters: Sequence[Letter],
+        on_result: ResultHook | None,
+    ) -> list[SendResult | Exception]:
+        results = _Results(on_result)
+        channel = session.channel
+        ahead: tuple[bytes, bytes] | None = None  # the letter whose commands went out early
+        try:
+            for index, letter in enumerate(letters):
+                if not channel.is_open:
+                    break  # e.g. a failed RSET closed it: the rest is sent again later
+                refused = _refuse_controls(letter)
+                if refused is not None:
+                    await results.add(refused)
+                    continue
+                if ahead is None:
+                    prepared = self._envelope(session, letter)
+                    if isinstance(prepared, SendResult):
+                        await results.add(prepared)
+                        continue
+                    commands, payload = prepared
+                    if channel.pipelining:
+                        channel.write(commands)
+                    opened = await self._opened(
+                        session,
+                        letter,
+                        None if channel.pipelining else commands,
+                        reused=reused and index == 0,
+                        between=index > 0,
+                    )
+                else:
+                    payload, ahead = ahead[1], None
+                    opened = await self._opened(session, letter, None, between=True)
+                if opened is not None:
+                    await results.add(opened)
+                    continue
+                following = letters[index + 1] if index + 1 < len(letters) else None
+                if channel.pipelining and following is not None and _plain(following):
+                    upcoming = self._envelope(session, following)
+                    if isinstance(upcoming, tuple):
+                        ahead = upcoming
+                channel.write(payload + (ahead[0] if ahead is not None else b""))
+                await results.add(await self._final(session))
+                if not channel.is_open:
+                    break
+        except _Stale:
+            if results.done:
+                raise RuntimeError("a stale connection was noticed mid-batch") from None
+            raise
+        except _Between:
+            pass  # what follows was not sent; the caller sends it again
+        except TransportError as exc:
+            channel.close()  # replies may still be owed for commands sent ahead
+            await results.add(exc)
+        except BaseException:
+            channel.close()
+            raise
+        while len(results.done) < len(letters):
+            await results.add(NotSent())
+        self._checkin(session)
+        return results.done
 
     async def aclose(self) -> None:
         """QUIT and close the idle connections; those in use close when their send ends."""
@@ -302,8 +387,19 @@ class SmtpMailer:
         return result
 
     async def _transaction(self, session: _Session, reused: bool, letter: Letter) -> SendResult:
-        channel, where = session.channel, self._where
-        sender, recipient = letter.sender, letter.recipient
+        prepared = self._envelope(session, letter)
+        if isinstance(prepared, SendResult):
+            return prepared
+        commands, payload = prepared
+        opened = await self._opened(session, letter, commands, reused=reused)
+        if opened is not None:
+            return opened
+        session.channel.write(payload)
+        return await self._final(session)
+
+    def _envelope(self, session: _Session, letter: Letter) -> tuple[bytes, bytes] | SendResult:
+        """MAIL FROM, RCPT TO and DATA for ``letter`` in one write, and its DATA payload."""
+        sender, recipient, where = letter.sender, letter.recipient, self._where
         options: list[str] = []
         if not (sender.isascii() and recipient.isascii()):
             if "smtputf8" not in session.extensions:
@@ -325,12 +421,32 @@ class SmtpMailer:
             options.append("BODY=8BITMIME")
         mail = " ".join([f"MAIL FROM:<{sender}>", *options]).encode() + b"\r\n"
         rcpt = f"RCPT TO:<{recipient}>\r\n".encode()
+        return mail + rcpt + b"DATA\r\n", payload
 
+    async def _opened(
+        self,
+        session: _Session,
+        letter: Letter,
+        commands: bytes | None,
+        *,
+        reused: bool = False,
+        between: bool = False,
+    ) -> SendResult | None:
+        """Send ``commands`` (MAIL, RCPT, DATA; None: already written) and read their
+        replies: None when the server waits for the data, the reader's outcome when it
+        refused them, or raise. ``between``: a transaction after another on this
+        connection, whose loss before the data means only "not sent" (``_Between``)."""
+        channel, where = session.channel, self._where
         stage = "MAIL FROM"
         try:
-            replies = await channel.commands(mail, rcpt, b"DATA\r\n")
+            if commands is None:
+                replies = [await channel.reply() for _ in range(3)]
+            else:
+                replies = await channel.commands(*commands.splitlines(keepends=True))
         except Disconnected as exc:
             channel.close()
+            if between:
+                raise _Between from exc
             if reused:
                 raise _Stale from exc
             raise TransportError(
@@ -338,8 +454,9 @@ class SmtpMailer:
                 f" sent ({exc}). Check the relay's logs and [delivery.smtp] timeout_seconds."
             ) from exc
         mail_reply, rcpt_reply, data_reply = replies
-        if mail_reply.code == 421 and reused:
-            raise _Stale  # the server is closing this old channel
+        if mail_reply.code == 421 and (reused or between):
+            channel.close()
+            raise _Between if between else _Stale  # the server is closing this channel
         refused = mail_reply.code != 250 or rcpt_reply.code not in (250, 251)
         if data_reply.code == 354 and refused:  # the server opened the data anyway
             await self._abandon_data(channel)
@@ -347,7 +464,7 @@ class SmtpMailer:
             await channel.reset()
             raise_for_site_refusal(mail_reply.code, mail_reply.text, stage=stage, where=where)
             raise TransportError(
-                f"{where} refused the envelope sender <{sender}> (MAIL FROM):"
+                f"{where} refused the envelope sender <{letter.sender}> (MAIL FROM):"
                 f" {format_reply(mail_reply.code, mail_reply.text)}. Check that [site]"
                 " sender_email may send through this relay (and [delivery.smtp] username)."
             )
@@ -361,11 +478,17 @@ class SmtpMailer:
             return judge(
                 data_reply.code, data_reply.text, stage="DATA", where=where, after_data=False
             )
+        return None
+
+    async def _final(self, session: _Session) -> SendResult:
+        """The reply to the final dot (the payload was written): the reader's outcome."""
         # From here on the server may have the message. RFC 5321 (4.5.3.2.6) lets it take
         # 10 minutes to answer the final dot; we wait timeout_seconds like for any command
         # and record UNCERTAIN past that (a single retry with the same Message-ID is safe).
+        channel, where = session.channel, self._where
         try:
-            final = await channel.data(payload)
+            await channel.drained()
+            final = await channel.reply()
         except Disconnected as exc:
             channel.close()
             return SendResult(
@@ -384,6 +507,41 @@ class SmtpMailer:
             await channel.data(_END_OF_DATA)
         except Disconnected:
             channel.close()
+
+
+ResultHook = Callable[[int, SendResult | Exception], Awaitable[None]]
+
+
+class _Results:
+    """A batch's results in order, each handed to the hook as soon as it is known."""
+
+    def __init__(self, hook: ResultHook | None) -> None:
+        self.done: list[SendResult | Exception] = []
+        self._hook = hook
+
+    async def add(self, result: SendResult | Exception) -> None:
+        self.done.append(result)
+        if self._hook is not None:
+            await self._hook(len(self.done) - 1, result)
+
+
+def _plain(letter: Letter) -> bool:
+    return not (_has_control(letter.sender) or _has_control(letter.recipient))
+
+
+def _refuse_controls(letter: Letter) -> SendResult | None:
+    """A letter no SMTP line can carry: the sender's fault raises, the reader's fails."""
+    if _has_control(letter.sender):
+        raise TransportError(
+            f"the envelope sender {letter.sender!r} contains a line break or control"
+            " character; fix [site] sender_email"
+        )
+    if _has_control(letter.recipient):
+        return SendResult(
+            DeliveryStatus.FAILED,
+            f"invalid recipient address {letter.recipient!r}: it contains a control character",
+        )
+    return None
 
 
 class _Session:
