@@ -379,7 +379,8 @@ class BatchMailer(Mailer, Protocol):
     async def send_batch(
         self,
         letters: Sequence[Letter],
-        on_result: Callable[[int, SendResult | Exception], Awaitable[None]] | None = None,
+        on_result: Callable[[int, SendResult | Exception], Awaitable[bool]] | None = None,
     ) -> list[SendResult | Exception]:
-        """See the class; ``on_result(index, result)`` is awaited as each result is known."""
+        """See the class; ``on_result(index, result)`` is awaited as each result is known,
+        and ends the batch there when it returns False."""
         ...

@@ -312,8 +312,11 @@ class Sender:
         again: list[ClaimedRow],
         index: int,
         result: SendResult | Exception,
-    ) -> None:
-        """What one result of a batch means for its row (``again``: send it once more)."""
+    ) -> bool:
+        """What one result of a batch means for its row (``again``: send it once more).
+
+        False when the batch should end here: a stop, a fault, throttling.
+        """
         row = batch[index]
         pending.remove(row)
         if isinstance(result, SendResult):
@@ -329,26 +332,28 @@ class Sender:
         else:
             pending.append(row)
             raise result
+        throttling = self._throttle_until > asyncio.get_running_loop().time()
+        return not (self._halted or throttling)
 
     async def _transmit(
         self,
         letters: list[Letter],
-        settle: Callable[[int, SendResult | Exception], Awaitable[None]],
+        settle: Callable[[int, SendResult | Exception], Awaitable[bool]],
     ) -> None:
         """Each letter's result to ``settle`` (see ``BatchMailer``), from any mailer."""
         if len(letters) > 1 and isinstance(self._mailer, BatchMailer):
             await self._mailer.send_batch(letters, settle)
             return
-        stopped = False
+        go_on = True
         for index, letter in enumerate(letters):
-            if stopped or (index and self._halted):  # the rest goes back unsent
+            if not go_on:  # a stop, a fault or throttling: the rest goes back unsent
                 await settle(index, NotSent())
                 continue
             try:
                 result: SendResult | Exception = await self._mailer.send(letter)
             except TransportError as exc:
-                result, stopped = exc, True
-            await settle(index, result)
+                result = exc
+            go_on = await settle(index, result) and not isinstance(result, TransportError)
 
     async def _settle(self, row: ClaimedRow, result: SendResult) -> None:
         self._throttle_since = None

@@ -356,3 +356,26 @@ async def test_a_stop_lets_in_flight_sends_finish_and_gives_the_rest_back(after:
         finished = await b.send()
         assert finished.edition.status is EditionStatus.SENT
         assert b.received() == b.emails
+
+
+async def test_a_stop_ends_pipelined_batches_at_once() -> None:
+    async with bench(readers=200) as b:
+        stop = asyncio.Event()
+        b.smtpd.faults.data_delay = 0.002
+
+        async def stop_after(count: int) -> None:
+            for _ in range(10_000):
+                if len(b.smtpd.messages) >= count:
+                    break
+                await asyncio.sleep(0.001)
+            stop.set()
+
+        watcher = asyncio.create_task(stop_after(10))
+        report = await b.send(replace(FAST, batch_size=50, pipeline_depth=16), stop=stop)
+        await watcher
+        assert report.run.interrupted
+        sent = [e for e, (s, _, _) in b.rows().items() if s is DeliveryStatus.SENT]
+        assert sorted(sent) == b.received()
+        assert len(sent) <= 10 + 2 * FAST.concurrency  # not the rest of 16-letter batches
+        rest = {(s, a) for e, (s, a, _) in b.rows().items() if e not in sent}
+        assert rest == {(DeliveryStatus.PENDING, 0)}

@@ -185,7 +185,8 @@ class SmtpMailer:
         in order: a ``SendResult``; the ``TransportError`` (or ``Throttled``,
         ``SiteRefused``) that ended the batch at that letter; or ``NotSent`` for the
         letters after it, of which nothing was transmitted. ``on_result(index, result)``
-        is awaited as soon as each result is known, so the caller can record it at once.
+        is awaited as soon as each result is known, so the caller can record it at once;
+        when it returns False the batch ends there (the rest is ``NotSent``).
         """
         if self._closed:
             raise RuntimeError("SmtpMailer.send_batch called after aclose()")
@@ -214,12 +215,12 @@ class SmtpMailer:
                     break  # e.g. a failed RSET closed it: the rest is sent again later
                 refused = _refuse_controls(letter)
                 if refused is not None:
-                    await results.add(refused)
+                    await results.push(refused)
                     continue
                 if ahead is None:
                     prepared = self._envelope(session, letter)
                     if isinstance(prepared, SendResult):
-                        await results.add(prepared)
+                        await results.push(prepared)
                         continue
                     commands, payload = prepared
                     if channel.pipelining:
@@ -235,7 +236,7 @@ class SmtpMailer:
                     payload, ahead = ahead[1], None
                     opened = await self._opened(session, letter, None, between=True)
                 if opened is not None:
-                    await results.add(opened)
+                    await results.push(opened)
                     continue
                 following = letters[index + 1] if index + 1 < len(letters) else None
                 if channel.pipelining and following is not None and _plain(following):
@@ -243,7 +244,7 @@ class SmtpMailer:
                     if isinstance(upcoming, tuple):
                         ahead = upcoming
                 channel.write(payload + (ahead[0] if ahead is not None else b""))
-                await results.add(await self._final(session))
+                await results.push(await self._final(session))
                 if not channel.is_open:
                     break
         except _Stale:
@@ -252,6 +253,8 @@ class SmtpMailer:
             raise
         except _Between:
             pass  # what follows was not sent; the caller sends it again
+        except _Halt:
+            channel.close()  # an envelope may have gone out ahead: drop it with the session
         except TransportError as exc:
             channel.close()  # replies may still be owed for commands sent ahead
             await results.add(exc)
@@ -509,20 +512,32 @@ class SmtpMailer:
             channel.close()
 
 
-ResultHook = Callable[[int, SendResult | Exception], Awaitable[None]]
+ResultHook = Callable[[int, SendResult | Exception], Awaitable[bool]]
+
+
+class _Halt(Exception):
+    """The caller's hook asked to stop the batch (a signal, a fault): the rest is unsent."""
 
 
 class _Results:
-    """A batch's results in order, each handed to the hook as soon as it is known."""
+    """A batch's results in order, each handed to the hook as soon as it is known.
+
+    The hook returns False to end the batch there; letters after it are not sent.
+    """
 
     def __init__(self, hook: ResultHook | None) -> None:
         self.done: list[SendResult | Exception] = []
         self._hook = hook
 
-    async def add(self, result: SendResult | Exception) -> None:
+    async def add(self, result: SendResult | Exception) -> bool:
+        """Record ``result``; False when the hook wants the batch to end."""
         self.done.append(result)
-        if self._hook is not None:
-            await self._hook(len(self.done) - 1, result)
+        return self._hook is None or await self._hook(len(self.done) - 1, result)
+
+    async def push(self, result: SendResult | Exception) -> None:
+        """Record ``result`` and end the batch (``_Halt``) when the hook says so."""
+        if not await self.add(result):
+            raise _Halt
 
 
 def _plain(letter: Letter) -> bool:
