@@ -31,7 +31,7 @@ def _unb64(text: str) -> bytes:
 
 def _mac(secret: bytes, purpose: str, payload: bytes) -> bytes:
     message = purpose.encode() + b"\x00" + payload
-    return hmac.new(secret, message, hashlib.sha256).digest()[:_MAC_BYTES]
+    return hmac.digest(secret, message, hashlib.sha256)[:_MAC_BYTES]  # one C call
 
 
 def sign_token(secret: bytes, purpose: str, *fields: str, issued_at: datetime | None = None) -> str:

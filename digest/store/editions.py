@@ -136,14 +136,14 @@ def _materialize(
     after = ""
     while True:
         page = connection.execute(
-            select(t.subscribers.c.id, t.subscribers.c.ascii_email)
-            .join(t.subscriptions, t.subscriptions.c.subscriber_id == t.subscribers.c.id)
+            select(t.subscriptions.c.subscriber_id.label("id"), t.subscribers.c.ascii_email)
+            .join(t.subscribers, t.subscribers.c.id == t.subscriptions.c.subscriber_id)
             .where(
                 t.subscriptions.c.newsletter_id == newsletter_id,
                 t.subscriptions.c.status == SubscriptionStatus.CONFIRMED.value,
-                t.subscribers.c.id > after,
+                t.subscriptions.c.subscriber_id > after,
             )
-            .order_by(t.subscribers.c.id)
+            .order_by(t.subscriptions.c.subscriber_id)
             .limit(READER_PAGE)
         ).all()
         if not page:

@@ -118,6 +118,13 @@ subscriptions = Table(
     Column("changed_at", UtcDateTime, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("subscriber_id", "newsletter_id"),
+    # Opening an edition reads a newsletter's confirmed readers in id order, page by page.
+    Index(
+        "ix_subscriptions_newsletter_id_status_subscriber_id",
+        "newsletter_id",
+        "status",
+        "subscriber_id",
+    ),
 )
 
 editions = Table(

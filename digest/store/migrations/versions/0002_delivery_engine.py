@@ -7,7 +7,8 @@ Create Date: 2026-12-01
 - ``deliveries`` gains ``owner`` and ``lease_until`` (batch claims fenced by owner),
   ``not_before`` (when a deferred or uncertain row may be tried again) and ``duplicate``
   (the reader may have received two copies); indexes for the per-day quota and
-  for listing an edition's rows by address.
+  for listing an edition's rows by address; an index to read a newsletter's confirmed
+  readers in order when an edition opens.
 - ``newsletter_posts`` records which edition took each post for a newsletter; its
   primary key makes a second edition holding the same post impossible. It is filled
   from existing editions, the oldest edition keeping a post that was sent twice.
@@ -38,6 +39,11 @@ def upgrade() -> None:
     op.create_index(
         "ix_deliveries_edition_id_email", "deliveries", ["edition_id", "email", "subscriber_id"]
     )
+    op.create_index(
+        "ix_subscriptions_newsletter_id_status_subscriber_id",
+        "subscriptions",
+        ["newsletter_id", "status", "subscriber_id"],
+    )
     op.create_table(
         "newsletter_posts",
         sa.Column("newsletter_id", sa.String(), nullable=False),
@@ -64,6 +70,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("newsletter_posts")
+    op.drop_index("ix_subscriptions_newsletter_id_status_subscriber_id", "subscriptions")
     op.drop_index("ix_deliveries_edition_id_email", "deliveries")
     op.drop_index("ix_deliveries_status_updated_at", "deliveries")
     with op.batch_alter_table("deliveries") as batch:
