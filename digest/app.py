@@ -99,7 +99,8 @@ class App:
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = OffloadedLedger(self.store)
+            server = not self.config.database_url.startswith("sqlite")
+            self._ledger = OffloadedLedger(self.store, threads=2 if server else 1)
         return self._ledger
 
     def send_policy(self) -> SendPolicy:

@@ -125,7 +125,7 @@ class _Recorder:
         self._policy, self._clock = policy, clock
         self._pending: list[Outcome] = []
         self._flushing = 0  # outcomes being written right now: still unflushed
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()  # one group commit (or lease renewal) at a time
         self._due = asyncio.Event()  # flush_size outcomes wait: the recorder task goes now
         self.written = 0
         self.fenced = 0
@@ -142,7 +142,7 @@ class _Recorder:
             self._due.set()
 
     async def flush(self) -> None:
-        async with self._lock:
+        async with self.lock:
             batch, self._pending = self._pending, []
             if not batch:
                 return
@@ -407,10 +407,13 @@ class Sender:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished.wait(), every)
             if not finished.is_set():
-                now = self._clock()
-                await self._ledger.renew_leases(
-                    self._edition, self._owner, now + self._policy.lease
-                )
+                # Never beside a group commit: both update this owner's rows, and two
+                # transactions locking the same rows in another order could deadlock.
+                async with self._recorder.lock:
+                    now = self._clock()
+                    await self._ledger.renew_leases(
+                        self._edition, self._owner, now + self._policy.lease
+                    )
 
     async def _watch_stop(self) -> None:
         await self._stop.wait()

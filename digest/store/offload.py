@@ -1,9 +1,10 @@
-"""``OffloadedLedger``: the async ``Ledger`` port over a synchronous store, on one thread.
+"""``OffloadedLedger``: the async ``Ledger`` port over a synchronous store, off the loop.
 
-The one place where database work leaves the event loop. A single worker thread runs
-every call in order, so one process never contends with itself for SQLite's write lock
-(claims, group commits and lease renewals queue up instead of racing), and the loop
-stays free to drive SMTP connections meanwhile.
+The one place where database work leaves the event loop. On SQLite a single worker
+thread runs every call in order, so one process never contends with itself for the
+write lock (claims, group commits and lease renewals queue up instead of racing). A
+server database takes concurrent transactions: there a claim need not wait behind a
+group commit, so two threads serve it.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ T = TypeVar("T")
 
 
 class OffloadedLedger:
-    """A :class:`digest.ports.Ledger` running ``store``'s methods on one worker thread."""
+    """A :class:`digest.ports.Ledger` running ``store``'s methods on ``threads`` threads."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, threads: int = 1) -> None:
         self._store = store
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-ledger")
+        self._executor = ThreadPoolExecutor(
+            max_workers=max(1, threads), thread_name_prefix="digest-ledger"
+        )
 
     async def _run(self, function: Callable[..., T], *args: object, **kwargs: object) -> T:
         loop = asyncio.get_running_loop()
