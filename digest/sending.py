@@ -156,7 +156,8 @@ class _Recorder:
             self.written += written
             self.fenced += len(batch) - written
             if self.on_written is not None:
-                self.on_written(len(batch))
+                # Progress is readers served: rows given back unsent do not count.
+                self.on_written(sum(o.status is not DeliveryStatus.PENDING for o in batch))
 
     async def run(self, done: asyncio.Event) -> None:
         while not done.is_set():

@@ -118,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     deliveries.add_argument("--email", metavar="TEXT", help="only addresses containing TEXT")
 
     subscribers = commands.add_parser(
-        "subscribers", parents=[common], help="manage readers", description="Manage readers."
+        "subscribers", parents=[common], help="Manage readers.", description="Manage readers."
     )
     subscribers_commands = subscribers.add_subparsers(
         title="commands", required=True, metavar="COMMAND"

@@ -119,9 +119,13 @@ def _sending(
     out: Console,
     start: Callable[[Callable[[int, int], None], asyncio.Event], Awaitable[SendReport]],
 ) -> SendReport:
-    """Run a send with a progress bar; Ctrl-C or SIGTERM stop it cleanly (see README)."""
+    """Run a send with a progress bar; Ctrl-C or SIGTERM stop it cleanly (see README).
+
+    The bar shows on a terminal only, so output piped into a file or a script is just
+    the report.
+    """
     columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=out, transient=True) as progress:
+    with Progress(*columns, console=out, transient=True, disable=not out.is_terminal) as progress:
         task = progress.add_task("send", total=None)
 
         def advance(done: int, total: int) -> None:
