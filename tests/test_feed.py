@@ -575,3 +575,16 @@ async def test_non_http_url_and_missing_file(offline: httpx.AsyncClient, now: da
         await fetch_source(ftp, None, client=offline, now=now)
     with pytest.raises(SourceError, match=r"source 'sample': cannot read .*missing\.xml"):
         await fetch_file("missing.xml", offline, now)
+
+
+async def test_a_media_caption_with_attributes_keeps_its_text(
+    offline: httpx.AsyncClient, now: datetime
+) -> None:
+    result = await fetch_file("media_caption_attributes.xml", offline, now)
+    posts = by_title(result.posts)
+    markup, empty = posts["Caption With Markup"], posts["Empty Caption"]
+    assert markup.image_caption == "Leaders at the summit in Minsk"
+    assert markup.summary_html == "The story itself."  # the caption replaced nothing
+    assert empty.image_caption == ""
+    assert empty.summary_html == "Another story."
+    assert all("{" not in post.image_caption for post in result.posts)

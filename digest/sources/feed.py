@@ -168,13 +168,14 @@ def _sniffed_text(data: bytes) -> str:
 def _protect_media_captions(data: bytes) -> bytes:
     # feedparser parses media:description as the entry's description, so a photo
     # caption replaces the summary or the content (kurtmckee/feedparser#53). Renamed,
-    # it lands in its own key (media_digestcaption) instead.
+    # it lands in its own key (media_digestcaption) instead. Its attributes go: for a
+    # renamed element with attributes (type="html"), feedparser keeps the attributes
+    # as a dict and drops the text, which then showed as "{'type': 'html'}".
     for prefix in set(_MRSS_PREFIX.findall(data)):
-        data = re.sub(
-            rb"<(/?)" + re.escape(prefix) + rb":description\b",
-            rb"<\1" + prefix + rb":digestcaption",
-            data,
-        )
+        name = re.escape(prefix) + rb":description"
+        data = re.sub(rb"<" + name + rb"\b[^>]*?/>", b"", data)  # an empty caption
+        data = re.sub(rb"<" + name + rb"\b[^>]*>", rb"<" + prefix + rb":digestcaption>", data)
+        data = re.sub(rb"</" + name + rb"\s*>", rb"</" + prefix + rb":digestcaption>", data)
     return data
 
 
@@ -295,7 +296,8 @@ def _categories_of(entry: Mapping[str, Any]) -> tuple[str, ...]:
 
 def _image_of(entry: Mapping[str, Any], base_url: str) -> tuple[str, str]:
     """Lead image from media:content, media:thumbnail or an image enclosure."""
-    caption = plain_text(str(entry.get("media_digestcaption", "")))
+    found = entry.get("media_digestcaption", "")
+    caption = plain_text(found if isinstance(found, str) else "")  # never a Python dict
     for media in entry.get("media_content", []) or []:
         medium = str(media.get("medium", "")) or str(media.get("type", "")).split("/")[0]
         if medium in ("image", ""):
