@@ -21,7 +21,8 @@ class Post:
     """One sanitized post from a source.
 
     ``guid`` is the feed's GUID/Atom id, else the link, else a content hash.
-    HTML fields are already sanitized (allowlist) with absolute URLs.
+    HTML fields are already sanitized (allowlist) with absolute URLs. An undated item
+    (``dated`` False) keeps the time it was first seen as ``published``, fetch after fetch.
     """
 
     source_id: str
@@ -35,6 +36,7 @@ class Post:
     image_url: str = ""
     image_caption: str = ""
     categories: tuple[str, ...] = ()
+    dated: bool = True  # False: the feed gave no date; ``published`` is when digest first saw it
 
     @property
     def key(self) -> str:

@@ -144,6 +144,14 @@ class Renderer:
         def format_date(moment: datetime) -> str:
             return long_date(moment, zone)
 
+        def byline(post: Post) -> str:
+            """ "By author · date", either part left out when the post has none (an
+            undated feed item shows no made-up date)."""
+            parts = [f"By {post.author}"] if post.author else []
+            if post.dated:
+                parts.append(format_date(post.published))
+            return " · ".join(parts)
+
         context: dict[str, Any] = {
             "site": site,
             "newsletter": newsletter,
@@ -151,6 +159,7 @@ class Renderer:
             "subject": subject,
             "edition_date": format_date(now),
             "format_date": format_date,
+            "byline": byline,
             "unsubscribe_url": marker,
             "archive_url": edition_url(site, edition_id),
         }

@@ -69,9 +69,10 @@ async def test_rss_091_with_netscape_doctype(offline: httpx.AsyncClient, now: da
     assert cafe.link == "https://transmission.example.org/2026/11/cafe-politics"
     assert cafe.guid == cafe.link
     assert cafe.content_html == "Sample item: who sits <em>where</em> in a Minsk café."
-    # RSS 0.91 items carry no date: the fetch time is used and reported per item.
-    assert cafe.published == now
-    assert "item 'Café Politics In Minsk': no date, used fetch time" in result.problems
+    # RSS 0.91 items carry no date: the fetch time is used, marked and reported per item.
+    assert (cafe.published, cafe.dated) == (now, False)
+    problem = "item 'Café Politics In Minsk': no date, used the time it was first seen"
+    assert problem in result.problems
     # A relative item link is resolved against the channel link of a local file.
     assert posts["Second Item"].link == "https://transmission.example.org/2026/11/second-item"
 
@@ -300,7 +301,7 @@ async def test_missing_and_future_dates(now: datetime) -> None:
     assert posts["Tomorrow-ish"].published == datetime(2026, 11, 27, 20, 0, tzinfo=UTC)
     assert posts["Next year"].published == datetime(2027, 11, 27, 7, 0, tzinfo=UTC)
     assert result.problems == (
-        "item 'Undated': no date, used fetch time",
+        "item 'Undated': no date, used the time it was first seen",
         "item 'Next year': dated 2027-11-27T07:00:00+00:00, in the future: it waits until then",
     )
 
@@ -311,7 +312,7 @@ async def test_unreadable_date_without_updated_is_no_date(now: datetime) -> None
     items = "<item><title>Bad</title><guid>b</guid><pubDate>someday soon</pubDate></item>"
     result = await fetch_bytes(rss(items), now)
     assert result.posts[0].published == now
-    assert result.problems == ("item 'Bad': no date, used fetch time",)
+    assert result.problems == ("item 'Bad': no date, used the time it was first seen",)
 
 
 async def test_duplicates_by_guid_and_by_link_only_without_a_guid(now: datetime) -> None:

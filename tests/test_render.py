@@ -6,6 +6,7 @@ import dataclasses
 import os
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -264,3 +265,16 @@ def test_an_edition_needs_posts(render: Callable[..., Rendered]) -> None:
 def test_missing_templates_are_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=str(tmp_path)):
         Renderer(tmp_path)
+
+
+def test_an_undated_post_shows_no_made_up_date(render: Callable[..., Rendered]) -> None:
+    seed, bare, _ = sample_posts()
+    undated = replace(seed, dated=False, title="Undated With Author")
+    lonely = replace(bare, dated=False, title="Undated Alone")
+    rendered = render([undated, lonely])
+    assert "By Bruce Pannier\n" in rendered.text  # no " · <date>" after the author
+    assert "27 November 2026\n" not in rendered.text.split("Undated With Author")[1]
+    assert '<p class="byline" style=' in rendered.html
+    assert ">By Bruce Pannier</p>" in rendered.html
+    after_lonely = rendered.html.split("Undated Alone")[1].split("</td>")[0]
+    assert "byline" not in after_lonely  # neither author nor date: no empty byline

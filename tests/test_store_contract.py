@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -702,3 +703,21 @@ def test_bulk_subscriptions_create_what_is_missing_and_revive_nobody(
     }
     assert store.get_subscriber(gone).email == "gone@x.org"
     assert store.add_subscriptions([], SubscriptionStatus.CONFIRMED, now) == 0
+
+
+def test_an_undated_item_keeps_the_date_it_was_first_given(store: Store, now: datetime) -> None:
+    undated = make_post("u", published=now, dated=False)
+    store.upsert_posts([undated], now)
+    later = now + LATER
+    refetched = replace(undated, published=later, title="Retitled")  # the fetch time again
+    assert store.upsert_posts([refetched], later) == 0
+    [stored] = store.candidate_posts("weekly", ["blog"])
+    assert (stored.post.title, stored.post.published, stored.post.dated) == (
+        "Retitled",
+        now,
+        False,
+    )
+    dated = replace(refetched, published=now - LATER, dated=True)  # the feed now gives one
+    store.upsert_posts([dated], later)
+    [stored] = store.candidate_posts("weekly", ["blog"])
+    assert (stored.post.published, stored.post.dated) == (now - LATER, True)

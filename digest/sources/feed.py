@@ -225,8 +225,9 @@ def _entry_to_post(
     name = title if title != UNTITLED else (link or guid)
     problems: list[str] = []
     published = _date_of(entry)
+    dated = published is not None
     if published is None:
-        problems.append(f"item '{name}': no date, used fetch time")
+        problems.append(f"item '{name}': no date, used the time it was first seen")
         published = now
     elif published > now + FUTURE_TOLERANCE:
         # The date is kept: selection holds the post back until then (an embargo, or
@@ -250,6 +251,7 @@ def _entry_to_post(
         image_url=image_url,
         image_caption=image_caption,
         categories=_categories_of(entry),
+        dated=dated,
     )
     return post, bool(own_guid), problems
 

@@ -80,9 +80,21 @@ def upsert_posts(connection: Connection, posts: Sequence[Post], now: datetime) -
             rows,
         ).scalars()
     )
-    known = [_content(post) | {"b_key": key} for key, post in latest.items() if key not in inserted]
-    if known:
-        connection.execute(update(t.posts).where(t.posts.c.key == bindparam("b_key")), known)
+    refresh = update(t.posts).where(t.posts.c.key == bindparam("b_key"))
+    known = [(key, post) for key, post in latest.items() if key not in inserted]
+    dated = [_content(post) | {"b_key": key} for key, post in known if post.dated]
+    if dated:
+        connection.execute(refresh, dated)
+    # An undated item keeps the date it was first given (its first-seen time): re-dated
+    # on every fetch, a back-catalogue post would later be sent as if it were new.
+    undated = [
+        {name: value for name, value in _content(post).items() if name not in _DATING}
+        | {"b_key": key}
+        for key, post in known
+        if not post.dated
+    ]
+    if undated:
+        connection.execute(refresh, undated)
     return len(inserted)
 
 
@@ -130,12 +142,16 @@ def get_posts(connection: Connection, keys: Sequence[str]) -> list[Post]:
     return [found[key] for key in keys if key in found]
 
 
+_DATING = ("published", "dated")
+
+
 def _content(post: Post) -> dict[str, Any]:
     return {
         "source_id": post.source_id,
         "guid": post.guid,
         **{name: getattr(post, name) for name in _CONTENT_COLUMNS},
         "categories": list(post.categories),
+        "dated": post.dated,
     }
 
 
@@ -152,4 +168,5 @@ def _post(row: Row[Any]) -> Post:
         image_url=row.image_url,
         image_caption=row.image_caption,
         categories=tuple(row.categories),
+        dated=bool(row.dated),
     )

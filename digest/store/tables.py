@@ -95,6 +95,7 @@ posts = Table(
     Column("image_caption", Text, nullable=False),
     Column("categories", JSON, nullable=False),
     Column("first_seen", UtcDateTime, nullable=False),
+    Column("dated", Boolean, nullable=False, default=True),
     UniqueConstraint("source_id", "guid"),
     Index("ix_posts_source_id_first_seen", "source_id", "first_seen"),
 )

@@ -227,6 +227,8 @@ class MemoryStore:
             for key, post in latest.items():
                 known = t.posts.get(key)
                 new += known is None
+                if known is not None and not post.dated:  # keeps the date it was given
+                    post = replace(post, published=known.post.published, dated=known.post.dated)
                 t.posts[key] = StoredPost(post, now if known is None else known.first_seen)
             return new
 

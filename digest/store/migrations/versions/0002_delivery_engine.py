@@ -9,6 +9,7 @@ Create Date: 2026-12-01
   (the reader may have received two copies); indexes for the per-day quota and
   for listing an edition's rows by address; an index to read a newsletter's confirmed
   readers in order when an edition opens.
+- ``posts`` gains ``dated``: an item without a date keeps its first-seen time.
 - ``newsletter_posts`` records which edition took each post for a newsletter; its
   primary key makes a second edition holding the same post impossible. It is filled
   from existing editions, the oldest edition keeping a post that was sent twice.
@@ -34,6 +35,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("not_before", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(
             sa.Column("duplicate", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+    with op.batch_alter_table("posts") as batch:
+        batch.add_column(
+            sa.Column("dated", sa.Boolean(), nullable=False, server_default=sa.true())
         )
     op.create_index("ix_deliveries_status_updated_at", "deliveries", ["status", "updated_at"])
     op.create_index(
@@ -70,6 +75,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("newsletter_posts")
+    with op.batch_alter_table("posts") as batch:
+        batch.drop_column("dated")
     op.drop_index("ix_subscriptions_newsletter_id_status_subscriber_id", "subscriptions")
     op.drop_index("ix_deliveries_edition_id_email", "deliveries")
     op.drop_index("ix_deliveries_status_updated_at", "deliveries")
