@@ -589,3 +589,14 @@ async def test_a_media_caption_with_attributes_keeps_its_text(
     assert empty.image_caption == ""
     assert empty.summary_html == "Another story."
     assert all("{" not in post.image_caption for post in result.posts)
+
+
+async def test_feedburner_original_links_replace_tracking_redirects(
+    offline: httpx.AsyncClient, now: datetime
+) -> None:
+    result = await fetch_file("feedburner.xml", offline, now)
+    posts = by_title(result.posts)
+    redirected = posts["Through A Redirect"]
+    assert redirected.link == "https://transmission.example.org/2026/11/through-a-redirect"
+    assert "feedburner.com" not in redirected.summary_html
+    assert posts["Without An Original"].link == "https://transmission.example.org/2026/11/plain"

@@ -179,6 +179,21 @@ def _protect_media_captions(data: bytes) -> bytes:
     return data
 
 
+# Feed services that rewrite item links into tracking redirects keep the publisher's
+# own link beside it (FeedBurner's feedburner:origLink, Pheedo's pheedo:origLink).
+_ORIGINAL_LINKS = ("feedburner_origlink", "pheedo_origlink")
+
+
+def _original_link(entry: Mapping[str, Any], base_url: str) -> str:
+    for key in _ORIGINAL_LINKS:
+        found = entry.get(key)
+        if isinstance(found, str) and found.strip():
+            link = absolute_url(found, base_url)
+            if link:
+                return link
+    return ""
+
+
 def _describe(exc: object) -> str:
     if exc is None:
         return ""
@@ -207,7 +222,7 @@ def _entry_to_post(
     """The post, whether the entry had a GUID of its own, and the entry's problems."""
     raw_title = str(entry.get("title", ""))
     title = plain_text(raw_title) or UNTITLED
-    link = absolute_url(str(entry.get("link", "")), base_url)
+    link = _original_link(entry, base_url) or absolute_url(str(entry.get("link", "")), base_url)
     content_base = link or base_url
     content_raw = _html_of(entry.get("content", [{}])[0]) if entry.get("content") else ""
     summary_raw = _html_of(entry.get("summary_detail")) if entry.get("summary") else ""
