@@ -278,3 +278,14 @@ def test_an_undated_post_shows_no_made_up_date(render: Callable[..., Rendered]) 
     assert ">By Bruce Pannier</p>" in rendered.html
     after_lonely = rendered.html.split("Undated Alone")[1].split("</td>")[0]
     assert "byline" not in after_lonely  # neither author nor date: no empty byline
+
+
+def test_the_preheader_is_hidden_without_low_contrast_tricks(
+    render: Callable[..., Rendered],
+) -> None:
+    html = render().html
+    style = html.split('class="preheader"', 1)[1].split('style="', 1)[1].split('"', 1)[0]
+    assert "display:none" in style.replace(" ", "")
+    assert "color" not in style  # text coloured like the background: HTML_FONT_LOW_CONTRAST
+    assert "font-size" not in style
+    assert "opacity" not in style
