@@ -600,3 +600,21 @@ async def test_feedburner_original_links_replace_tracking_redirects(
     assert redirected.link == "https://transmission.example.org/2026/11/through-a-redirect"
     assert "feedburner.com" not in redirected.summary_html
     assert posts["Without An Original"].link == "https://transmission.example.org/2026/11/plain"
+
+
+async def test_an_item_without_an_author_takes_the_feeds(now: datetime) -> None:
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        b"<title>A Blog</title><id>tag:blog</id><updated>2026-11-23T09:00:00Z</updated>"
+        b"<author><name>Ana Author</name></author>"
+        b'<link href="https://blog.example.org/"/>'
+        b"<entry><title>Hers</title><id>tag:1</id><updated>2026-11-23T09:00:00Z</updated>"
+        b'<link href="https://blog.example.org/1"/><summary>s</summary></entry>'
+        b"<entry><title>A Guest's</title><id>tag:2</id><updated>2026-11-22T09:00:00Z</updated>"
+        b"<author><name>Guest Writer</name></author>"
+        b'<link href="https://blog.example.org/2"/><summary>s</summary></entry>'
+        b"</feed>"
+    )
+    posts = by_title((await fetch_bytes(body, now)).posts)
+    assert posts["Hers"].author == "Ana Author"
+    assert posts["A Guest's"].author == "Guest Writer"

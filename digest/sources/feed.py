@@ -14,6 +14,7 @@ import io
 import re
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,6 +85,7 @@ def parse_feed(
 
     feed: Mapping[str, Any] = parsed.get("feed", {})
     feed_base = absolute_url(str(feed.get("link", "")), base_url) or base_url
+    feed_author = _author_of(feed)  # the blog's one author, for items that name none
     items: list[tuple[Post, bool]] = []  # each post, and whether the feed gave it a GUID
     for number, entry in enumerate(entries, start=1):
         if not any(entry.get(key) for key in ("title", "link", "id", "summary", "content")):
@@ -92,6 +94,8 @@ def parse_feed(
         post, has_guid, entry_problems = _entry_to_post(
             entry, source_id=source_id, base_url=feed_base, now=now
         )
+        if not post.author and feed_author:
+            post = replace(post, author=feed_author)
         items.append((post, has_guid))
         problems.extend(entry_problems)
     posts = _without_link_twins(items, problems)
