@@ -17,10 +17,12 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 from digest.editions import unsubscribe_url
-from digest.models import SubscriptionStatus
+from digest.models import Post, SubscriptionStatus
+from digest.render import Renderer
 from digest.subscriptions import add_subscriber
 
-from support.deployment import running_deployment
+from support.deployment import REPO, running_deployment
+from support.edition import sample_newsletter, sample_site
 from support.smtpd import running_smtpd
 
 pytestmark = pytest.mark.browser
@@ -37,6 +39,7 @@ FLAGS = [
 ]
 NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
 PHONE = {"width": 375, "height": 740}
+TEMPLATES = REPO / "templates" / "email"
 SEED_TITLE = "Strains Visible In CIS Military Alliance"
 
 
@@ -109,3 +112,29 @@ async def test_digest_reads_well_on_a_phone_and_in_the_browser_archive(
         await page.goto(f"{deployment.base_url}/e/{report.edition.id}")
         assert await page.get_by_role("link", name=SEED_TITLE).is_visible()
         assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+@pytest.mark.parametrize("width", [375, 600])
+async def test_pre_blocks_and_long_tokens_never_widen_the_digest(
+    browser: Browser, width: int
+) -> None:
+    long_url = "https://transmission.example.org/" + "a-very-long-path-segment-" * 12
+    post = Post(
+        source_id="tracker",
+        guid="release-notes",
+        title="Release notes with a stack trace",
+        link="https://transmission.example.org/releases/1",
+        published=NOW,
+        summary_html=(
+            "<p>See " + long_url + " for details.</p>"
+            "<pre>Traceback (most recent call last): " + "x" * 300 + "</pre>"
+            "<p>" + "body{margin:0;padding:0;font-family:Helvetica}" * 8 + "</p>"
+            "<table><tr><td>" + "wide-cell-" * 40 + "</td></tr></table>"
+        ),
+    )
+    rendered = Renderer(TEMPLATES).render_edition(
+        site=sample_site(), newsletter=sample_newsletter(), posts=[post], edition_id="e", now=NOW
+    )
+    page = await browser.new_page(viewport={"width": width, "height": 740})
+    await page.set_content(rendered.html)
+    assert await page.evaluate("document.documentElement.scrollWidth") <= width
