@@ -267,9 +267,9 @@ class SyncLedger(Protocol):
 
     def renew_leases(self, edition_id: str, owner: str, lease_until: datetime) -> int: ...
 
-    def release_claims(self, edition_id: str, owner: str, subscriber_ids: Sequence[str]) -> int: ...
-
-    def sent_since(self, since: datetime) -> int: ...
+    def sent_since(self, since: datetime) -> int:
+        """Messages recorded ``sent`` after ``since`` by every sender: what quotas count."""
+        ...
 
 
 class Store(PostStore, Readers, EditionStore, SyncLedger, Protocol):
@@ -322,16 +322,6 @@ class Ledger(Protocol):
 
     async def renew_leases(self, edition_id: str, owner: str, lease_until: datetime) -> int:
         """Extend the owner's leases on the edition; returns how many rows it holds."""
-        ...
-
-    async def release_claims(
-        self, edition_id: str, owner: str, subscriber_ids: Sequence[str]
-    ) -> int:
-        """Give unsent rows back (``pending``) without counting an attempt."""
-        ...
-
-    async def sent_since(self, since: datetime) -> int:
-        """Messages recorded ``sent`` since ``since`` by every sender (per-day quotas)."""
         ...
 
     async def edition_summary(self, edition_id: str) -> EditionSummary: ...

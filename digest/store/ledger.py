@@ -320,25 +320,6 @@ def renew_leases(
     )
 
 
-def release(
-    connection: Connection, *, edition_id: str, owner: str, subscriber_ids: Sequence[str]
-) -> int:
-    """Give claimed rows that were not sent back (``pending``), no attempt counted."""
-    released = 0
-    for start in range(0, len(subscriber_ids), 500):
-        released += connection.execute(
-            update(d)
-            .where(
-                d.c.edition_id == edition_id,
-                d.c.status == SENDING,
-                d.c.owner == owner,
-                d.c.subscriber_id.in_(list(subscriber_ids[start : start + 500])),
-            )
-            .values(status=PENDING, owner=None, lease_until=None)
-        ).rowcount
-    return released
-
-
 def sent_since(connection: Connection, since: datetime) -> int:
     """Messages handed to the relay since ``since``, by any sender (for per-day quotas)."""
     return int(

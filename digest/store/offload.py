@@ -62,14 +62,6 @@ class OffloadedLedger:
     async def renew_leases(self, edition_id: str, owner: str, lease_until: datetime) -> int:
         return await self._run(self._store.renew_leases, edition_id, owner, lease_until)
 
-    async def release_claims(
-        self, edition_id: str, owner: str, subscriber_ids: Sequence[str]
-    ) -> int:
-        return await self._run(self._store.release_claims, edition_id, owner, subscriber_ids)
-
-    async def sent_since(self, since: datetime) -> int:
-        return await self._run(self._store.sent_since, since)
-
     async def edition_summary(self, edition_id: str) -> EditionSummary:
         return await self._run(self._store.edition_summary, edition_id)
 

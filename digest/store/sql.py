@@ -336,12 +336,6 @@ class SqlStore:
                 connection, edition_id=edition_id, owner=owner, lease_until=lease_until
             )
 
-    def release_claims(self, edition_id: str, owner: str, subscriber_ids: Sequence[str]) -> int:
-        with self._transaction() as connection:
-            return ledger.release(
-                connection, edition_id=edition_id, owner=owner, subscriber_ids=subscriber_ids
-            )
-
     def sent_since(self, since: datetime) -> int:
         with self._transaction(read_only=True) as connection:
             return ledger.sent_since(connection, since)

@@ -615,14 +615,6 @@ class MemoryStore:
         lease = _utc(lease_until)
         return self._change_held(edition_id, owner, None, lambda r: replace(r, lease_until=lease))
 
-    def release_claims(self, edition_id: str, owner: str, subscriber_ids: Sequence[str]) -> int:
-        return self._change_held(
-            edition_id,
-            owner,
-            set(subscriber_ids),
-            lambda r: replace(r, status=PENDING, owner=None, lease_until=None),
-        )
-
     def _change_held(
         self, edition_id: str, owner: str, only: set[str] | None, change: Callable[[_Row], _Row]
     ) -> int:
