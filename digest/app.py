@@ -159,10 +159,16 @@ class App:
         stop: asyncio.Event | None = None,
     ) -> editions.SendReport:
         """What a schedule firing does: fetch the sources, open the edition once, send it."""
-        newsletter = self.newsletter(newsletter_id)
+        opened = await self._fetch_and_open(self.newsletter(newsletter_id), period_key, now)
+        return await self._send(opened.edition, opened.rendered, on_progress, stop)
+
+    async def _fetch_and_open(
+        self, newsletter: NewsletterConfig, period_key: str, now: datetime
+    ) -> editions.Opened:
+        """Fetch the newsletter's sources, then open its edition of ``period_key`` once."""
         await self.fetch(newsletter.source_ids, now)
         # Rendering (premailer) and the store are blocking: keep the loop free for the web.
-        opened = await asyncio.to_thread(
+        return await asyncio.to_thread(
             editions.open_edition,
             self.store,
             self.renderer,
@@ -172,7 +178,6 @@ class App:
             period_key,
             now,
         )
-        return await self._send(opened.edition, opened.rendered, on_progress, stop)
 
     async def send_now(
         self,
@@ -208,18 +213,7 @@ class App:
                 return editions.Opened(edition, created=False), True
         now = self.clock()
         key = f"manual-{now.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}"
-        await self.fetch(newsletter.source_ids, now)
-        opened = await asyncio.to_thread(
-            editions.open_edition,
-            self.store,
-            self.renderer,
-            self.config.site,
-            newsletter,
-            self.secret,
-            key,
-            now,
-        )
-        return opened, False
+        return await self._fetch_and_open(newsletter, key, now), False
 
     def unfinished(self, newsletter_id: str, *, held: bool = False) -> list[Edition]:
         """The newsletter's editions still owed to readers, oldest first (``held`` too)."""

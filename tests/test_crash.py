@@ -32,7 +32,8 @@ from digest.sending import SendPolicy
 from digest.subscriptions import import_csv
 
 from support.databases import BACKENDS, database_url
-from support.deployment import SAMPLE_POSTS, SECRET_ENV
+from support.deployment import SECRET_ENV
+from support.deployment import write_config as write_deployment_config
 from support.smtpd import RecordingServer, running_smtpd
 
 DIGEST = [sys.executable, "-m", "digest.cli"]
@@ -70,47 +71,22 @@ def smtpd_in_a_thread() -> Iterator[RecordingServer]:
         thread.join(10)
 
 
-def write_config(folder: Path, *, smtp_port: int, database: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "digest.toml"
-    path.write_text(
-        f"""
-[site]
-name = "Transmission"
-base_url = "http://127.0.0.1:9"
-postal_address = "Transmission, Vinohradska 12, 120 00 Prague 2, Czechia"
-sender_email = "digest@transmission.example.org"
-
-[storage]
-data_dir = "{folder / "var"}"
-database_url = "{database}"
-
-[delivery]
-transport = "smtp"
-lease_seconds = {LEASE_SECONDS}
-
-[delivery.smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-tls = "none"
-concurrency = {CONCURRENCY}
-timeout_seconds = 10
-
-[sources.posts]
-kind = "folder"
-path = "{SAMPLE_POSTS}"
-
-[newsletters.daily]
-title = "Transmission Daily"
-description = "The day's analysis."
-sources = ["posts"]
-
-[newsletters.daily.schedule]
-daily = "07:00"
-""",
-        encoding="utf-8",
+def write_config(
+    folder: Path,
+    *,
+    smtp_port: int,
+    database: str,
+    concurrency: int = CONCURRENCY,
+    delivery: str = "",
+) -> Path:
+    return write_deployment_config(
+        folder,
+        smtp_port=smtp_port,
+        web_port=9,  # never served: these processes only send
+        database_url=database,
+        concurrency=concurrency,
+        delivery=f"lease_seconds = {LEASE_SECONDS}\n{delivery}",
     )
-    return path
 
 
 def send_now(config: Path, *, errors: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
@@ -228,9 +204,13 @@ def test_send_now_with_worker_processes_shares_the_edition_without_a_double_send
     with smtpd_in_a_thread() as smtpd:
         smtpd.faults.data_delay = 0.01  # slow enough for the workers to join in
         url = f"sqlite:///{tmp_path / 'digest.db'}"
-        config_path = write_config(tmp_path / "site", smtp_port=smtpd.port, database=url)
-        text = config_path.read_text().replace(f"concurrency = {CONCURRENCY}", "concurrency = 2")
-        config_path.write_text(text.replace("[delivery]\n", "[delivery]\nbatch_size = 10\n"))
+        config_path = write_config(
+            tmp_path / "site",
+            smtp_port=smtpd.port,
+            database=url,
+            concurrency=2,
+            delivery="batch_size = 10",
+        )
         app = build_app(load_config(config_path), environ=SECRET_ENV)
         emails = [f"reader{i:03}@example.net" for i in range(400)]
         import_csv(app.store, "\n".join(emails), ["daily"], ["daily"], datetime.now(UTC))

@@ -221,10 +221,9 @@ def one(connection: Connection, edition_id: str) -> Edition:
 
 def resolve(connection: Connection, prefix: str) -> str:
     """The id of the one edition whose id starts with ``prefix``; ``NotFound`` otherwise."""
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     ids = connection.execute(
         select(t.editions.c.id)
-        .where(t.editions.c.id.like(f"{escaped}%", escape="\\"))
+        .where(t.editions.c.id.startswith(prefix, autoescape=True))  # % and _ are literal
         .order_by(t.editions.c.id)
         .limit(3)
     ).scalars()

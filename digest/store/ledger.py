@@ -11,7 +11,7 @@ the new owner's result.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -215,14 +215,6 @@ _RECORD_VALUES_SQL = (
 _VALUES_ROW = "(%s, %s, %s, %s::integer, %s::timestamptz)"
 
 
-def _driver_time(connection: Connection, moment: datetime | None) -> object:
-    """``moment`` as the driver takes it for a ``UtcDateTime`` column (see tables.py)."""
-    if moment is None or connection.dialect.name != "sqlite":
-        return moment
-    _aware_utc = moment.astimezone(UTC)
-    return _aware_utc.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
 def record_batch(
     connection: Connection,
     *,
@@ -269,14 +261,14 @@ def _record_each(
     now: datetime,
 ) -> int:
     statement = _RECORD_SQL.format(p=placeholder(connection))
-    stamp = _driver_time(connection, now)
+    stamp = t.utc_for_driver(connection.dialect, now)
     rows = [
         (
             outcome.status.value,
             outcome.reply,
             1 if outcome.count_attempt else 0,
             stamp,
-            _driver_time(connection, outcome.retry_at),
+            t.utc_for_driver(connection.dialect, outcome.retry_at),
             edition_id,
             outcome.subscriber_id,
             owner,
@@ -393,9 +385,8 @@ def page(
     if status is not None:
         statement = statement.where(d.c.status == status.value)
     if email:
-        escaped = email.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
-        statement = statement.where(func.lower(d.c.email).like(pattern, escape="\\"))
+        # autoescape: a % or _ in the text is matched as itself, not as a wildcard.
+        statement = statement.where(func.lower(d.c.email).contains(email.lower(), autoescape=True))
     if after is not None:
         statement = statement.where(
             (d.c.email > after[0]) | ((d.c.email == after[0]) & (d.c.subscriber_id > after[1]))

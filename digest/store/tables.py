@@ -67,6 +67,18 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def utc_for_driver(dialect: Dialect, moment: datetime | None) -> object:
+    """``moment`` as the driver itself takes it for a ``UtcDateTime`` column, for the
+    few statements that bypass SQLAlchemy's type processing: naive UTC text in
+    SQLAlchemy's SQLite storage format, the aware datetime for PostgreSQL."""
+    if moment is None:
+        return None
+    value = UtcDateTime().process_bind_param(moment, dialect)
+    if dialect.name == "sqlite" and value is not None:
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 sources = Table(

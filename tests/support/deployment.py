@@ -41,8 +41,15 @@ def write_config(
     posts_dir: Path = SAMPLE_POSTS,
     extra: str = "",
     transport: str = "smtp",
+    database_url: str = "",
+    concurrency: int = 2,
+    delivery: str = "",
 ) -> Path:
+    """A config file in ``folder``: SQLite under it (or ``database_url``), SMTP on
+    127.0.0.1:``smtp_port``; ``delivery`` adds lines to ``[delivery]``, ``extra`` at the end.
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    database = f'database_url = "{database_url}"' if database_url else ""
     path = folder / "digest.toml"
     path.write_text(
         f"""
@@ -56,6 +63,7 @@ timezone = "Europe/Prague"
 
 [storage]
 data_dir = "{folder / "var"}"
+{database}
 
 [web]
 host = "127.0.0.1"
@@ -63,12 +71,13 @@ port = {web_port}
 
 [delivery]
 transport = "{transport}"
+{delivery}
 
 [delivery.smtp]
 host = "127.0.0.1"
 port = {smtp_port}
 tls = "none"
-concurrency = 2
+concurrency = {concurrency}
 timeout_seconds = 5
 
 [sources.posts]
