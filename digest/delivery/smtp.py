@@ -247,10 +247,6 @@ class SmtpMailer:
                 await results.push(await self._final(session))
                 if not channel.is_open:
                     break
-        except _Stale:
-            if results.done:
-                raise RuntimeError("a stale connection was noticed mid-batch") from None
-            raise
         except _Between:
             pass  # what follows was not sent; the caller sends it again
         except _Halt:
