@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from digest.config import NewsletterConfig, ScheduleConfig, SiteConfig
+from digest.config import NewsletterConfig, ScheduleConfig, SiteConfig, one_cadence
 from digest.editions import personal_message
 from digest.message import message_id_for
 from digest.models import Post
@@ -41,7 +41,7 @@ NEWSLETTER = NewsletterConfig(
     title="Transmission Daily",
     description="The day's analysis.",
     source_ids=("posts",),
-    schedule=ScheduleConfig(kind="daily", timezone="Europe/Prague"),
+    cadences=one_cadence(ScheduleConfig(kind="daily", timezone="Europe/Prague")),
 )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 SourceKind = Literal["feed", "folder"]
-ScheduleKind = Literal["cron", "daily", "weekly"]
+ScheduleKind = Literal["cron", "daily", "weekly", "monthly"]
 TransportKind = Literal["outbox", "smtp"]
 TlsMode = Literal["starttls", "tls", "none"]
 
@@ -67,13 +67,43 @@ class SourceConfig:
 
 @dataclass(frozen=True, slots=True)
 class ScheduleConfig:
-    """``[newsletters.<id>.schedule]``: cron, or daily/weekly at a local time."""
+    """When a cadence fires: cron, or daily/weekly/monthly at a local time in an IANA zone."""
 
     kind: ScheduleKind
     timezone: str
     cron: str = ""  # five crontab fields, for kind = "cron"
-    time: str = "08:00"  # HH:MM local time, for daily and weekly
+    time: str = "08:00"  # HH:MM local time, for daily, weekly and monthly
     weekday: str = "mon"  # mon..sun, for weekly
+    weekdays: tuple[str, ...] = ()  # daily only on these days (mon..sun); empty: every day
+    day: int = 1  # day of the month for monthly (1-28, or 31 = the month's last day)
+    reader_timezone: bool = False  # at ``time`` in each reader's own zone (daily/weekly)
+
+
+@dataclass(frozen=True, slots=True)
+class CadenceConfig:
+    """One way of receiving a newsletter (``[newsletters.<id>.cadences.<cadence>]``).
+
+    A newsletter with a plain ``[newsletters.<id>.schedule]`` has one cadence, named after
+    its schedule's kind. The first cadence is every reader's default.
+    """
+
+    id: str
+    title: str
+    schedule: ScheduleConfig
+
+
+def one_cadence(schedule: ScheduleConfig) -> tuple[CadenceConfig, ...]:
+    """The cadences of a newsletter with a single ``[schedule]``: one, named by its kind."""
+    return (CadenceConfig(schedule.kind, schedule.kind.capitalize(), schedule),)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfig:
+    """A topic readers can choose: the post categories it gathers (case-insensitive)."""
+
+    id: str
+    title: str
+    categories: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +114,35 @@ class NewsletterConfig:
     title: str
     description: str
     source_ids: tuple[str, ...]
-    schedule: ScheduleConfig
+    cadences: tuple[CadenceConfig, ...]
     max_items: int = 10
     subject: str = DEFAULT_SUBJECT  # a Jinja2 template over `newsletter` and `posts`
+    topics: tuple[TopicConfig, ...] = ()
+    min_items: int = 1  # hold an edition for a reader until this many posts are owed ...
+    max_wait_hours: float = 168.0  # ... or the oldest of them waited this long
+    catch_up_items: int | None = None  # a new reader's first digest: newest posts (max_items)
+    late_after_hours: float = 6.0  # a slot missed by more than this folds into the next
+    public: bool = False  # offered on the home page and open to sign-up
+
+    @property
+    def schedule(self) -> ScheduleConfig:
+        """The default (first) cadence's schedule."""
+        return self.cadences[0].schedule
+
+    @property
+    def default_cadence(self) -> CadenceConfig:
+        return self.cadences[0]
+
+    def cadence(self, cadence_id: str | None) -> CadenceConfig:
+        """The cadence of that id; an unknown or missing one is the default."""
+        for cadence in self.cadences:
+            if cadence.id == cadence_id:
+                return cadence
+        return self.cadences[0]
+
+    @property
+    def catch_up(self) -> int:
+        return self.max_items if self.catch_up_items is None else self.catch_up_items
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,23 +7,17 @@ reported together, one per line. Cron expressions are checked by
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import fields
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import jinja2
-
 from digest.config import (
-    DEFAULT_SUBJECT,
     Config,
     DeliveryConfig,
     NewsletterConfig,
-    ScheduleConfig,
     SiteConfig,
     SmtpConfig,
     SourceConfig,
@@ -33,18 +27,14 @@ from digest.config import (
     WebConfig,
     is_loopback_host,
 )
-from digest.config_table import ConfigTable, show
+from digest.config_table import ConfigTable
+from digest.editorial_newsletters import NEWSLETTER_KEYS, check_id, newsletter
 from digest.errors import ConfigError
-from digest.models import Post
 
 DEFAULT_CONFIG_PATH = Path("config/digest.toml")
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
-_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
-_HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)\Z")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SQLITE_URL = re.compile(r"(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?\Z")
-_SCHEDULE_HINT = 'daily = "07:00", weekly = "mon 07:00" or cron = "0 7 * * 1-5"'
 _MAX_TIMEOUT = 600.0  # seconds; RFC 5321 lets a relay take 10 minutes over the final dot
 _MINUTES_PER_YEAR = 525_600
 
@@ -52,34 +42,13 @@ _ROOT_KEYS = ("site", "storage", "web", "delivery", "sources", "newsletters")
 _SITE_KEYS = tuple(f.name for f in fields(SiteConfig))
 _SMTP_KEYS = tuple(f.name for f in fields(SmtpConfig))
 _SOURCE_KEYS = tuple(f.name for f in fields(SourceConfig) if f.name != "id")
-_NEWSLETTER_KEYS = ("title", "description", "sources", "max_items", "subject", "schedule")
-_SCHEDULE_KEYS = ("daily", "weekly", "cron", "timezone")
 _TRANSPORTS: tuple[TransportKind, ...] = ("outbox", "smtp")
 _TLS_MODES: tuple[TlsMode, ...] = ("starttls", "tls", "none")
 _SOURCE_KINDS: tuple[SourceKind, ...] = ("feed", "folder")
 
-_FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_DAY_NAMES = dict(zip(WEEKDAYS, WEEKDAYS, strict=True)) | {d: d[:3] for d in _FULL_DAYS}
-
 _POSTAL_HINT = (
     ": digest refuses to send without a physical postal address (required by CAN-SPAM; every "
     'footer carries it), e.g. postal_address = "Transmission, 1 Example Street, Prague, Czechia"'
-)
-
-# What `digest check` renders each subject template with: every field filled, so that a
-# template which fails on a real edition fails here first.
-_SAMPLE_POST = Post(
-    source_id="sample",
-    guid="urn:digest:sample",
-    title="A sample post",
-    link="https://example.org/posts/sample",
-    published=datetime(2026, 1, 1, 7, 0, tzinfo=UTC),
-    author="A. Writer",
-    summary_html="<p>The summary.</p>",
-    content_html="<p>The content.</p>",
-    image_url="https://example.org/posts/sample.png",
-    image_caption="A caption",
-    categories=("news",),
 )
 
 
@@ -87,14 +56,6 @@ def default_config_path(environ: Mapping[str, str]) -> Path:
     """``$DIGEST_CONFIG`` if set and not blank, else ``config/digest.toml`` (relative to cwd)."""
     value = environ.get("DIGEST_CONFIG", "").strip()
     return Path(value) if value else DEFAULT_CONFIG_PATH
-
-
-def _check_id(table: ConfigTable, kind: str, ident: str) -> None:
-    if not _ID.match(ident):
-        table.fail(
-            f"{kind} id {ident!r} must match [a-z0-9][a-z0-9_-]* (at most 64 characters): "
-            "ids appear in URLs and List-Id"
-        )
 
 
 def _http_url(table: ConfigTable, key: str, url: str, example: str) -> None:
@@ -225,86 +186,6 @@ def _source(t: ConfigTable, ident: str, base: Path) -> SourceConfig:
     )
 
 
-def _schedule(t: ConfigTable, default_zone: str) -> ScheduleConfig:
-    zone = t.zone("timezone", default_zone)
-    given = [key for key in ("daily", "weekly", "cron") if key in t.data]
-    if len(given) != 1:
-        found = f" (found {' and '.join(given)})" if given else ""
-        t.fail(f"give exactly one of {_SCHEDULE_HINT}{found}")
-        return ScheduleConfig(kind="daily", timezone=zone)
-    kind = given[0]
-    value = t.string(kind)
-    if kind == "cron" or not value:
-        return ScheduleConfig(kind=kind, timezone=zone, cron=" ".join(value.split()))
-    weekday, hhmm = "mon", value
-    if kind == "weekly":
-        words = value.lower().split()
-        day = _DAY_NAMES.get(words[0]) if len(words) == 2 else None
-        if day is None:
-            t.fail(f'weekly {value!r} is not "<weekday> HH:MM" (e.g. "mon 07:00")')
-            return ScheduleConfig(kind=kind, timezone=zone)
-        weekday, hhmm = day, words[1]
-    match = _HHMM.match(hhmm)
-    if not match:
-        t.fail(f'{kind} {value!r}: {hhmm!r} is not a time of day as HH:MM, 24-hour (e.g. "07:00")')
-        return ScheduleConfig(kind=kind, timezone=zone)
-    return ScheduleConfig(
-        kind=kind, timezone=zone, time=f"{int(match[1]):02d}:{match[2]}", weekday=weekday
-    )
-
-
-def _newsletter(
-    t: ConfigTable, ident: str, sources: Mapping[str, SourceConfig], default_zone: str
-) -> NewsletterConfig:
-    source_ids: list[str] = []
-    raw = t.data.get("sources")
-    if raw is None:
-        t.fail("missing required key 'sources' (a list of source ids)")
-    elif not isinstance(raw, list) or not raw or not all(isinstance(s, str) for s in raw):
-        t.fail(f"sources: expected a non-empty list of source ids, got {show(raw)}")
-    else:
-        source_ids = [s.strip() for s in raw]
-    for sid in source_ids:
-        if sid not in sources:
-            close = difflib.get_close_matches(sid, list(sources), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            t.fail(
-                f"sources: unknown source id {sid!r} ({hint}defined: "
-                f"{', '.join(sources) or 'none'}); add a [sources.{sid}] table or fix the id"
-            )
-    if len(set(source_ids)) != len(source_ids):
-        t.fail("sources: a source id is listed twice")
-    newsletter = NewsletterConfig(
-        id=ident,
-        title=t.string("title"),
-        description=t.string("description", ""),
-        source_ids=tuple(source_ids),
-        schedule=_schedule(t.table("schedule", _SCHEDULE_KEYS, required=True), default_zone),
-        max_items=t.integer("max_items", 10, 1),
-        subject=t.string("subject", DEFAULT_SUBJECT),
-    )
-    _check_subject(t, newsletter)
-    return newsletter
-
-
-def _check_subject(t: ConfigTable, newsletter: NewsletterConfig) -> None:
-    """Compile and render the subject once, as ``digest.render`` will for every edition."""
-    env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
-    try:
-        template = env.from_string(newsletter.subject)
-    except jinja2.TemplateSyntaxError as exc:  # unknown filters and tests included
-        t.fail(f"subject is not a valid Jinja2 template: {exc.message}")
-        return
-    try:
-        template.render(newsletter=newsletter, posts=[_SAMPLE_POST])
-    except Exception as exc:  # whatever it is, it would stop every edition of this newsletter
-        t.fail(
-            f"subject cannot be rendered ({type(exc).__name__}: {' '.join(str(exc).split())}):"
-            " it gets `newsletter` (id, title, description) and `posts`, each with title,"
-            " link, published, author, summary_html, categories, ..."
-        )
-
-
 def _read(path: Path) -> dict[str, object]:
     try:
         return tomllib.loads(path.read_bytes().decode("utf-8"))
@@ -343,14 +224,14 @@ def load_config(path: Path) -> Config:
     sources: dict[str, SourceConfig] = {}
     for ident, data in root.table("sources", None).data.items():
         t = ConfigTable(problems, file, f"sources.{ident}", data, _SOURCE_KEYS)
-        _check_id(t, "source", ident)
+        check_id(t, "source", ident)
         sources[ident] = _source(t, ident, base)
 
     newsletters: dict[str, NewsletterConfig] = {}
     for ident, data in root.table("newsletters", None).data.items():
-        t = ConfigTable(problems, file, f"newsletters.{ident}", data, _NEWSLETTER_KEYS)
-        _check_id(t, "newsletter", ident)
-        newsletters[ident] = _newsletter(t, ident, sources, site.timezone)
+        t = ConfigTable(problems, file, f"newsletters.{ident}", data, NEWSLETTER_KEYS)
+        check_id(t, "newsletter", ident)
+        newsletters[ident] = newsletter(t, ident, sources, site.timezone)
     if not newsletters:
         root.fail("no newsletter defined: add a [newsletters.<id>] table (see the example)")
     if problems:

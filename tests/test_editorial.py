@@ -200,9 +200,10 @@ def test_unknown_key_suggests_the_right_one(config_path: Path) -> None:
     )
     assert (
         f"{config_path}: [newsletters.daily] unknown key 'shedule' (did you mean 'schedule'? "
-        "known: title, description, sources, max_items, subject, schedule)"
+        "known: title, description, sources, max_items, min_items, max_wait_hours, catch_up_items,"
+        " late_after_hours, subject, public, schedule, cadences, topics)"
     ) in message
-    assert "missing required table [newsletters.daily.schedule]" in message
+    assert "give either a [schedule] table (one cadence) or [cadences.<id>] tables" in message
 
 
 def test_unknown_top_level_table(config_path: Path) -> None:
@@ -334,7 +335,10 @@ def test_ids_must_be_url_safe(config_path: Path, ident: str) -> None:
         ('daily = "7.00"', "daily '7.00': '7.00' is not a time of day as HH:MM"),
         ('daily = "24:00"', "daily '24:00': '24:00' is not a time of day"),
         ('weekly = "07:00"', "weekly '07:00' is not \"<weekday> HH:MM\""),
-        ('weekly = "mnday 07:00"', "weekly 'mnday 07:00' is not \"<weekday> HH:MM\""),
+        ('weekly = "mnday 07:00"', "weekly 'mnday 07:00': 'mnday' is not a weekday"),
+        ('monthly = "30 07:00"', 'the day is 1 to 28 or "last"'),
+        ('daily = "07:00"\nweekdays = ["mon", "frday"]', "weekdays: expected a list of days"),
+        ('cron = "0 7 * * *"\nreader_timezone = true', "reader_timezone only goes with daily"),
         ('weekly = "mon 7:60"', "weekly 'mon 7:60': '7:60' is not a time of day"),
         ('daily = ""', "daily is empty"),
     ],

@@ -17,6 +17,7 @@ from digest.config import (
     ScheduleConfig,
     SiteConfig,
     SourceConfig,
+    one_cadence,
 )
 from digest.errors import ConfigError, NotFound, TransportError
 from digest.scheduler import DigestScheduler, check_schedules, next_fire_time, period_key
@@ -44,7 +45,11 @@ def make_config(schedules: dict[str, ScheduleConfig], every: int = 30) -> Config
     }
     newsletters = {
         nid: NewsletterConfig(
-            id=nid, title=nid.title(), description="", source_ids=("posts",), schedule=schedule
+            id=nid,
+            title=nid.title(),
+            description="",
+            source_ids=("posts",),
+            cadences=one_cadence(schedule),
         )
         for nid, schedule in schedules.items()
     }

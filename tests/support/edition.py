@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from digest.config import NewsletterConfig, ScheduleConfig, SiteConfig
+from digest.config import NewsletterConfig, ScheduleConfig, SiteConfig, one_cadence
 from digest.models import Post
 
 SEED_TITLE = "Strains Visible In CIS Military Alliance"
@@ -37,7 +37,7 @@ def sample_newsletter(**changes: str) -> NewsletterConfig:
     return NewsletterConfig(
         **(fields | changes),
         source_ids=("transmission",),
-        schedule=ScheduleConfig(kind="daily", timezone="Europe/Prague"),
+        cadences=one_cadence(ScheduleConfig(kind="daily", timezone="Europe/Prague")),
     )
 
 
