@@ -12,24 +12,37 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 from digest import editions, fetching
-from digest.config import Config, NewsletterConfig, SourceConfig
+from digest.config import CadenceConfig, Config, NewsletterConfig, SourceConfig
 from digest.delivery import build_mailer
 from digest.errors import DigestError, NotFound
 from digest.fetching import FetchReport
-from digest.models import DeliveryStatus, Edition, EditionStatus, Rendered, SourceState
+from digest.models import (
+    DeliveryStatus,
+    Edition,
+    EditionStatus,
+    Mark,
+    Reader,
+    Rendered,
+    SendResult,
+    SourceState,
+    Subscription,
+)
+from digest.planning import Plan, new_reader, plan_edition
 from digest.ports import Clock, Ledger, Mailer, Store
 from digest.render import Renderer
 from digest.sending import RateLimits, SendPolicy
 from digest.settings import Secret, load_secret
 from digest.sources import FetchResult, fetch_source
 from digest.store import OffloadedLedger, SqlStore, check_schema, create_engine_for, migrate
+from digest.store.editions import Due
+from digest.subscriptions import normalize_address
 
 log = logging.getLogger("digest.app")
 
@@ -140,15 +153,84 @@ class App:
 
             return await fetching.fetch_all(self.store, read, sources, now or self.clock())
 
-    def preview(self, newsletter_id: str, now: datetime | None = None) -> editions.Plan:
-        """The next edition of the newsletter, selected and rendered, recording nothing."""
-        return editions.plan_edition(
-            self.store,
-            self.renderer,
-            self.config.site,
-            self.newsletter(newsletter_id),
-            now or self.clock(),
+    def preview(
+        self,
+        newsletter_id: str,
+        *,
+        cadence_id: str | None = None,
+        subscriber_email: str | None = None,
+        now: datetime | None = None,
+    ) -> Plan:
+        """The next digest of the newsletter, selected and rendered, recording nothing.
+
+        For one reader (``subscriber_email``), else for a reader subscribing now.
+        """
+        newsletter = self.newsletter(newsletter_id)
+        now = now or self.clock()
+        reader = new_reader(now)
+        cadence = self.cadence(newsletter, cadence_id)
+        if subscriber_email is not None:
+            subscription = self.subscription(newsletter, subscriber_email)
+            reader = self.store.reader_state(subscription.subscriber.id, newsletter.id)
+            if cadence_id is None:
+                cadence = newsletter.cadence(subscription.cadence)
+        return plan_edition(
+            self.store, self.renderer, self.config.site, newsletter, cadence, now, only=reader
         )
+
+    def sample(self, plan: Plan, newsletter_id: str, now: datetime | None = None) -> Plan:
+        """``plan`` if it has something to send, else the digest a new reader would get
+        (the newest posts), so that a template change can be looked at any time."""
+        if plan.rendered() is not None:
+            return plan
+        newsletter = self.newsletter(newsletter_id)
+        now = now or self.clock()
+        cadence = self.cadence(newsletter, plan.draft.readers.cadence_id)
+        reader = Reader(Mark(now), None, first=True)
+        rules_room = replace(newsletter, catch_up_items=newsletter.max_items)
+        return plan_edition(
+            self.store, self.renderer, self.config.site, rules_room, cadence, now, only=reader
+        )
+
+    async def send_test(self, rendered: Rendered, newsletter_id: str, to: str) -> SendResult:
+        """Send ``rendered`` to ``to``, "[TEST]" in the subject, recording no delivery."""
+        newsletter = self.newsletter(newsletter_id)
+        site = self.config.site
+        _, ascii_email = normalize_address(to)
+        test = replace(rendered, subject=f"[TEST] {rendered.subject}")
+        now = self.clock()
+        message_id = f"<test.{secrets.token_hex(12)}@{site.sender_domain}>"
+        letter = editions.personal_letter(
+            test,
+            site,
+            newsletter,
+            self.secret,
+            subscriber_id="test",
+            email=ascii_email,
+            message_id=message_id,
+            now=now,
+        )
+        return await self.mailer().send(letter)
+
+    def cadence(self, newsletter: NewsletterConfig, cadence_id: str | None) -> CadenceConfig:
+        """The newsletter's cadence of that id (its default for None); NotFound otherwise."""
+        if cadence_id is None:
+            return newsletter.default_cadence
+        for cadence in newsletter.cadences:
+            if cadence.id == cadence_id:
+                return cadence
+        raise NotFound(
+            f"newsletter {newsletter.id!r} has no cadence {cadence_id!r}; it offers: "
+            f"{', '.join(c.id for c in newsletter.cadences)}"
+        )
+
+    def subscription(self, newsletter: NewsletterConfig, email: str) -> Subscription:
+        """The subscription of the address (normalized as on sign-up); NotFound otherwise."""
+        normalized, _ = normalize_address(email)
+        for subscription in self.store.list_subscriptions(newsletter.id):
+            if subscription.subscriber.email == normalized:
+                return subscription
+        raise NotFound(f"{normalized!r} has no subscription to newsletter {newsletter.id!r}")
 
     async def run_newsletter(
         self,
@@ -157,13 +239,23 @@ class App:
         now: datetime,
         on_progress: Callable[[int, int], None] | None = None,
         stop: asyncio.Event | None = None,
+        *,
+        cadence_id: str | None = None,
+        due: Due | None = None,
     ) -> editions.SendReport:
         """What a schedule firing does: fetch the sources, open the edition once, send it."""
-        opened = await self._fetch_and_open(self.newsletter(newsletter_id), period_key, now)
-        return await self._send(opened.edition, opened.rendered, on_progress, stop)
+        newsletter = self.newsletter(newsletter_id)
+        cadence = self.cadence(newsletter, cadence_id)
+        opened = await self._fetch_and_open(newsletter, cadence, period_key, now, due)
+        return await self._send(opened.edition, opened.renderings, on_progress, stop)
 
     async def _fetch_and_open(
-        self, newsletter: NewsletterConfig, period_key: str, now: datetime
+        self,
+        newsletter: NewsletterConfig,
+        cadence: CadenceConfig,
+        period_key: str,
+        now: datetime,
+        due: Due | None = None,
     ) -> editions.Opened:
         """Fetch the newsletter's sources, then open its edition of ``period_key`` once."""
         await self.fetch(newsletter.source_ids, now)
@@ -177,6 +269,8 @@ class App:
             self.secret,
             period_key,
             now,
+            cadence=cadence,
+            due=due,
         )
 
     async def send_now(
@@ -184,18 +278,22 @@ class App:
         newsletter_id: str,
         on_progress: Callable[[int, int], None] | None = None,
         stop: asyncio.Event | None = None,
+        *,
+        cadence_id: str | None = None,
     ) -> editions.SendReport:
         """Carry on the newsletter's unfinished edition, or open one now ("manual-<UTC time>").
 
         An edition left sending or paused by a crash or a fault is resumed first
         (``resumed`` in the report), so readers still owed it are served before anything new.
         """
-        opened, resumed = await self.open_now(newsletter_id)
-        report = await self._send(opened.edition, opened.rendered, on_progress, stop)
+        opened, resumed = await self.open_now(newsletter_id, cadence_id)
+        report = await self._send(opened.edition, opened.renderings, on_progress, stop)
         report.resumed = resumed
         return report
 
-    async def open_now(self, newsletter_id: str) -> tuple[editions.Opened, bool]:
+    async def open_now(
+        self, newsletter_id: str, cadence_id: str | None = None
+    ) -> tuple[editions.Opened, bool]:
         """The edition `send-now` sends: ``(opened, resumed)``; see :meth:`send_now`.
 
         An unfinished edition is carried on only when readers are owed it now (pending
@@ -211,9 +309,10 @@ class App:
             )
             if edition.status is EditionStatus.PAUSED or due:
                 return editions.Opened(edition, created=False), True
+        cadence = self.cadence(newsletter, cadence_id)
         now = self.clock()
-        key = f"manual-{now.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}"
-        return await self._fetch_and_open(newsletter, key, now), False
+        key = f"{cadence.id}@manual-{now.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}"
+        return await self._fetch_and_open(newsletter, cadence, key, now), False
 
     def unfinished(self, newsletter_id: str, *, held: bool = False) -> list[Edition]:
         """The newsletter's editions still owed to readers, oldest first (``held`` too)."""
@@ -254,7 +353,7 @@ class App:
     async def _send(
         self,
         edition: Edition,
-        rendered: Rendered | None,
+        renderings: Mapping[int, Rendered] | None,
         on_progress: Callable[[int, int], None] | None,
         stop: asyncio.Event | None,
     ) -> editions.SendReport:
@@ -274,7 +373,7 @@ class App:
                 self.clock,
                 owner=self.owner,
                 policy=policy,
-                rendered=rendered,
+                renderings=renderings,
                 stop=stop,
                 on_progress=on_progress,
             )

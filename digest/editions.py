@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from digest.config import NewsletterConfig, SiteConfig
+from digest.config import CadenceConfig, NewsletterConfig, SiteConfig
 from digest.errors import DigestError
 from digest.letters import LetterTemplate
 from digest.message import message_id_for
@@ -27,14 +27,14 @@ from digest.models import (
     Letter,
     Rendered,
 )
+from digest.planning import plan_edition
 from digest.ports import Clock, Ledger, Mailer, Store
 from digest.render import UNSUBSCRIBE_URL, Renderer
-from digest.select import Selection, select_posts
 from digest.sending import LetterFor, Sender, SendPolicy, SendRun
 from digest.tokens import unsubscribe_token
 
 NO_READERS = "no confirmed subscribers: nothing sent, posts kept for the next edition"
-OPEN_ATTEMPTS = 5  # selections retried when racing editions took the same posts
+OPEN_ATTEMPTS = 5  # selections made again when posts arrived while opening
 
 
 def unsubscribe_url(site: SiteConfig, secret: bytes, subscriber_id: str, newsletter_id: str) -> str:
@@ -52,17 +52,36 @@ def letter_template(
 
 
 def letters_for(
-    template: LetterTemplate, site: SiteConfig, newsletter_id: str, secret: bytes
+    templates: Mapping[int, LetterTemplate], site: SiteConfig, newsletter_id: str, secret: bytes
 ) -> LetterFor:
-    """Each claimed row's letter: its recipient, Message-ID and signed links filled in."""
+    """Each claimed row's letter: its variant's template with its recipient, Message-ID and
+    signed links filled in."""
 
     def letter(row: ClaimedRow, now: datetime) -> Letter:
         url = unsubscribe_url(site, secret, row.subscriber_id, newsletter_id)
+        template = templates.get(row.variant) or templates[0]
         return template.letter(
             recipient=row.email, message_id=row.message_id, links={UNSUBSCRIBE_URL: url}, now=now
         )
 
     return letter
+
+
+def personal_letter(
+    rendered: Rendered,
+    site: SiteConfig,
+    newsletter: NewsletterConfig,
+    secret: bytes,
+    *,
+    subscriber_id: str,
+    email: str,
+    message_id: str,
+    now: datetime,
+) -> Letter:
+    """One reader's letter exactly as the sender assembles it (previews, test sends)."""
+    template = letter_template(rendered, site, newsletter)
+    row = ClaimedRow(subscriber_id, email, message_id, attempts=0, duplicate=False)
+    return letters_for({0: template}, site, newsletter.id, secret)(row, now)
 
 
 def personal_message(
@@ -77,9 +96,16 @@ def personal_message(
     now: datetime,
 ) -> bytes:
     """One reader's message exactly as the sender assembles it (for previews and tests)."""
-    template = letter_template(rendered, site, newsletter)
-    row = ClaimedRow(subscriber_id, email, message_id, attempts=0, duplicate=False)
-    return letters_for(template, site, newsletter.id, secret)(row, now).message
+    return personal_letter(
+        rendered,
+        site,
+        newsletter,
+        secret,
+        subscriber_id=subscriber_id,
+        email=email,
+        message_id=message_id,
+        now=now,
+    ).message
 
 
 def _message_id(secret: bytes, edition_id: str, domain: str, subscriber_id: str) -> str:
@@ -87,45 +113,10 @@ def _message_id(secret: bytes, edition_id: str, domain: str, subscriber_id: str)
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
-    """What the next edition would hold: the verdict on every candidate and the rendering."""
-
-    selection: Selection
-    rendered: Rendered | None
-
-
-def plan_edition(
-    store: Store,
-    renderer: Renderer,
-    site: SiteConfig,
-    newsletter: NewsletterConfig,
-    now: datetime,
-    edition_id: str = "preview",
-) -> Plan:
-    """Select and render the next edition without recording anything."""
-    first = store.first_edition(newsletter.id)
-    previous = store.last_edition(newsletter.id)
-    selection = select_posts(
-        store.candidate_posts(newsletter.id, newsletter.source_ids),
-        now=now,
-        max_items=newsletter.max_items,
-        started_at=first.created_at if first else None,
-        sources_started=store.sources_started(newsletter.source_ids),
-        previous_at=previous.created_at if previous else None,
-    )
-    if not selection.posts:
-        return Plan(selection, None)
-    rendered = renderer.render_edition(
-        site=site, newsletter=newsletter, posts=selection.posts, edition_id=edition_id, now=now
-    )
-    return Plan(selection, rendered)
-
-
-@dataclass(frozen=True, slots=True)
 class Opened:
     edition: Edition
     created: bool
-    rendered: Rendered | None = None  # the new edition's rendering, to send without a re-read
+    renderings: Mapping[int, Rendered] | None = None  # the new edition's, to send unread
     recipients: int = 0
 
 
@@ -137,42 +128,53 @@ def open_edition(
     secret: bytes,
     period_key: str,
     now: datetime,
+    *,
+    cadence: CadenceConfig | None = None,
+    due: Callable[[str, datetime | None], bool] | None = None,
 ) -> Opened:
-    """Open the edition of ``period_key`` once, in one transaction.
+    """Open the edition of ``period_key`` for one cadence once, in one transaction.
 
-    With no new posts, or no confirmed reader, the edition is recorded as skipped and
-    nothing is sent (without readers the posts stay for the next edition). A second call
-    for the same period (another scheduler, a restart) returns the existing edition with
-    ``created=False``. When another edition took some of the selected posts meanwhile
-    (two `send-now` at once), the posts are selected again, so no two editions of one
-    newsletter hold the same post.
+    Each reader of the cadence gets what they are owed (see :mod:`digest.select`); with
+    nothing owed to anyone, or no confirmed reader, the edition is recorded as skipped
+    and nothing is sent. A second call for the same period (another scheduler, a
+    restart) returns the existing edition with ``created=False``. When posts arrive
+    between the selection and the transaction, the selection is made again. ``cadence``
+    defaults to the newsletter's first; ``due`` picks the readers of a cadence sent in
+    each reader's own time zone.
     """
     existing = store.find_edition(newsletter.id, period_key)
     if existing is not None:
         return Opened(existing, created=False)
+    cadence = cadence or newsletter.default_cadence
     for _ in range(OPEN_ATTEMPTS):
         edition_id = secrets.token_hex(16)
-        plan = plan_edition(store, renderer, site, newsletter, now, edition_id)
-        opened = store.open_edition(
-            newsletter_id=newsletter.id,
-            period_key=period_key,
-            now=now,
-            post_keys=[post.key for post in plan.selection.posts] if plan.rendered else [],
-            rendered=plan.rendered,
-            message_id=functools.partial(_message_id, secret, edition_id, site.sender_domain),
+        plan = plan_edition(
+            store,
+            renderer,
+            site,
+            newsletter,
+            cadence,
+            now,
             edition_id=edition_id,
+            period_key=period_key,
+        )
+        opened = store.open_edition(
+            plan.draft,
+            message_id=functools.partial(_message_id, secret, edition_id, site.sender_domain),
+            due=due,
             no_readers=NO_READERS,
         )
         if opened is None:
-            continue  # lost the posts to a concurrent edition: select again
+            continue  # posts arrived meanwhile: select again
         edition, recipients = opened
         if recipients < 0:
             return Opened(edition, created=False)
         sending = edition.status is EditionStatus.SENDING
-        return Opened(edition, True, plan.rendered if sending else None, recipients)
+        renderings = {n: v.rendered for n, v in enumerate(plan.draft.variants)}
+        return Opened(edition, True, renderings if sending else None, recipients)
     raise DigestError(
-        f"newsletter {newsletter.id!r}: other editions kept taking the selected posts;"
-        " try again (is another digest process sending this newsletter right now?)"
+        f"newsletter {newsletter.id!r}: posts kept arriving while the edition was opened;"
+        " try again (is a fetch of this newsletter's sources running in a loop?)"
     )
 
 
@@ -206,15 +208,15 @@ async def send_edition(
     *,
     owner: str,
     policy: SendPolicy,
-    rendered: Rendered | None = None,
+    renderings: Mapping[int, Rendered] | None = None,
     stop: asyncio.Event | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> SendReport:
     """Send every row of ``edition`` that is due now; safe to call again at any time.
 
     A paused edition (a fault of the site) is resumed; a held, cancelled, sent or
-    skipped one is left as it is. ``rendered`` is the rendering just opened; without
-    it the archived one is read (never rendered again). ``on_progress(done, total)``
+    skipped one is left as it is. ``renderings`` are those just opened (by variant);
+    without them the archived ones are read (never rendered again). ``on_progress(done, total)``
     follows the outcomes written; ``stop`` ends the run early (in-flight sends finish
     and are recorded, unsent rows are given back).
     """
@@ -224,14 +226,14 @@ async def send_edition(
         )
     elif edition.status is not EditionStatus.SENDING:
         return await report(ledger, edition.id, policy)
-    if rendered is None:
-        rendered = await asyncio.to_thread(store.get_rendering, edition.id)
-    if rendered is None:
+    if renderings is None:
+        renderings = await asyncio.to_thread(store.get_renderings, edition.id)
+    if not renderings:
         raise DigestError(
             f"edition {edition.id} has no archived rendering (it was opened by an older"
             f" digest that stopped halfway): cancel it with `digest editions cancel {edition.id}`"
         )
-    template = letter_template(rendered, site, newsletter)
+    templates = {n: letter_template(r, site, newsletter) for n, r in renderings.items()}
     progress: Callable[[int], None] | None = None
     if on_progress is not None:
         total = (await ledger.edition_summary(edition.id)).unfinished
@@ -245,7 +247,7 @@ async def send_edition(
     sender = Sender(
         ledger=ledger,
         mailer=mailer,
-        letter_for=letters_for(template, site, newsletter.id, secret),
+        letter_for=letters_for(templates, site, newsletter.id, secret),
         edition_id=edition.id,
         owner=owner,
         clock=clock,

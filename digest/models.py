@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -45,10 +46,92 @@ class Post:
 
 @dataclass(frozen=True, slots=True)
 class StoredPost:
-    """A post as the store knows it: with the moment digest first saw it."""
+    """A post as the store knows it: with the moment digest first saw it.
+
+    ``released`` is when it became due to readers: the later of its date and
+    ``first_seen``, fixed when it was first seen (a feed that re-dates a post later
+    cannot make it due again, nor hide it).
+    """
 
     post: Post
     first_seen: datetime
+    released: datetime | None = None
+
+    @property
+    def released_at(self) -> datetime:
+        if self.released is not None:
+            return self.released
+        return max(self.first_seen, self.post.published)
+
+
+ALL_AT = "~"  # a mark key above every post key: everything released at ``at`` is settled
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Mark:
+    """A subscription's watermark: every post whose ``(released_at, key)`` is at or below
+    ``(at, key)`` has been settled for the reader (sent, or passed over)."""
+
+    at: datetime
+    key: str = ALL_AT
+
+    def covers(self, item: StoredPost) -> bool:
+        return (item.released_at, item.post.key) <= (self.at, self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """What selection needs of a subscription; equal readers get equal digests."""
+
+    mark: Mark
+    topics: frozenset[str] | None = None  # topic ids chosen; None: all
+    first: bool = False  # has never been sent this newsletter: a catch-up is due
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One rendering of an edition and the readers' choices it answers."""
+
+    post_keys: tuple[str, ...]
+    rendered: Rendered
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What an edition does for every reader in one state: a variant (or none) and the
+    mark they move to (unchanged for a reader held for ``min_items``)."""
+
+    variant: int | None
+    mark: Mark
+
+
+@dataclass(frozen=True, slots=True)
+class CadenceReaders:
+    """Which subscriptions an edition of one cadence is for: those that chose it, and for
+    the default cadence those that chose none or one no longer offered."""
+
+    cadence_id: str
+    offered: tuple[str, ...]
+    default: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """An edition as selected and rendered, ready to be opened in one transaction.
+
+    ``released`` is how many posts of ``source_ids`` were released at ``now`` when the
+    selection was made: if that changed, the selection is stale and is made again.
+    """
+
+    edition_id: str
+    newsletter_id: str
+    readers: CadenceReaders
+    period_key: str
+    now: datetime
+    source_ids: tuple[str, ...]
+    released: int
+    variants: tuple[Variant, ...]
+    verdicts: Mapping[Reader, Verdict]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +172,8 @@ class Subscription:
     newsletter_id: str
     status: SubscriptionStatus
     changed_at: datetime
+    cadence: str | None = None  # None: the newsletter's default cadence
+    topics: tuple[str, ...] | None = None  # None: every topic
 
 
 class EditionStatus(enum.StrEnum):
@@ -117,6 +202,8 @@ class Edition:
     post_keys: tuple[str, ...] = ()
     subject: str = ""
     error: str = ""
+    cadence: str = ""  # the newsletter's cadence this edition was for
+    variants: int = 1  # renderings: readers with the same pending posts share one
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -160,6 +247,7 @@ class ClaimedRow:
     message_id: str
     attempts: int
     duplicate: bool  # taken over from a dead sender or an uncertain retry: may be a second copy
+    variant: int = 0  # which of the edition's renderings this reader gets
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,11 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from digest.models import (
+    CadenceReaders,
     Claimed,
     Delivery,
     DeliveryStatus,
+    Draft,
     Edition,
     EditionStatus,
     EditionSummary,
@@ -29,6 +31,7 @@ from digest.models import (
     Outcome,
     Post,
     Quota,
+    Reader,
     Rendered,
     SendResult,
     SourceState,
@@ -61,11 +64,15 @@ class PostStore(Protocol):
         """
         ...
 
-    def candidate_posts(self, newsletter_id: str, source_ids: Sequence[str]) -> list[StoredPost]:
-        """Posts of ``source_ids`` that are in no edition of ``newsletter_id`` yet.
+    def recent_posts(
+        self, source_ids: Sequence[str], *, released_after: datetime, newest: int = 0
+    ) -> list[StoredPost]:
+        """Posts of ``source_ids`` released after ``released_after``, plus the ``newest``
+        by date (a new reader's catch-up). Any order; selection sorts and filters."""
+        ...
 
-        Any order; selection sorts and filters.
-        """
+    def released_count(self, source_ids: Sequence[str], until: datetime) -> int:
+        """How many posts of ``source_ids`` were released at or before ``until``."""
         ...
 
     def sources_started(self, source_ids: Sequence[str]) -> dict[str, datetime]:
@@ -114,6 +121,37 @@ class Readers(Protocol):
         """
         ...
 
+    def set_preferences(
+        self,
+        subscriber_id: str,
+        newsletter_id: str,
+        *,
+        cadence: str | None,
+        topics: Sequence[str] | None,
+        now: datetime,
+    ) -> None:
+        """Store a reader's cadence and topics (None: the default cadence, all topics).
+
+        The reader's mark does not move: what they are owed stays owed, under the new
+        choices from the next edition on. ``NotFound`` without such a subscription.
+        """
+        ...
+
+    def reader_groups(
+        self, newsletter_id: str, readers: CadenceReaders
+    ) -> list[tuple[Reader, int]]:
+        """The distinct selection states of the confirmed readers of a cadence, with
+        how many readers are in each."""
+        ...
+
+    def reader_state(self, subscriber_id: str, newsletter_id: str) -> Reader:
+        """One subscription's selection state; ``NotFound`` without such a subscription."""
+        ...
+
+    def schedule_start(self, newsletter_id: str, cadence: str, now: datetime) -> datetime:
+        """Since when the cadence has been scheduled: recorded as ``now`` the first time."""
+        ...
+
     def get_subscriber(self, subscriber_id: str) -> Subscriber:
         """The subscriber with this opaque id; ``NotFound`` otherwise."""
         ...
@@ -138,26 +176,25 @@ class EditionStore(Protocol):
 
     def open_edition(
         self,
+        draft: Draft,
         *,
-        newsletter_id: str,
-        period_key: str,
-        now: datetime,
-        post_keys: Sequence[str],
-        rendered: Rendered | None,
         message_id: Callable[[str], str],
-        edition_id: str,
-        no_readers: str,
+        due: Callable[[str, datetime | None], bool] | None = None,
+        no_readers: str = "",
     ) -> tuple[Edition, int] | None:
-        """Open the edition of (newsletter, period) in one transaction; ``(edition, recipients)``.
+        """Open the drafted edition in one transaction; ``(edition, recipients)``.
 
-        Writes the edition, its posts, its rendering and one ``pending`` ledger row per
-        confirmed reader, with ``message_id(subscriber_id)`` as its Message-ID, or nothing.
-        Without ``rendered``/``post_keys``, or without a confirmed reader, the edition is
-        written ``skipped`` and holds no post (``no_readers`` is its error in the latter
-        case). Returns the existing edition with recipients ``-1`` if the period already
-        has one (a second scheduler, a restart: the database referees), and ``None`` if
-        another edition of the newsletter took one of ``post_keys`` meanwhile: the caller
-        selects again. So two editions of one newsletter never hold the same post.
+        Writes the edition, its variants (renderings and posts) and, for every confirmed
+        reader of ``draft.readers`` whose selection state has a verdict (and who is
+        ``due(timezone, last_sent_at)``, if given), a ``pending`` ledger row for their
+        variant with ``message_id(subscriber_id)`` and their new mark, or nothing.
+        Readers with no verdict (they joined or changed since the draft) are left for
+        the next edition. With no row written the edition is ``skipped`` and holds no
+        post (``no_readers`` is its error if it had variants). Returns the existing
+        edition with recipients ``-1`` if the period already has one (a second scheduler,
+        a restart: the database referees), and ``None`` if posts were released since the
+        draft was made (``draft.released`` is stale): the caller selects again. A
+        reader's row and mark are written together, so no post reaches a reader twice.
         """
         ...
 
@@ -213,7 +250,11 @@ class EditionStore(Protocol):
         ...
 
     def get_rendering(self, edition_id: str) -> Rendered | None:
-        """The rendering archived for the edition, or None."""
+        """The rendering archived for the edition (its first variant), or None."""
+        ...
+
+    def get_renderings(self, edition_id: str) -> dict[int, Rendered]:
+        """Every variant's rendering archived for the edition, by variant number."""
         ...
 
     def cancel_unsent(self, edition_id: str, now: datetime) -> int:

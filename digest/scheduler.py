@@ -8,9 +8,10 @@ slot it belongs to, and the store's unique (newsletter, period key) turns twins 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,11 +19,17 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from digest.config import Config, ScheduleConfig
+from digest.config import Config, NewsletterConfig, ScheduleConfig
 from digest.errors import ConfigError, DigestError, NotFound
 from digest.ports import Clock
 
+LAST_DAY = 31  # a monthly schedule's day for "the month's last day"
+READER_ZONE_STEP = 15  # minutes between checks of a cadence sent in each reader's zone
 EARLY_TOLERANCE = timedelta(minutes=1)
+
+Due = Callable[[str, datetime | None], bool]
+OnNewsletter = Callable[[str, str, str, datetime, Due | None], Awaitable[object]]
+"""``(newsletter_id, cadence_id, period_key, now, due)``: open and send that edition."""
 """A firing this close before a slot belongs to it (the wall clock was stepped back)."""
 
 _CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab: 0 and 7 = Sunday
@@ -71,9 +78,21 @@ def _trigger(schedule: ScheduleConfig, end: datetime | None = None) -> CronTrigg
         raise ValueError(f"time zone {schedule.timezone!r} is not an IANA time zone") from None
     if schedule.kind != "cron":
         hour, minute = schedule.time.split(":")
-        weekday = schedule.weekday if schedule.kind == "weekly" else None
+        weekday: str | None = None
+        day: str | None = None
+        if schedule.kind == "weekly":
+            weekday = schedule.weekday
+        elif schedule.kind == "daily" and schedule.weekdays:
+            weekday = ",".join(schedule.weekdays)
+        elif schedule.kind == "monthly":
+            day = "last" if schedule.day == LAST_DAY else str(schedule.day)
         return CronTrigger(
-            hour=int(hour), minute=int(minute), day_of_week=weekday, timezone=zone, end_date=end
+            day=day,
+            hour=int(hour),
+            minute=int(minute),
+            day_of_week=weekday,
+            timezone=zone,
+            end_date=end,
         )
     fields = schedule.cron.split()
     if len(fields) != 5:
@@ -145,16 +164,61 @@ def period_key(schedule: ScheduleConfig, now: datetime, grace: timedelta) -> str
        spring-forward gap fires at the first valid instant and is keyed by it ("03:30");
     2. else the next fire time, if it is at most :data:`EARLY_TOLERANCE` away (the clock
        was stepped back a little, the firing is for that slot);
-    3. else ``now`` itself (an off-schedule run, e.g. after downtime longer than ``grace``):
-       never a scheduled slot's key, so it cannot take the place of a future edition.
+    3. else "off-schedule-<now>" (a firing after downtime longer than ``grace``): never a
+       scheduled slot's key; the scheduler does not send it (the slot folds into the next).
     """
     trigger = _checked_trigger(schedule)
     slot = _latest_slot(trigger, now, grace)
     if slot is None:
         upcoming = trigger.get_next_fire_time(None, now)
-        early = upcoming is not None and upcoming - now <= EARLY_TOLERANCE
-        slot = upcoming if early else now
+        if upcoming is None or upcoming - now > EARLY_TOLERANCE:
+            return f"off-schedule-{now.astimezone(UTC):%Y-%m-%dT%H:%M:%S}"
+        slot = upcoming
     return slot.astimezone(UTC).astimezone(trigger.timezone).strftime("%Y-%m-%dT%H:%M")
+
+
+def reader_due(
+    schedule: ScheduleConfig,
+    now: datetime,
+    grace: timedelta,
+    reader_zone: str,
+    last_sent_at: datetime | None,
+) -> bool:
+    """Whether a reader is due a digest of a cadence sent "at HH:MM in each reader's zone".
+
+    Due once the local time of day has come on a scheduled day (in the reader's zone,
+    else the schedule's), at most ``grace`` late, and not yet sent that local day. So a
+    reader gets one digest per local day, across DST changes and zone changes; a time
+    inside a spring-forward gap is served at the first quarter hour after it.
+    """
+    try:
+        zone = ZoneInfo(reader_zone) if reader_zone else ZoneInfo(schedule.timezone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        zone = ZoneInfo(schedule.timezone)
+    local = now.astimezone(zone)
+    hour, minute = (int(part) for part in schedule.time.split(":"))
+    target = datetime(local.year, local.month, local.day, hour, minute, tzinfo=zone)
+    day = _CRONTAB_DAYS[(local.isoweekday()) % 7]
+    if schedule.kind == "weekly" and day != schedule.weekday:
+        return False
+    if schedule.kind == "daily" and schedule.weekdays and day not in schedule.weekdays:
+        return False
+    # Compare instants: a wall time inside a gap maps (fold=0) to one hour later's instant.
+    started = target.astimezone(UTC) <= now.astimezone(UTC)
+    if not started or now.astimezone(UTC) - target.astimezone(UTC) > grace:
+        return False
+    return last_sent_at is None or last_sent_at.astimezone(zone).date() < local.date()
+
+
+def next_fire_times(schedule: ScheduleConfig, now: datetime, count: int) -> list[datetime]:
+    """The next ``count`` scheduled fire times at or after ``now``, aware UTC."""
+    trigger = _checked_trigger(schedule)
+    fires: list[datetime] = []
+    fire: datetime | None = trigger.get_next_fire_time(None, now)
+    while fire is not None and len(fires) < count:
+        fires.append(fire.astimezone(UTC))
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return fires
 
 
 def next_fire_time(schedule: ScheduleConfig, now: datetime) -> datetime:
@@ -182,12 +246,14 @@ class DigestScheduler:
         *,
         config: Config,
         clock: Clock,
-        on_newsletter: Callable[[str, str, datetime], Awaitable[object]],
+        on_newsletter: OnNewsletter,
         on_fetch: Callable[[str, datetime], Awaitable[object]],
-        grace: timedelta = timedelta(hours=6),
+        grace: timedelta | None = None,
+        scheduled_since: Mapping[tuple[str, str], datetime] | None = None,
     ) -> None:
         check_schedules(config)
-        self._config, self._clock, self._grace = config, clock, grace
+        self._config, self._clock, self._fixed_grace = config, clock, grace
+        self._since = dict(scheduled_since or {})
         self._on_newsletter, self._on_fetch = on_newsletter, on_fetch
         self._log = logging.getLogger("digest.scheduler")
         self._scheduler: AsyncIOScheduler | None = None
@@ -202,23 +268,30 @@ class DigestScheduler:
             raise RuntimeError("DigestScheduler is already running")
         now = self._clock()
         scheduler = AsyncIOScheduler(
-            timezone=UTC,
-            job_defaults={
-                "coalesce": True,
-                "max_instances": 1,
-                "misfire_grace_time": max(1, int(self._grace.total_seconds())),
-            },
+            timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1}
         )
         for newsletter_id, newsletter in self._config.newsletters.items():
-            trigger = _checked_trigger(newsletter.schedule)
-            catch_up = _latest_slot(trigger, now, self._grace) is not None
-            scheduler.add_job(
-                self.fire_newsletter,
-                trigger,
-                args=(newsletter_id,),
-                id=f"newsletter:{newsletter_id}",
-                next_run_time=now if catch_up else next_fire_time(newsletter.schedule, now),
-            )
+            grace = self.grace(newsletter)
+            for cadence in newsletter.cadences:
+                schedule = cadence.schedule
+                trigger = (
+                    CronTrigger(minute=f"*/{READER_ZONE_STEP}", timezone=UTC)
+                    if schedule.reader_timezone
+                    else _checked_trigger(schedule)
+                )
+                slot = _latest_slot(trigger, now, grace)
+                since = self._since.get((newsletter_id, cadence.id))
+                # A slot that passed before the cadence was first scheduled is not caught
+                # up: a new install (or a new cadence) waits for its next slot.
+                catch_up = slot is not None and (since is None or slot >= since)
+                scheduler.add_job(
+                    self.fire_newsletter,
+                    trigger,
+                    args=(newsletter_id, cadence.id),
+                    id=f"newsletter:{newsletter_id}:{cadence.id}",
+                    next_run_time=now if catch_up else trigger.get_next_fire_time(None, now),
+                    misfire_grace_time=max(1, int(grace.total_seconds())),
+                )
         for source_id, source in self._config.sources.items():
             first = now + timedelta(minutes=source.fetch_every_minutes)
             every = IntervalTrigger(
@@ -252,22 +325,46 @@ class DigestScheduler:
         }
 
     def next_runs(self) -> dict[str, datetime]:
-        """Newsletter id -> its next firing, aware UTC (empty before ``start()``)."""
+        """ "newsletter:cadence" -> its next firing, aware UTC (empty before ``start()``)."""
         return self._next("newsletter:")
 
     def next_fetches(self) -> dict[str, datetime]:
         """Source id -> its next fetch, aware UTC (empty before ``start()``)."""
         return self._next("fetch:")
 
-    async def fire_newsletter(self, newsletter_id: str) -> None:
-        """Run one newsletter now: ``on_newsletter(id, period_key, now)``; failures are logged."""
+    def grace(self, newsletter: NewsletterConfig) -> timedelta:
+        """How late a slot may still be sent; later, it folds into the next one."""
+        return self._fixed_grace or timedelta(hours=newsletter.late_after_hours)
+
+    async def fire_newsletter(self, newsletter_id: str, cadence_id: str | None = None) -> None:
+        """Run one cadence now: ``on_newsletter(id, cadence, period_key, now, due)``; failures
+        are logged. A firing later than the newsletter's grace does nothing (the posts go
+        in the next slot's digest)."""
         newsletter = self._config.newsletters.get(newsletter_id)
         if newsletter is None:
             raise NotFound(f"newsletter {newsletter_id!r} is not in {self._config.path}")
+        cadence = newsletter.cadence(cadence_id)
         now = self._clock()
-        key = period_key(newsletter.schedule, now, self._grace)
+        grace = self.grace(newsletter)
+        due: Due | None = None
+        if cadence.schedule.reader_timezone:
+            key = f"{cadence.id}@{now.astimezone(UTC):%Y-%m-%dT%H:%M}Z"
+            due = functools.partial(reader_due, cadence.schedule, now, grace)
+        else:
+            slot = period_key(cadence.schedule, now, grace)
+            if slot.startswith("off-schedule"):
+                self._log.warning(
+                    "newsletter %r, cadence %r: no slot within %s before %s: this firing is"
+                    " late beyond late_after_hours and folds into the next slot",
+                    newsletter_id,
+                    cadence.id,
+                    grace,
+                    now.isoformat(),
+                )
+                return
+            key = f"{cadence.id}@{slot}"
         try:
-            await self._on_newsletter(newsletter_id, key, now)
+            await self._on_newsletter(newsletter_id, cadence.id, key, now, due)
         except DigestError as exc:  # a known fault of input or environment: its message says it
             self._log.error("newsletter %r, period %s: %s", newsletter_id, key, exc)
         except Exception:

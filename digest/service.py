@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from digest.app import App
 from digest.errors import DigestError
-from digest.scheduler import DigestScheduler
+from digest.scheduler import DigestScheduler, Due
 from digest.store import masked
 from digest.web import create_web_app, listen, serve_on
 
@@ -53,12 +53,16 @@ async def run_service(app: App, stop: asyncio.Event) -> None:
     if not stop.is_set():
         await _resume(app, stop)
 
-    async def on_newsletter(newsletter_id: str, period_key: str, now: datetime) -> None:
+    async def on_newsletter(
+        newsletter_id: str, cadence_id: str, period_key: str, now: datetime, due: Due | None
+    ) -> None:
         task = asyncio.current_task()
         if task is not None:
             running.add(task)
         try:
-            report = await app.run_newsletter(newsletter_id, period_key, now, stop=stop)
+            report = await app.run_newsletter(
+                newsletter_id, period_key, now, stop=stop, cadence_id=cadence_id, due=due
+            )
         finally:
             if task is not None:
                 running.discard(task)
@@ -77,13 +81,24 @@ async def run_service(app: App, stop: asyncio.Event) -> None:
         for item in await app.fetch([source_id], now):
             _log_fetch(item.source_id, item.new, item.error)
 
+    started = app.clock()
+    since = {
+        (newsletter.id, cadence.id): app.store.schedule_start(newsletter.id, cadence.id, started)
+        for newsletter in config.newsletters.values()
+        for cadence in newsletter.cadences
+    }
     scheduler = DigestScheduler(
-        config=config, clock=app.clock, on_newsletter=on_newsletter, on_fetch=on_fetch
+        config=config,
+        clock=app.clock,
+        on_newsletter=on_newsletter,
+        on_fetch=on_fetch,
+        scheduled_since=since,
     )
     scheduler.start()
-    for newsletter_id, when in scheduler.next_runs().items():
-        zone = config.newsletters[newsletter_id].schedule.timezone
-        log.info("newsletter %s fires next at %s (%s)", newsletter_id, _local(when, zone), zone)
+    for job, when in scheduler.next_runs().items():
+        newsletter_id, _, cadence_id = job.partition(":")
+        zone = config.newsletters[newsletter_id].cadence(cadence_id).schedule.timezone
+        log.info("newsletter %s fires next at %s (%s)", job, _local(when, zone), zone)
 
     log.info(
         "web pages at http://%s:%s (public as %s)",

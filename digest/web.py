@@ -242,8 +242,10 @@ class _Pages:
 
     async def archive(self, request: Request) -> Response:
         """GET /e/{edition_id}: the edition as sent, with no reader's link in it."""
-        edition_id: str = request.path_params["edition_id"]
-        rendering = await run_in_threadpool(self.store.get_rendering, edition_id)
+        edition_id, _, number = str(request.path_params["edition_id"]).partition(".")
+        variant = int(number) if number.isdigit() and len(number) < 6 else (-1 if number else 0)
+        renderings = await run_in_threadpool(self.store.get_renderings, edition_id)
+        rendering = renderings.get(variant)
         if rendering is None:
             raise NotFound("there is no archived edition at this address")
         response = HTMLResponse(archive_html(rendering))

@@ -46,7 +46,7 @@ async def open_with_readers(deployment: Deployment) -> tuple[App, Edition]:
     )
     assert opened.created
     assert opened.recipients == 3
-    assert opened.rendered is not None
+    assert opened.renderings is not None
     return app, opened.edition
 
 

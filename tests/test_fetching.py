@@ -42,4 +42,4 @@ async def test_one_broken_source_never_stops_the_others(store: SqlStore) -> None
     state_b = store.get_source_state("b")
     assert state_b is not None
     assert "unexpected KeyError" in state_b.last_error
-    assert len(store.candidate_posts("daily", ["c"])) == 1
+    assert len(store.recent_posts(["c"], released_after=datetime(2000, 1, 1, tzinfo=UTC))) == 1

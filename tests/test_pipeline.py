@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from digest.models import DeliveryStatus, EditionStatus, SubscriptionStatus
-from digest.scheduler import DigestScheduler
+from digest.scheduler import DigestScheduler, Due
 from digest.subscriptions import add_subscriber
 
 from support.deployment import running_deployment
@@ -41,8 +41,10 @@ def parts(message: EmailMessage) -> tuple[str, str]:
 def scheduler_for(deployment: object) -> DigestScheduler:
     app = deployment.app  # type: ignore[attr-defined]
 
-    async def on_newsletter(newsletter_id: str, period_key: str, now: datetime) -> None:
-        await app.run_newsletter(newsletter_id, period_key, now)
+    async def on_newsletter(
+        newsletter_id: str, cadence_id: str, period_key: str, now: datetime, due: Due | None
+    ) -> None:
+        await app.run_newsletter(newsletter_id, period_key, now, cadence_id=cadence_id, due=due)
 
     async def on_fetch(source_id: str, now: datetime) -> None:
         await app.fetch([source_id], now)
@@ -69,7 +71,7 @@ async def test_schedule_to_inbox_to_one_click_unsubscribe(tmp_path: Path) -> Non
             "ben@example.org",
         ]
         [summary] = store.list_editions("daily")
-        assert summary.edition.period_key == "2026-11-27T07:00"
+        assert summary.edition.period_key == "daily@2026-11-27T07:00"
         assert summary.edition.status is EditionStatus.SENT
         assert summary.counts[DeliveryStatus.SENT] == 2
 
@@ -127,6 +129,6 @@ async def test_no_new_posts_sends_nothing_and_no_period_twice(tmp_path: Path) ->
         await scheduler.fire_newsletter("daily")
         assert len(smtpd.messages) == 1
         latest = store.list_editions("daily")[0]
-        assert latest.edition.period_key == "2026-11-28T07:00"
+        assert latest.edition.period_key == "daily@2026-11-28T07:00"
         assert latest.edition.status is EditionStatus.SKIPPED
         assert latest.recipients == 0

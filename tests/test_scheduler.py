@@ -117,7 +117,7 @@ def test_firing_a_moment_early_belongs_to_the_coming_slot() -> None:
 def test_off_schedule_run_beyond_grace_never_takes_a_future_slots_key() -> None:
     # 14:23 Prague: the 07:00 slot is 7 h 23 min ago (beyond grace); tomorrow's 07:00 stays free
     key = period_key(daily("07:00"), utc(2026, 11, 27, 13, 23, 40), GRACE)
-    assert key == "2026-11-27T14:23"
+    assert key == "off-schedule-2026-11-27T13:23:40"
     assert key not in {"2026-11-27T07:00", "2026-11-28T07:00"}
 
 
@@ -216,7 +216,9 @@ class Recorder:
         self.fetches: list[tuple[str, datetime]] = []
         self.fired = asyncio.Event()
 
-    async def on_newsletter(self, newsletter_id: str, key: str, now: datetime) -> None:
+    async def on_newsletter(
+        self, newsletter_id: str, cadence_id: str, key: str, now: datetime, due: object
+    ) -> None:
         self.newsletters.append((newsletter_id, key, now))
         self.fired.set()
 
@@ -240,7 +242,7 @@ async def test_fire_newsletter_passes_the_period_key_and_the_clocks_now() -> Non
     digest = make_scheduler(make_config({"daily": daily("07:00")}), late, rec)
     await digest.fire_newsletter("daily")
     await digest.fire_fetch("feed")
-    assert rec.newsletters == [("daily", "2026-11-27T07:00", late)]
+    assert rec.newsletters == [("daily", "daily@2026-11-27T07:00", late)]
     assert rec.fetches == [("feed", late)]
 
 
@@ -261,7 +263,7 @@ async def test_a_failing_run_is_logged_not_raised(
         await digest.fire_fetch("posts")
     messages = [r.getMessage() for r in caplog.records if r.name == "digest.scheduler"]
     assert messages == [
-        "newsletter 'daily', period 2026-11-27T07:00: the run failed",
+        "newsletter 'daily', period daily@2026-11-27T07:00: the run failed",
         "source 'posts': the fetch failed",
     ]
     assert all(r.exc_info and "database is down" in str(r.exc_info[1]) for r in caplog.records)
@@ -283,7 +285,7 @@ async def test_a_known_fault_is_logged_as_its_message_without_traceback(
         await digest.fire_newsletter("daily")
     [record] = [r for r in caplog.records if r.name == "digest.scheduler"]
     assert record.getMessage() == (
-        "newsletter 'daily', period 2026-11-27T07:00: "
+        "newsletter 'daily', period daily@2026-11-27T07:00: "
         "cannot connect to smtp.example.org:587: refused"
     )
     assert record.exc_info is None
@@ -320,10 +322,10 @@ async def test_start_registers_one_job_per_newsletter_and_source() -> None:
     try:
         assert digest.running
         assert digest.next_runs() == {
-            "daily": utc(2099, 1, 5, 6, 0),
-            "weekly": utc(2099, 1, 7, 7, 0),
-            "workdays": utc(2099, 1, 5, 12, 30),
-            "early": now,
+            "daily:daily": utc(2099, 1, 5, 6, 0),
+            "weekly:weekly": utc(2099, 1, 7, 7, 0),
+            "workdays:cron": utc(2099, 1, 5, 12, 30),
+            "early:daily": now,
         }
         # the caller fetches before start(); the jobs take over one interval later
         in_15_min = now + timedelta(minutes=15)
@@ -350,6 +352,6 @@ async def test_jobs_fire_through_apscheduler_and_shut_down_cleanly() -> None:
     assert not digest.running
     [(newsletter_id, key, fired_at)] = rec.newsletters
     assert newsletter_id == "minutely"
-    assert key == fired_at.astimezone(PRAGUE).strftime("%Y-%m-%dT%H:%M")
+    assert key == fired_at.astimezone(PRAGUE).strftime("cron@%Y-%m-%dT%H:%M")
     assert rec.fetches == []
     assert digest.next_runs() == {}

@@ -1,109 +1,218 @@
+"""Selection by what each reader has been offered: unit cases and a property over histories."""
+
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from digest.models import Post, StoredPost
-from digest.select import INCLUDED, select_posts
+from digest.config import TopicConfig
+from digest.models import Mark, Post, Reader, StoredPost
+from digest.select import CAUGHT_UP, INCLUDED, Rules, in_topics, select_for
 
-NOW = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
+NOW = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+TOPICS = (
+    TopicConfig("europe", "Europe", ("europe", "eu")),
+    TopicConfig("asia", "Asia", ("asia",)),
+)
 
 
-def stored(n: int, *, published: datetime, first_seen: datetime | None = None) -> StoredPost:
+def stored(
+    guid: str,
+    published: datetime,
+    first_seen: datetime | None = None,
+    categories: tuple[str, ...] = (),
+    source: str = "s",
+) -> StoredPost:
     post = Post(
-        source_id="s", guid=f"g{n}", title=f"Post {n}", link=f"https://x/{n}", published=published
+        source,
+        guid,
+        f"Post {guid}",
+        f"https://example.org/{guid}",
+        published,
+        categories=categories,
     )
-    return StoredPost(post, first_seen or published)
+    seen = first_seen or published
+    return StoredPost(post, seen, max(seen, published))
 
 
-def titles(selection: object) -> list[str]:
-    return [p.title for p in selection.posts]  # type: ignore[attr-defined]
+def reader(at: datetime, topics: set[str] | None = None, first: bool = False) -> Reader:
+    return Reader(Mark(at), None if topics is None else frozenset(topics), first)
 
 
-def test_newest_first_and_capped_in_first_edition() -> None:
-    posts = [stored(i, published=NOW - timedelta(hours=i)) for i in range(1, 6)]
-    selection = select_posts(posts, now=NOW, max_items=3, started_at=None)
-    assert titles(selection) == ["Post 1", "Post 2", "Post 3"]
-    reasons = {c.post.title: c.reason for c in selection.candidates}
-    assert "first edition: not sent" in reasons["Post 5"]
+def test_owed_posts_oldest_first_up_to_max_items_and_the_rest_carries_over() -> None:
+    posts = [stored(f"p{i}", NOW - timedelta(hours=10 - i)) for i in range(5)]
+    selection = select_for(reader(NOW - timedelta(days=1)), posts, now=NOW, rules=Rules(3))
+    assert [p.guid for p in selection.posts] == ["p2", "p1", "p0"]  # shown newest first
+    assert selection.mark == Mark(posts[2].released_at, posts[2].post.key)
+    carried = [c.reason for c in selection.candidates if not c.included]
+    assert carried == ["over max_items (3): carried over to the next digest"] * 2
+    # Next time the carried posts go first.
+    later = select_for(Reader(selection.mark), posts, now=NOW, rules=Rules(3))
+    assert [p.guid for p in later.posts] == ["p4", "p3"]
+    assert later.mark == Mark(NOW)
 
 
-def test_future_posts_wait() -> None:
-    posts = [
-        stored(1, published=NOW + timedelta(hours=2)),
-        stored(2, published=NOW - timedelta(hours=1)),
-    ]
-    selection = select_posts(posts, now=NOW, max_items=10, started_at=None)
-    assert titles(selection) == ["Post 2"]
-    assert "future" in next(c.reason for c in selection.candidates if not c.included)
+def test_a_post_published_before_the_send_but_fetched_after_it_comes_next_time() -> None:
+    mark = Mark(NOW)  # the 07:00 digest went out
+    late = stored("late", NOW - timedelta(seconds=1), first_seen=NOW + timedelta(minutes=5))
+    selection = select_for(Reader(mark), [late], now=NOW + timedelta(days=1), rules=Rules())
+    assert [p.guid for p in selection.posts] == ["late"]
 
 
-def test_back_catalogue_known_before_first_edition_never_goes_out() -> None:
-    started = NOW - timedelta(days=1)
-    old = stored(1, published=NOW - timedelta(days=30), first_seen=started - timedelta(minutes=1))
-    new = stored(2, published=NOW - timedelta(days=40), first_seen=started + timedelta(hours=1))
-    selection = select_posts([old, new], now=NOW, max_items=10, started_at=started)
-    # A post first seen after the newsletter started goes out even with an old date
-    # (feeds backdate); one known before the start does not.
-    assert titles(selection) == ["Post 2"]
-    assert "first edition" in next(c.reason for c in selection.candidates if not c.included)
+def test_a_post_released_at_the_send_instant_goes_now_and_only_now() -> None:
+    at = stored("at", NOW)
+    first = select_for(reader(NOW - timedelta(days=1)), [at], now=NOW, rules=Rules())
+    assert [p.guid for p in first.posts] == ["at"]
+    again = select_for(Reader(first.mark), [at], now=NOW + timedelta(days=1), rules=Rules())
+    assert again.posts == ()
 
 
-def test_overflow_after_the_first_edition_carries_over() -> None:
-    started = NOW - timedelta(days=7)
-    posts = [stored(i, published=NOW - timedelta(hours=i)) for i in range(1, 4)]
-    selection = select_posts(posts, now=NOW, max_items=2, started_at=started)
-    assert titles(selection) == ["Post 1", "Post 2"]
-    assert [c.reason for c in selection.candidates][-1] == "over max_items (2): carried over"
-    assert [c.reason for c in selection.candidates][:2] == [INCLUDED, INCLUDED]
+def test_future_dated_posts_wait_for_their_date() -> None:
+    future = stored("f", NOW + timedelta(hours=2), first_seen=NOW - timedelta(hours=1))
+    selection = select_for(reader(NOW - timedelta(days=1)), [future], now=NOW, rules=Rules())
+    assert selection.posts == ()
+    assert selection.mark == Mark(NOW)
+    assert selection.candidates[0].reason.startswith("dated in the future")
+    later = select_for(
+        Reader(selection.mark), [future], now=NOW + timedelta(hours=3), rules=Rules()
+    )
+    assert [p.guid for p in later.posts] == ["f"]
 
 
-def test_nothing_new_gives_an_empty_selection() -> None:
-    assert select_posts([], now=NOW, max_items=5, started_at=None).posts == ()
+def test_topics_filter_and_posts_in_no_topic_go_to_everyone() -> None:
+    europe = stored("eu", NOW - timedelta(hours=3), categories=("EU",))
+    asia = stored("as", NOW - timedelta(hours=2), categories=("Asia",))
+    general = stored("gen", NOW - timedelta(hours=1), categories=("Opinion",))
+    rules = Rules(topics=TOPICS)
+    selection = select_for(
+        reader(NOW - timedelta(days=1), {"asia"}), [europe, asia, general], now=NOW, rules=rules
+    )
+    assert [p.guid for p in selection.posts] == ["gen", "as"]
+    reasons = {c.post.guid: c.reason for c in selection.candidates}
+    assert reasons["eu"] == "not in the reader's topics"
+    assert in_topics(europe.post, None, TOPICS)
 
 
-def test_max_items_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="max_items"):
-        select_posts([], now=NOW, max_items=0, started_at=None)
+def test_min_items_holds_until_enough_or_the_oldest_waited_max_wait() -> None:
+    rules = Rules(min_items=3, max_wait=timedelta(days=2))
+    posts = [stored("a", NOW - timedelta(hours=5)), stored("b", NOW - timedelta(hours=4))]
+    held = select_for(reader(NOW - timedelta(days=1)), posts, now=NOW, rules=rules)
+    assert held.held
+    assert held.posts == ()
+    assert held.mark == Mark(NOW - timedelta(days=1))
+    assert all(c.reason.startswith("held for min_items (2 of 3 owed") for c in held.candidates)
+    waited = select_for(Reader(held.mark), posts, now=NOW + timedelta(days=2), rules=rules)
+    assert not waited.held
+    assert len(waited.posts) == 2
 
 
-def test_a_post_that_waited_for_its_date_is_not_back_catalogue() -> None:
-    started = NOW - timedelta(days=3)
-    # Known since before the first edition, but dated after it: it waited, now it goes.
-    waited = stored(1, published=NOW - timedelta(hours=1), first_seen=started - timedelta(days=1))
-    selection = select_posts([waited], now=NOW, max_items=5, started_at=started)
-    assert titles(selection) == ["Post 1"]
+def test_a_new_readers_first_digest_catches_up_with_the_newest_posts() -> None:
+    old = [stored(f"o{i}", NOW - timedelta(days=10 - i)) for i in range(5)]
+    selection = select_for(reader(NOW, first=True), old, now=NOW, rules=Rules(3, catch_up=2))
+    assert [p.guid for p in selection.posts] == ["o4", "o3"]
+    assert {c.reason for c in selection.candidates if c.included} == {CAUGHT_UP}
+    nothing = select_for(Reader(selection.mark), old, now=NOW + timedelta(days=1), rules=Rules())
+    assert nothing.posts == ()
 
 
-def test_a_source_added_later_sends_only_what_is_new_since_the_last_edition() -> None:
-    started = NOW - timedelta(days=10)
-    previous = NOW - timedelta(days=1)
-    joined = NOW - timedelta(hours=2)  # the new source's first fetch
-
-    def from_new_source(n: int, published: datetime, first_seen: datetime) -> StoredPost:
-        post = Post(
-            source_id="new",
-            guid=f"n{n}",
-            title=f"New {n}",
-            link=f"https://n/{n}",
-            published=published,
-        )
-        return StoredPost(post, first_seen)
-
-    archive = from_new_source(1, NOW - timedelta(days=400), joined)
-    fresh = from_new_source(2, NOW - timedelta(hours=5), joined)
-    later = from_new_source(3, NOW - timedelta(days=30), joined + timedelta(hours=1))
-    old_source = stored(4, published=NOW - timedelta(hours=3))
-    selection = select_posts(
-        [archive, fresh, later, old_source],
+def test_back_catalogue_of_a_new_source_is_not_owed_but_its_new_posts_are() -> None:
+    joined = NOW - timedelta(hours=1)
+    old = stored("old", NOW - timedelta(days=30), first_seen=joined, source="new")
+    fresh = stored("fresh", NOW - timedelta(hours=5), first_seen=joined, source="new")
+    selection = select_for(
+        reader(NOW - timedelta(days=1)),
+        [old, fresh],
         now=NOW,
-        max_items=10,
-        started_at=started,
-        sources_started={"new": joined, "s": started - timedelta(days=1)},
-        previous_at=previous,
+        rules=Rules(),
+        sources_started={"new": joined},
     )
-    assert titles(selection) == ["Post 4", "New 2", "New 3"]
-    [skipped] = [c for c in selection.candidates if not c.included]
-    assert skipped.post.title == "New 1"
-    assert "back catalogue of a source added later" in skipped.reason
+    assert [p.guid for p in selection.posts] == ["fresh"]
+    assert INCLUDED in {c.reason for c in selection.candidates}
+
+
+# --- the property: every matching (reader, post) pair exactly once, no other pair ever ----
+
+HOURS = st.integers(min_value=0, max_value=24 * 6)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> dict[str, object]:
+    posts = [
+        (
+            draw(HOURS),  # published, hours after the start
+            draw(st.integers(min_value=-48, max_value=12)),  # fetch lag (negative: future-dated)
+            draw(st.sampled_from([(), ("eu",), ("asia",), ("eu", "asia"), ("misc",)])),
+        )
+        for _ in range(draw(st.integers(min_value=0, max_value=25)))
+    ]
+    sends = sorted(set(draw(st.lists(HOURS, min_size=1, max_size=12))))
+    switches = draw(
+        st.lists(
+            st.sampled_from([None, frozenset({"europe"}), frozenset({"asia"})]),
+            min_size=len(sends),
+            max_size=len(sends),
+        )
+    )
+    return {
+        "posts": posts,
+        "sends": sends,
+        "switches": switches,
+        "max_items": draw(st.integers(min_value=1, max_value=4)),
+        "min_items": draw(st.integers(min_value=1, max_value=3)),
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories())
+def test_every_matching_pair_is_sent_exactly_once(history: dict[str, object]) -> None:
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    raw = history["posts"]
+    assert isinstance(raw, list)
+    items = []
+    for number, (published_h, lag_h, categories) in enumerate(raw):
+        published = start + timedelta(hours=published_h)
+        first_seen = max(start, published + timedelta(hours=lag_h))
+        items.append((first_seen, stored(f"g{number}", published, first_seen, categories)))
+    rules = Rules(
+        max_items=int(history["max_items"]),  # type: ignore[call-overload]
+        min_items=int(history["min_items"]),  # type: ignore[call-overload]
+        max_wait=timedelta(hours=30),
+        catch_up=0,
+        topics=TOPICS,
+    )
+    state = Reader(Mark(start - timedelta(seconds=1)))  # subscribed just before the first post
+    sent: list[str] = []
+    offered_under: dict[str, frozenset[str] | None] = {}
+    sends = history["sends"]
+    switches = history["switches"]
+    assert isinstance(sends, list)
+    assert isinstance(switches, list)
+    for hour, topics in zip(sends, switches, strict=True):
+        now = start + timedelta(hours=hour)
+        state = replace(state, topics=topics)  # the reader changes topics between editions
+        known = [item for seen, item in items if seen <= now]
+        selection = select_for(state, known, now=now, rules=rules)
+        for post in selection.posts:
+            sent.append(post.guid)
+            offered_under[post.guid] = topics
+            assert in_topics(post, topics, TOPICS), "a post outside the reader's topics"
+        state = Reader(selection.mark, topics)
+    assert len(sent) == len(set(sent)), "a post was sent twice"
+    # Drain: with no more posts arriving, far later, every post still owed goes out, and
+    # every post that never went out was passed over as outside the reader's topics then.
+    final = start + timedelta(days=60)
+    while True:
+        selection = select_for(state, [i for _, i in items], now=final, rules=replace(rules))
+        if not selection.posts:
+            break
+        sent += [p.guid for p in selection.posts]
+        state = Reader(selection.mark, state.topics)
+    assert len(sent) == len(set(sent)), "a post was sent twice"
+    for _, item in items:
+        if item.post.guid not in sent:
+            assert any(not in_topics(item.post, topics, TOPICS) for topics in switches), (
+                f"{item.post.guid} matched every choice of the reader and was never sent"
+            )

@@ -27,7 +27,7 @@ from digest.store import OffloadedLedger
 
 from support.edition import sample_newsletter, sample_site
 from support.memory import MemoryStore
-from support.records import subscribe
+from support.records import open_for_all, subscribe
 from support.smtpd import RecordingServer, running_smtpd
 
 NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
@@ -105,7 +105,8 @@ async def bench(readers: int = 12, clock: Clock | None = None) -> AsyncIterator[
     emails = [f"r{i:03}@example.net" for i in range(readers)]
     for email in emails:
         subscribe(store, email, NOW, newsletter=NEWSLETTER.id)
-    opened = store.open_edition(
+    opened = open_for_all(
+        store,
         newsletter_id=NEWSLETTER.id,
         period_key="p",
         now=NOW,

@@ -60,6 +60,8 @@ async def test_run_serves_logs_catches_up_and_stops(
     path.write_text(text)
     app = build_app(load_config(path), environ=SECRET_ENV)
     add_subscriber(app.store, "ana@example.net", "daily", ["daily"], utc_now())
+    # Scheduled since yesterday (an earlier run): the slot a minute ago is caught up.
+    app.store.schedule_start("daily", "daily", utc_now() - timedelta(days=1))
     stop = asyncio.Event()
     service = asyncio.create_task(run_service(app, stop))
     try:
@@ -79,7 +81,7 @@ async def test_run_serves_logs_catches_up_and_stops(
         await asyncio.wait_for(service, 10)
     logs = caplog.text
     assert f"delivering to the outbox {outbox}" in logs
-    assert "newsletter daily fires next at" in logs
+    assert "newsletter daily:daily fires next at" in logs
     assert "fetched posts: 3 new post(s)" in logs
     assert "stopped" in logs
     with socket.socket() as probe:  # the port is free again

@@ -37,7 +37,7 @@ from support.databases import (
     migrated_engine,
     postgres_schema,
 )
-from support.records import subscribe
+from support.records import open_for_all, subscribe
 
 LATER = timedelta(hours=1)
 
@@ -101,10 +101,10 @@ def test_migrate_is_idempotent_and_reaches_head(backend: str, tmp_path: Path) ->
         assert migrate(engine) == head_revision()
         check_schema(engine)
         with engine.connect() as connection:
-            assert MigrationContext.configure(connection).get_current_revision() == "0002"
+            assert MigrationContext.configure(connection).get_current_revision() == "0004"
 
 
-def test_0002_keeps_the_ledger_and_gives_each_post_to_its_first_edition(
+def test_upgrading_keeps_the_ledger_and_marks_what_each_reader_was_offered(
     backend: str, tmp_path: Path, now: datetime
 ) -> None:
     with engine_for(backend, tmp_path) as engine:
@@ -116,6 +116,10 @@ def test_0002_keeps_the_ledger_and_gives_each_post_to_its_first_edition(
             connection.execute(
                 text("INSERT INTO subscribers VALUES ('s1', 'a@example.org', 'a@example.org', :n)"),
                 {"n": now},
+            )
+            connection.execute(
+                text("INSERT INTO subscriptions VALUES ('s1', 'daily', 'confirmed', :n, :n)"),
+                {"n": now - timedelta(days=3)},
             )
             for ident, minutes in (("old", 0), ("twin", 5)):  # the double-send bug's twins
                 connection.execute(
@@ -134,14 +138,15 @@ def test_0002_keeps_the_ledger_and_gives_each_post_to_its_first_edition(
                 )
         migrate(engine)
         store = SqlStore(engine)
-        with engine.connect() as connection:
-            taken = connection.execute(select(t.newsletter_posts)).all()
-        assert [(row.newsletter_id, row.post_key, row.edition_id) for row in taken] == [
-            ("daily", "k1", "old")
-        ]
         (row,) = store.list_deliveries("old")
         assert (row.status, row.duplicate, row.attempts) == (DeliveryStatus.SENT, False, 1)
-        assert store.candidate_posts("daily", ["blog"]) == []
+        reader = store.reader_state("s1", "daily")  # marked at the newest edition they were in
+        assert (reader.mark.at, reader.first, reader.topics) == (
+            now + timedelta(minutes=5),
+            False,
+            None,
+        )
+        assert store.get_edition("twin").post_keys == ("k1",)
 
 
 def test_check_schema_names_the_command_on_an_unmigrated_database(
@@ -149,7 +154,7 @@ def test_check_schema_names_the_command_on_an_unmigrated_database(
 ) -> None:
     with (
         engine_for(backend, tmp_path) as engine,
-        pytest.raises(StoreError, match=r"never migrated.*needs 0002.*`digest migrate`"),
+        pytest.raises(StoreError, match=r"never migrated.*needs 0004.*`digest migrate`"),
     ):
         check_schema(engine)
 
@@ -309,7 +314,8 @@ def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path: Path, now: datetime) ->
 def _race(store: SqlStore, barrier: threading.Barrier, period: str, now: datetime) -> str | None:
     """One scheduler: wait for the other, then try to open the period's edition."""
     barrier.wait(timeout=5)
-    opened = store.open_edition(
+    opened = open_for_all(
+        store,
         newsletter_id="weekly",
         period_key=period,
         now=now,

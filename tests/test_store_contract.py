@@ -17,14 +17,20 @@ import pytest
 
 from digest.errors import AlreadyExists, NotFound
 from digest.models import (
+    CadenceReaders,
     DeliveryStatus,
+    Draft,
     Edition,
     EditionStatus,
+    Mark,
     Outcome,
     Quota,
+    Reader,
     Rendered,
     SourceState,
     SubscriptionStatus,
+    Variant,
+    Verdict,
 )
 from digest.ports import Store
 from digest.store import SqlStore
@@ -53,6 +59,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield SqlStore(engine)
 
 
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+ALL_READERS = CadenceReaders("daily", ("daily",), default=True)
+
+
 def open_edition(
     store: Store,
     now: datetime,
@@ -62,16 +72,30 @@ def open_edition(
     newsletter: str = "weekly",
     edition_id: str | None = None,
     rendered: Rendered | None = RENDERED,
+    verdicts: dict[Reader, Verdict] | None = None,
+    sources: tuple[str, ...] = (),
+    released: int = 0,
 ) -> tuple[Edition, int] | None:
-    return store.open_edition(
+    readers = CadenceReaders("daily", ("daily",), default=True)
+    variants = (Variant(post_keys, rendered),) if rendered is not None and post_keys else ()
+    if verdicts is None:
+        verdicts = {
+            reader: Verdict(0 if variants else None, Mark(now))
+            for reader, _ in store.reader_groups(newsletter, readers)
+        }
+    draft = Draft(
+        edition_id=edition_id or f"{newsletter}-{period}",
         newsletter_id=newsletter,
+        readers=readers,
         period_key=period,
         now=now,
-        post_keys=list(post_keys),
-        rendered=rendered,
-        message_id=lambda sid: f"<{sid}@example.org>",
-        edition_id=edition_id or f"{newsletter}-{period}",
-        no_readers="nobody to send to",
+        source_ids=sources,
+        released=released,
+        variants=variants,
+        verdicts=verdicts,
+    )
+    return store.open_edition(
+        draft, message_id=lambda sid: f"<{sid}@example.org>", no_readers="nobody to send to"
     )
 
 
@@ -105,7 +129,7 @@ def test_upsert_keeps_first_seen_and_refreshes_content(store: Store, now: dateti
         image_url="https://example.org/i.png",
     )
     assert store.upsert_posts([edited, make_post("3")], now + LATER) == 1
-    stored = {c.post.guid: c for c in store.candidate_posts("weekly", ["blog"])}
+    stored = {c.post.guid: c for c in store.recent_posts(["blog"], released_after=EPOCH)}
     assert stored["1"].post == edited
     assert stored["1"].first_seen == now
     assert stored["3"].first_seen == now + LATER
@@ -126,26 +150,32 @@ def test_get_posts_keeps_the_order_of_keys_and_skips_unknown(store: Store, now: 
     assert store.get_posts([]) == []
 
 
-def test_candidates_exclude_posts_of_this_newsletters_editions_only(
+def test_recent_posts_are_those_released_after_a_time_plus_the_newest(
     store: Store, now: datetime
 ) -> None:
-    a, b, c = make_post("a"), make_post("b"), make_post("c", source="news")
-    store.upsert_posts([a, b, c], now)
-    subscribe(store, "reader@example.org", now)
-    opened(store, now, period="2026-W47", post_keys=(a.key,))
-    weekly = {s.post.key for s in store.candidate_posts("weekly", ["blog", "news"])}
-    daily = {s.post.key for s in store.candidate_posts("daily", ["blog", "news"])}
-    assert weekly == {b.key, c.key}
-    assert daily == {a.key, b.key, c.key}
-    assert {s.post.key for s in store.candidate_posts("daily", ["news"])} == {c.key}
-    assert store.candidate_posts("weekly", []) == []
+    old = make_post("old", published=now - timedelta(days=30))
+    new = make_post("new", published=now - timedelta(hours=1))
+    news = make_post("c", source="news", published=now - timedelta(days=40))
+    store.upsert_posts([old, new, news], now - timedelta(days=20))
+    after = now - timedelta(days=10)
+    recent = store.recent_posts(["blog", "news"], released_after=after)
+    assert {s.post.guid for s in recent} == {"new"}  # dated after it was first seen
+    later = make_post("later", published=now - timedelta(days=25))  # seen late: released now
+    store.upsert_posts([later], now)
+    found = store.recent_posts(["blog", "news"], released_after=after, newest=1)
+    assert {s.post.guid for s in found} == {"later", "new"}
+    [stored_later] = [s for s in found if s.post.guid == "later"]
+    assert stored_later.released_at == now
+    assert store.released_count(["blog"], now) == 3
+    assert store.released_count(["blog", "news"], now - timedelta(days=1)) == 2
+    assert store.recent_posts([], released_after=after, newest=5) == []
 
 
 def test_datetimes_come_back_aware_utc(store: Store, now: datetime) -> None:
     paris = timezone(timedelta(hours=1))
     post = make_post("tz", published=datetime(2026, 11, 20, 10, 30, tzinfo=paris))
     store.upsert_posts([post], now.astimezone(paris))
-    [stored] = store.candidate_posts("weekly", ["blog"])
+    [stored] = store.recent_posts(["blog"], released_after=EPOCH)
     assert stored.post.published == datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
     assert stored.post.published.tzinfo == UTC
     assert stored.first_seen == now
@@ -301,14 +331,53 @@ def test_one_edition_per_newsletter_and_period(store: Store, now: datetime) -> N
         store.get_edition("other")
 
 
-def test_two_editions_of_a_newsletter_never_hold_the_same_post(store: Store, now: datetime) -> None:
+def test_a_draft_made_before_another_edition_moved_the_marks_sends_nobody_twice(
+    store: Store, now: datetime
+) -> None:
     subscribe(store, "a@x.org", now)
-    subscribe(store, "b@x.org", now, newsletter="daily")
-    opened(store, now, period="p1", post_keys=("k1", "k2"))
-    assert open_edition(store, now, period="p2", post_keys=("k2", "k3")) is None
-    assert store.find_edition("weekly", "p2") is None  # nothing of it was written
-    assert opened(store, now, period="p2", post_keys=("k3",)).post_keys == ("k3",)
-    assert opened(store, now, period="p1", newsletter="daily").post_keys == ("k1", "k2")
+    stale = {r: Verdict(0, Mark(now)) for r, _ in store.reader_groups("weekly", ALL_READERS)}
+    assert opened(store, now, period="p1", post_keys=("k1", "k2"), verdicts=stale).status == (
+        EditionStatus.SENDING
+    )
+    again = opened(store, now, period="p2", post_keys=("k1", "k2"), verdicts=stale)
+    assert again.status is EditionStatus.SKIPPED  # the reader's mark moved: no verdict fits
+    assert store.list_deliveries(again.id) == []
+    [(reader, count)] = store.reader_groups("weekly", ALL_READERS)
+    assert (reader.mark, reader.first, count) == (Mark(now), False, 1)
+
+
+def test_a_draft_is_refused_when_posts_were_released_since(store: Store, now: datetime) -> None:
+    subscribe(store, "a@x.org", now)
+    store.upsert_posts([make_post("a")], now)
+    assert open_edition(store, now, period="p1", sources=("blog",), released=0) is None
+    assert store.find_edition("weekly", "p1") is None  # nothing of it was written
+    assert opened(store, now, period="p1", sources=("blog",), released=1).status == (
+        EditionStatus.SENDING
+    )
+
+
+def test_readers_of_a_cadence_and_their_preferences(store: Store, now: datetime) -> None:
+    ana, _ = subscribe(store, "ana@x.org", now)
+    ben, _ = subscribe(store, "ben@x.org", now)
+    subscribe(store, "cy@x.org", now)
+    store.set_preferences(ana, "weekly", cadence="instant", topics=["asia", "eu"], now=now)
+    store.set_preferences(ben, "weekly", cadence="gone", topics=None, now=now)
+    instant = CadenceReaders("instant", ("daily", "instant"), default=False)
+    daily = CadenceReaders("daily", ("daily", "instant"), default=True)
+    [(reader, count)] = store.reader_groups("weekly", instant)
+    assert (reader.topics, reader.first, count) == (frozenset({"asia", "eu"}), True, 1)
+    # ben chose a cadence no longer offered: he gets the default one
+    assert [(r.topics, n) for r, n in store.reader_groups("weekly", daily)] == [(None, 2)]
+    assert store.reader_state(ana, "weekly") == reader
+    assert {s.subscriber.email: (s.cadence, s.topics) for s in store.list_subscriptions()} == {
+        "ana@x.org": ("instant", ("asia", "eu")),
+        "ben@x.org": ("gone", None),
+        "cy@x.org": (None, None),
+    }
+    with pytest.raises(NotFound):
+        store.set_preferences(ana, "daily", cadence=None, topics=None, now=now)
+    assert store.schedule_start("weekly", "daily", now) == now
+    assert store.schedule_start("weekly", "daily", now + LATER) == now
 
 
 def test_without_readers_or_posts_an_edition_is_skipped_and_holds_no_post(
@@ -325,7 +394,6 @@ def test_without_readers_or_posts_an_edition_is_skipped_and_holds_no_post(
         (),
         0,
     )
-    assert [c.post.key for c in store.candidate_posts("weekly", ["blog"])] == [post.key]
     subscribe(store, "a@x.org", now)
     empty = opened(store, now, period="p2", post_keys=(), rendered=None)
     assert (empty.status, empty.error) == (EditionStatus.SKIPPED, "")
@@ -711,7 +779,7 @@ def test_an_undated_item_keeps_the_date_it_was_first_given(store: Store, now: da
     later = now + LATER
     refetched = replace(undated, published=later, title="Retitled")  # the fetch time again
     assert store.upsert_posts([refetched], later) == 0
-    [stored] = store.candidate_posts("weekly", ["blog"])
+    [stored] = store.recent_posts(["blog"], released_after=EPOCH)
     assert (stored.post.title, stored.post.published, stored.post.dated) == (
         "Retitled",
         now,
@@ -719,5 +787,5 @@ def test_an_undated_item_keeps_the_date_it_was_first_given(store: Store, now: da
     )
     dated = replace(refetched, published=now - LATER, dated=True)  # the feed now gives one
     store.upsert_posts([dated], later)
-    [stored] = store.candidate_posts("weekly", ["blog"])
+    [stored] = store.recent_posts(["blog"], released_after=EPOCH)
     assert (stored.post.published, stored.post.dated) == (now - LATER, True)

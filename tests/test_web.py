@@ -23,6 +23,7 @@ from digest.web import ARCHIVE_CSP, create_web_app, listen, mask_email, serve_on
 
 from support.databases import migrated_engine, sqlite_url
 from support.edition import sample_newsletter, sample_site
+from support.records import open_for_all
 
 # Starlette 1.10's TestClient wants the httpx2 package and warns once, on import, when it
 # falls back to httpx (which the project has). Only that warning is silenced, only here.
@@ -248,7 +249,8 @@ def test_archive_shows_the_edition_without_a_reader_link(
     client: TestClient, store: SqlStore, now: datetime
 ) -> None:
     html = '<html><body><p>Hello</p><a href="%%UNSUBSCRIBE_URL%%">Unsubscribe</a></body></html>'
-    opened = store.open_edition(
+    opened = open_for_all(
+        store,
         newsletter_id="daily",
         period_key="2026-11-27",
         now=now,

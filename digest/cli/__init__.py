@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from rich.console import Console
 
 from digest.cli.common import Handler
+from digest.cli.editor import cmd_preview, cmd_schedule, cmd_send_test
 from digest.cli.readers import cmd_subscribers_add, cmd_subscribers_import, cmd_subscribers_list
 from digest.cli.sending import cmd_deliveries, cmd_editions, cmd_send_now, cmd_worker
-from digest.cli.service import cmd_check, cmd_fetch, cmd_migrate, cmd_preview, cmd_run
+from digest.cli.service import cmd_check, cmd_fetch, cmd_migrate, cmd_run
 from digest.errors import DigestError, UsageError
 from digest.models import DeliveryStatus
 
@@ -81,8 +82,20 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("newsletter", metavar="NEWSLETTER")
     preview.add_argument("--html", metavar="FILE", help="write the HTML part to FILE")
     preview.add_argument("--eml", metavar="FILE", help="write the whole message to FILE")
+    preview.add_argument("--open", action="store_true", help="open the HTML in a browser")
+    send_test = command("send-test", cmd_send_test)
+    send_test.add_argument("newsletter", metavar="NEWSLETTER")
+    send_test.add_argument("--to", required=True, metavar="ADDRESS", help="the editor's address")
+    for sub in (preview, send_test):
+        sub.add_argument("--subscriber", metavar="EMAIL", help="the next digest of this reader")
+        sub.add_argument("--cadence", metavar="C", help="of this cadence (default: the reader's)")
+    schedule = command("schedule", cmd_schedule)
+    schedule.add_argument("newsletter", nargs="?", metavar="NEWSLETTER", help="default: all")
+    schedule.add_argument("-n", type=int, default=5, metavar="N", help="sends per cadence (5)")
+    schedule.add_argument("--json", action="store_true", help="JSON instead of a table")
     send_now = command("send-now", cmd_send_now)
     send_now.add_argument("newsletter", metavar="NEWSLETTER")
+    send_now.add_argument("--cadence", metavar="C", help="the readers of this cadence (default)")
     send_now.add_argument(
         "--workers",
         type=int,

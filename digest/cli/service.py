@@ -7,21 +7,17 @@ import asyncio
 import logging
 import os
 import signal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from digest import editions
 from digest.app import build_app, open_store, utc_now
 from digest.cli.common import (
     app_of,
     config_of,
-    write_file,
 )
-from digest.render import personalize
 from digest.scheduler import check_schedules, next_fire_time
 from digest.store import masked
 
@@ -92,46 +88,3 @@ def cmd_fetch(args: argparse.Namespace, out: Console) -> int:
         for problem in report.problems:
             out.print(f"warning: {report.source_id}: {problem}", style="yellow", soft_wrap=True)
     return 1 if any(report.error for report in reports) else 0
-
-
-def cmd_preview(args: argparse.Namespace, out: Console) -> int:
-    """Fetch the sources, then render the next edition without sending or recording it."""
-    app = app_of(args)
-    newsletter = app.newsletter(args.newsletter)
-    now = app.clock()
-    # Like a firing, look at the sources first: the preview is the digest that would go now.
-    for report in asyncio.run(app.fetch(newsletter.source_ids, now)):
-        if report.error:
-            out.print(f"warning: {report.error}", style="yellow", soft_wrap=True)
-    plan = app.preview(newsletter.id, now)
-    table = Table("post", "published", "verdict")
-    for candidate in plan.selection.candidates:
-        post = candidate.post
-        table.add_row(post.title, f"{post.published:%Y-%m-%d %H:%M}", candidate.reason)
-    out.print(table)
-    if plan.rendered is None:
-        out.print(f"no new posts: the next {newsletter.id} edition would be skipped")
-        return 0
-    out.print(f"subject: {plan.rendered.subject}")
-    site = app.config.site
-    url = editions.unsubscribe_url(site, app.secret, "preview", newsletter.id)
-    html, text = personalize(plan.rendered, unsubscribe_url=url)
-    if args.html:
-        write_file(Path(args.html), html.encode("utf-8"))
-        out.print(f"HTML written to {args.html}")
-    if args.eml:
-        message = editions.personal_message(
-            plan.rendered,
-            site,
-            newsletter,
-            app.secret,
-            subscriber_id="preview",
-            email=f"reader@{site.sender_domain}",
-            message_id=f"<preview@{site.sender_domain}>",
-            now=now,
-        )
-        write_file(Path(args.eml), message)
-        out.print(f"message written to {args.eml}")
-    if not args.html and not args.eml:
-        out.print(text, markup=False, highlight=False)
-    return 0

@@ -1,9 +1,10 @@
 """Queries for editions: opening one in a single transaction, lookups, status, renderings.
 
 Functions take an open connection inside a transaction; ``SqlStore`` owns the
-transactions and the error handling. An edition's posts live in ``edition_posts``
-(ordered by position); ``newsletter_posts`` says which edition took each post for its
-newsletter, and its primary key refuses a second edition with the same post.
+transactions and the error handling. An edition has one or more variants (readers with
+the same pending posts share one): its posts live in ``edition_posts`` and its renderings
+in ``renderings``, both by variant. Opening moves each reader's mark in the same
+transaction as their ledger row, so no post is offered to a reader twice.
 """
 
 from __future__ import annotations
@@ -12,34 +13,45 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, func, select, text, update
+from sqlalchemy import ColumnElement, Connection, Row, delete, func, select, text, update
 
 from digest.errors import NotFound
 from digest.models import (
     DeliveryStatus,
+    Draft,
     Edition,
     EditionStatus,
     EditionSummary,
     Rendered,
     SubscriptionStatus,
+    Variant,
 )
 from digest.store import tables as t
 from digest.store.engine import insert_for, placeholder
+from digest.store.posts import released_count
+from digest.store.subscribers import cadence_filter, reader_of
+from digest.store.tables import utc_for_driver
 
 NEWEST_FIRST = (t.editions.c.created_at.desc(), t.editions.c.period_key.desc())
 OLDEST_FIRST = (t.editions.c.created_at.asc(), t.editions.c.period_key.asc())
 READER_PAGE = 5000  # readers read and ledger rows written per statement when opening
 ANALYZE_AFTER = 1000  # ledger rows written at once that call for fresh planner statistics
 
-
 _INSERT_SQL = (
     "INSERT INTO deliveries (edition_id, subscriber_id, email, message_id, status, attempts,"
-    " reply, duplicate) VALUES ({p}, {p}, {p}, {p}, 'pending', 0, '', false)"
+    " reply, duplicate, variant) VALUES ({p}, {p}, {p}, {p}, 'pending', 0, '', false, {p})"
+)
+_MARK_SQL = (
+    "UPDATE subscriptions SET mark_at = {p}, mark_key = {p}, last_sent_at = COALESCE({p},"
+    " last_sent_at) WHERE subscriber_id = {p} AND newsletter_id = {p}"
 )
 
+Due = Callable[[str, datetime | None], bool]
+"""Whether a reader (their time zone, when they were last sent) is due in this edition."""
 
-class PostsTaken(Exception):
-    """Another edition of the newsletter took some of these posts first: select again."""
+
+class PostsChanged(Exception):
+    """Posts arrived after the selection was made: select again."""
 
 
 def find(connection: Connection, newsletter_id: str, period_key: str) -> Edition | None:
@@ -53,147 +65,140 @@ def find(connection: Connection, newsletter_id: str, period_key: str) -> Edition
 
 def open_edition(
     connection: Connection,
+    draft: Draft,
     *,
-    edition_id: str,
-    newsletter_id: str,
-    period_key: str,
-    now: datetime,
-    post_keys: Sequence[str],
-    rendered: Rendered | None,
     message_id: Callable[[str], str],
+    due: Due | None,
     no_readers: str,
 ) -> tuple[Edition, int]:
-    """Write the edition, its posts, rendering and ledger rows; ``(edition, recipients)``.
+    """Write the edition, its variants, ledger rows and readers' new marks.
 
-    Raises ``PostsTaken`` when another edition of the newsletter holds one of the
-    posts. With no confirmed reader (or no rendering) the edition is written as
-    skipped, holding no post, with ``no_readers`` as its error when readers lacked.
+    Raises ``PostsChanged`` when the count of released posts is no longer ``released``.
+    A reader whose state has no verdict (they joined or changed since the selection) is
+    left for the next edition. With no ledger row written the edition is ``skipped``,
+    holding no post (``no_readers`` is its error if there was something to send).
     A twin (same newsletter and period) makes the driver raise ``IntegrityError``.
     """
-    readers = _confirmed_count(connection, newsletter_id)
-    if rendered is None or not post_keys or readers == 0:
-        edition = _insert(
-            connection, edition_id, newsletter_id, period_key, now, (), EditionStatus.SKIPPED
+    edition_id, variants = draft.edition_id, draft.variants
+    if released_count(connection, draft.source_ids, draft.now) != draft.released:
+        raise PostsChanged(draft.newsletter_id)
+    subject = variants[0].rendered.subject if variants else ""
+    _insert(connection, draft, subject)
+    _write_variants(connection, edition_id, variants)
+    written = _materialize(connection, draft, message_id, due)
+    if written == 0:
+        connection.execute(
+            delete(t.edition_posts).where(t.edition_posts.c.edition_id == edition_id)
         )
-        if rendered is not None and post_keys:
-            set_status(connection, edition_id, EditionStatus.SKIPPED, no_readers)
-            edition = one(connection, edition_id)
-        return edition, 0
-    taken = connection.execute(
-        select(t.newsletter_posts.c.post_key).where(
-            t.newsletter_posts.c.newsletter_id == newsletter_id,
-            t.newsletter_posts.c.post_key.in_(list(post_keys)),
-        )
-    ).first()
-    if taken is not None:
-        raise PostsTaken(taken.post_key)
-    edition = _insert(
-        connection,
-        edition_id,
-        newsletter_id,
-        period_key,
-        now,
-        post_keys,
-        EditionStatus.SENDING,
-        subject=rendered.subject,
-    )
-    connection.execute(
-        t.newsletter_posts.insert(),
-        [
-            {"newsletter_id": newsletter_id, "post_key": key, "edition_id": edition_id}
-            for key in post_keys
-        ],
-    )
-    connection.execute(
-        t.renderings.insert().values(
-            edition_id=edition_id, subject=rendered.subject, html=rendered.html, text=rendered.text
-        )
-    )
-    written = _materialize(connection, edition_id, newsletter_id, message_id)
-    if connection.dialect.name == "postgresql" and written >= ANALYZE_AFTER:
+        connection.execute(delete(t.renderings).where(t.renderings.c.edition_id == edition_id))
+        nobody = variants or not draft.verdicts  # something to send, or no reader at all
+        set_status(connection, edition_id, EditionStatus.SKIPPED, no_readers if nobody else "")
+    elif connection.dialect.name == "postgresql" and written >= ANALYZE_AFTER:
         # Fresh statistics, or the planner keeps treating the ledger as tiny and turns
         # every claim into a scan of the whole edition.
         connection.execute(text("ANALYZE deliveries"))
-    return edition, written
+    return one(connection, edition_id), written
 
 
-def _confirmed_count(connection: Connection, newsletter_id: str) -> int:
-    return int(
-        connection.execute(
-            select(func.count()).where(
-                t.subscriptions.c.newsletter_id == newsletter_id,
-                t.subscriptions.c.status == SubscriptionStatus.CONFIRMED.value,
-            )
-        ).scalar_one()
+def _write_variants(connection: Connection, edition_id: str, variants: Sequence[Variant]) -> None:
+    if not variants:
+        return
+    connection.execute(
+        t.renderings.insert(),
+        [
+            {
+                "edition_id": edition_id,
+                "variant": number,
+                "subject": variant.rendered.subject,
+                "html": variant.rendered.html,
+                "text": variant.rendered.text,
+            }
+            for number, variant in enumerate(variants)
+        ],
+    )
+    connection.execute(
+        t.edition_posts.insert(),
+        [
+            {"edition_id": edition_id, "variant": number, "position": position, "post_key": key}
+            for number, variant in enumerate(variants)
+            for position, key in enumerate(variant.post_keys)
+        ],
     )
 
 
 def _materialize(
-    connection: Connection, edition_id: str, newsletter_id: str, message_id: Callable[[str], str]
+    connection: Connection, draft: Draft, message_id: Callable[[str], str], due: Due | None
 ) -> int:
-    """One pending row per confirmed reader, a page of readers at a time (memory stays flat)."""
+    """Ledger rows and new marks, a page of readers at a time (memory stays flat)."""
+    edition_id, newsletter_id, verdicts = draft.edition_id, draft.newsletter_id, draft.verdicts
+    s = t.subscriptions.c
     written = 0
     after = ""
+    p = placeholder(connection)
+    dialect = connection.dialect
+    sent_at = utc_for_driver(dialect, draft.now)
     while True:
-        page = connection.execute(
-            select(t.subscriptions.c.subscriber_id.label("id"), t.subscribers.c.ascii_email)
-            .join(t.subscribers, t.subscribers.c.id == t.subscriptions.c.subscriber_id)
-            .where(
-                t.subscriptions.c.newsletter_id == newsletter_id,
-                t.subscriptions.c.status == SubscriptionStatus.CONFIRMED.value,
-                t.subscriptions.c.subscriber_id > after,
+        statement = (
+            select(
+                s.subscriber_id.label("id"),
+                t.subscribers.c.ascii_email,
+                t.subscribers.c.timezone,
+                s.mark_at,
+                s.mark_key,
+                s.topics,
+                s.last_sent_at,
             )
-            .order_by(t.subscriptions.c.subscriber_id)
+            .join(t.subscribers, t.subscribers.c.id == s.subscriber_id)
+            .where(
+                s.newsletter_id == newsletter_id,
+                s.status == SubscriptionStatus.CONFIRMED.value,
+                cadence_filter(draft.readers),
+                s.subscriber_id > after,
+            )
+            .order_by(s.subscriber_id)
             .limit(READER_PAGE)
-        ).all()
+        )
+        if dialect.name == "postgresql":  # a racing edition waits, then sees the new marks
+            statement = statement.with_for_update(of=t.subscriptions)
+        page = connection.execute(statement).all()
         if not page:
             return written
+        rows: list[tuple[Any, ...]] = []
+        marks: list[tuple[Any, ...]] = []
+        for row in page:
+            verdict = verdicts.get(reader_of(row))
+            if verdict is None or (due is not None and not due(row.timezone, row.last_sent_at)):
+                continue
+            sent = verdict.variant is not None
+            if sent:
+                rows.append(
+                    (edition_id, row.id, row.ascii_email, message_id(row.id), verdict.variant)
+                )
+            mark_at = utc_for_driver(dialect, verdict.mark.at)
+            marks.append(
+                (mark_at, verdict.mark.key, sent_at if sent else None, row.id, newsletter_id)
+            )
         # Through the driver with plain tuples: a large edition writes one row per reader.
-        connection.exec_driver_sql(
-            _INSERT_SQL.format(p=placeholder(connection)),
-            [(edition_id, row.id, row.ascii_email, message_id(row.id)) for row in page],
-        )
-        written += len(page)
+        if rows:
+            connection.exec_driver_sql(_INSERT_SQL.format(p=p), rows)
+        if marks:
+            connection.exec_driver_sql(_MARK_SQL.format(p=p), marks)
+        written += len(rows)
         after = page[-1].id
 
 
-def _insert(
-    connection: Connection,
-    edition_id: str,
-    newsletter_id: str,
-    period_key: str,
-    now: datetime,
-    post_keys: Sequence[str],
-    status: EditionStatus,
-    subject: str = "",
-) -> Edition:
+def _insert(connection: Connection, draft: Draft, subject: str) -> None:
     connection.execute(
         t.editions.insert().values(
-            id=edition_id,
-            newsletter_id=newsletter_id,
-            period_key=period_key,
-            created_at=now,
-            status=status.value,
+            id=draft.edition_id,
+            newsletter_id=draft.newsletter_id,
+            period_key=draft.period_key,
+            created_at=draft.now,
+            status=EditionStatus.SENDING.value,
             subject=subject,
             error="",
+            cadence=draft.readers.cadence_id,
         )
-    )
-    if post_keys:
-        connection.execute(
-            t.edition_posts.insert(),
-            [
-                {"edition_id": edition_id, "position": position, "post_key": key}
-                for position, key in enumerate(post_keys)
-            ],
-        )
-    return Edition(
-        id=edition_id,
-        newsletter_id=newsletter_id,
-        period_key=period_key,
-        created_at=now,
-        status=status,
-        post_keys=tuple(post_keys),
-        subject=subject,
     )
 
 
@@ -208,8 +213,9 @@ def editions(
     if limit is not None:
         statement = statement.limit(limit)
     rows = connection.execute(statement).all()
-    keys = _post_keys(connection, [row.id for row in rows])
-    return [_edition(row, keys.get(row.id, ())) for row in rows]
+    ids = [row.id for row in rows]
+    keys, variants = _post_keys(connection, ids), _variant_counts(connection, ids)
+    return [_edition(row, keys.get(row.id, ()), variants.get(row.id, 1)) for row in rows]
 
 
 def one(connection: Connection, edition_id: str) -> Edition:
@@ -293,36 +299,53 @@ def save_rendering(
 ) -> None:
     one(connection, edition_id)  # NotFound rather than a foreign-key error
     values = {"subject": subject, "html": html, "text": text}
-    statement = insert_for(connection, t.renderings).values(edition_id=edition_id, **values)
+    statement = insert_for(connection, t.renderings).values(
+        edition_id=edition_id, variant=0, **values
+    )
     connection.execute(
-        statement.on_conflict_do_update(index_elements=[t.renderings.c.edition_id], set_=values)
+        statement.on_conflict_do_update(
+            index_elements=[t.renderings.c.edition_id, t.renderings.c.variant], set_=values
+        )
     )
 
 
-def get_rendering(connection: Connection, edition_id: str) -> Rendered | None:
-    row = connection.execute(
-        select(t.renderings.c.subject, t.renderings.c.html, t.renderings.c.text).where(
-            t.renderings.c.edition_id == edition_id
-        )
-    ).one_or_none()
-    return None if row is None else Rendered(row.subject, row.html, row.text)
+def get_renderings(connection: Connection, edition_id: str) -> dict[int, Rendered]:
+    r = t.renderings.c
+    statement = select(r.variant, r.subject, r.html, r.text).where(r.edition_id == edition_id)
+    return {
+        row.variant: Rendered(row.subject, row.html, row.text)
+        for row in connection.execute(statement.order_by(r.variant))
+    }
 
 
 def _post_keys(connection: Connection, edition_ids: list[str]) -> dict[str, tuple[str, ...]]:
     if not edition_ids:
         return {}
-    keys: dict[str, list[str]] = {}
+    keys: dict[str, dict[str, int]] = {}
+    p = t.edition_posts.c
     statement = (
-        select(t.edition_posts.c.edition_id, t.edition_posts.c.post_key)
-        .where(t.edition_posts.c.edition_id.in_(edition_ids))
-        .order_by(t.edition_posts.c.edition_id, t.edition_posts.c.position)
+        select(p.edition_id, p.post_key, p.variant)
+        .where(p.edition_id.in_(edition_ids))
+        .order_by(p.edition_id, p.variant, p.position)
     )
-    for edition_id, key in connection.execute(statement):
-        keys.setdefault(edition_id, []).append(key)
+    for edition_id, key, variant in connection.execute(statement):
+        keys.setdefault(edition_id, {}).setdefault(key, variant)
     return {edition_id: tuple(found) for edition_id, found in keys.items()}
 
 
-def _edition(row: Row[Any], post_keys: tuple[str, ...]) -> Edition:
+def _variant_counts(connection: Connection, edition_ids: list[str]) -> dict[str, int]:
+    if not edition_ids:
+        return {}
+    r = t.renderings.c
+    statement = (
+        select(r.edition_id, func.count())
+        .where(r.edition_id.in_(edition_ids))
+        .group_by(r.edition_id)
+    )
+    return {edition_id: int(count) for edition_id, count in connection.execute(statement)}
+
+
+def _edition(row: Row[Any], post_keys: tuple[str, ...], variants: int) -> Edition:
     return Edition(
         id=row.id,
         newsletter_id=row.newsletter_id,
@@ -332,4 +355,6 @@ def _edition(row: Row[Any], post_keys: tuple[str, ...]) -> Edition:
         post_keys=post_keys,
         subject=row.subject,
         error=row.error,
+        cadence=row.cadence,
+        variants=variants,
     )

@@ -144,6 +144,7 @@ def claim_batch(
                 message_id=row.message_id,
                 attempts=row.attempts,
                 duplicate=duplicate or row.duplicate,
+                variant=row.variant,
             )
             for row in taking
         )
@@ -177,6 +178,7 @@ def _candidates(
             d.c.message_id,
             d.c.attempts,
             d.c.duplicate,
+            d.c.variant,
             subscription,
         )
         .where(d.c.edition_id == edition_id, where)

@@ -71,7 +71,10 @@ def upsert_posts(connection: Connection, posts: Sequence[Post], now: datetime) -
     latest = {post.key: post for post in posts}  # a feed listing a GUID twice: last wins
     if not latest:
         return 0
-    rows = [_content(post) | {"key": key, "first_seen": now} for key, post in latest.items()]
+    rows = [
+        _content(post) | {"key": key, "first_seen": now, "released_at": _released(post, now)}
+        for key, post in latest.items()
+    ]
     inserted = set(
         connection.execute(
             insert_for(connection, t.posts)
@@ -98,27 +101,48 @@ def upsert_posts(connection: Connection, posts: Sequence[Post], now: datetime) -
     return len(inserted)
 
 
-def candidate_posts(
-    connection: Connection, newsletter_id: str, source_ids: Sequence[str]
+def _released(post: Post, now: datetime) -> datetime:
+    """When a post seen first at ``now`` becomes due (a naive date is refused on binding)."""
+    return post.published if post.published.utcoffset() is None else max(now, post.published)
+
+
+def recent_posts(
+    connection: Connection, source_ids: Sequence[str], released_after: datetime, newest: int
 ) -> list[StoredPost]:
-    """Posts of ``source_ids`` that no edition of ``newsletter_id`` contains."""
+    """Posts of ``source_ids`` released after ``released_after``, and the ``newest`` ones."""
     if not source_ids:
         return []
-    in_an_edition = (
-        select(t.newsletter_posts.c.post_key)
-        .where(
-            t.newsletter_posts.c.newsletter_id == newsletter_id,
-            t.newsletter_posts.c.post_key == t.posts.c.key,
+    sources = t.posts.c.source_id.in_(list(dict.fromkeys(source_ids)))
+    found = {
+        row.key: _stored(row)
+        for row in connection.execute(
+            select(t.posts).where(sources, t.posts.c.released_at > released_after)
         )
-        .exists()
+    }
+    if newest > 0:
+        latest = (
+            select(t.posts)
+            .where(sources)
+            .order_by(t.posts.c.published.desc(), t.posts.c.key.desc())
+            .limit(newest)
+        )
+        for row in connection.execute(latest):
+            found.setdefault(row.key, _stored(row))
+    return list(found.values())
+
+
+def released_count(connection: Connection, source_ids: Sequence[str], until: datetime) -> int:
+    """How many posts of ``source_ids`` were released at or before ``until``."""
+    if not source_ids:
+        return 0
+    statement = select(func.count()).where(
+        t.posts.c.source_id.in_(list(dict.fromkeys(source_ids))), t.posts.c.released_at <= until
     )
-    statement = select(t.posts).where(
-        t.posts.c.source_id.in_(list(dict.fromkeys(source_ids))), ~in_an_edition
-    )
-    return [
-        StoredPost(post=_post(row), first_seen=row.first_seen)
-        for row in connection.execute(statement)
-    ]
+    return int(connection.execute(statement).scalar_one())
+
+
+def _stored(row: Row[Any]) -> StoredPost:
+    return StoredPost(post=_post(row), first_seen=row.first_seen, released=row.released_at)
 
 
 def sources_started(connection: Connection, source_ids: Sequence[str]) -> dict[str, datetime]:

@@ -17,15 +17,18 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, Stateme
 
 from digest.errors import AlreadyExists
 from digest.models import (
+    CadenceReaders,
     Claimed,
     Delivery,
     DeliveryStatus,
+    Draft,
     Edition,
     EditionStatus,
     EditionSummary,
     Outcome,
     Post,
     Quota,
+    Reader,
     Rendered,
     SourceState,
     StoredPost,
@@ -105,9 +108,15 @@ class SqlStore:
         with self._transaction() as connection:
             return post_queries.upsert_posts(connection, posts, now)
 
-    def candidate_posts(self, newsletter_id: str, source_ids: Sequence[str]) -> list[StoredPost]:
+    def recent_posts(
+        self, source_ids: Sequence[str], *, released_after: datetime, newest: int = 0
+    ) -> list[StoredPost]:
         with self._transaction(read_only=True) as connection:
-            return post_queries.candidate_posts(connection, newsletter_id, source_ids)
+            return post_queries.recent_posts(connection, source_ids, released_after, newest)
+
+    def released_count(self, source_ids: Sequence[str], until: datetime) -> int:
+        with self._transaction(read_only=True) as connection:
+            return post_queries.released_count(connection, source_ids, until)
 
     def sources_started(self, source_ids: Sequence[str]) -> dict[str, datetime]:
         with self._transaction(read_only=True) as connection:
@@ -168,6 +177,36 @@ class SqlStore:
                 connection, subscriber_id, newsletter_id, status, now
             )
 
+    def set_preferences(
+        self,
+        subscriber_id: str,
+        newsletter_id: str,
+        *,
+        cadence: str | None,
+        topics: Sequence[str] | None,
+        now: datetime,
+    ) -> None:
+        _aware(now, "now")
+        with self._transaction() as connection:
+            subscribers.set_preferences(
+                connection, subscriber_id, newsletter_id, cadence=cadence, topics=topics, now=now
+            )
+
+    def reader_groups(
+        self, newsletter_id: str, readers: CadenceReaders
+    ) -> list[tuple[Reader, int]]:
+        with self._transaction(read_only=True) as connection:
+            return subscribers.reader_groups(connection, newsletter_id, readers)
+
+    def reader_state(self, subscriber_id: str, newsletter_id: str) -> Reader:
+        with self._transaction(read_only=True) as connection:
+            return subscribers.reader_state(connection, subscriber_id, newsletter_id)
+
+    def schedule_start(self, newsletter_id: str, cadence: str, now: datetime) -> datetime:
+        _aware(now, "now")
+        with self._transaction() as connection:
+            return subscribers.schedule_start(connection, newsletter_id, cadence, now)
+
     def confirmed_subscribers(self, newsletter_id: str) -> list[Subscriber]:
         with self._transaction(read_only=True) as connection:
             return subscribers.confirmed_subscribers(connection, newsletter_id)
@@ -176,47 +215,35 @@ class SqlStore:
 
     def open_edition(
         self,
+        draft: Draft,
         *,
-        newsletter_id: str,
-        period_key: str,
-        now: datetime,
-        post_keys: Sequence[str],
-        rendered: Rendered | None,
         message_id: Callable[[str], str],
-        edition_id: str,
-        no_readers: str,
+        due: Callable[[str, datetime | None], bool] | None = None,
+        no_readers: str = "",
     ) -> tuple[Edition, int] | None:
-        _aware(now, "now")
+        _aware(draft.now, "now")
         try:
             with self._transaction() as connection:
-                twin = edition_queries.find(connection, newsletter_id, period_key)
+                twin = edition_queries.find(connection, draft.newsletter_id, draft.period_key)
                 if twin is not None:
                     return twin, -1
                 return edition_queries.open_edition(
-                    connection,
-                    edition_id=edition_id,
-                    newsletter_id=newsletter_id,
-                    period_key=period_key,
-                    now=now,
-                    post_keys=post_keys,
-                    rendered=rendered,
-                    message_id=message_id,
-                    no_readers=no_readers,
+                    connection, draft, message_id=message_id, due=due, no_readers=no_readers
                 )
-        except edition_queries.PostsTaken:
-            # Under READ COMMITTED the twin may have committed between our two checks.
-            twin = self.find_edition(newsletter_id, period_key)
-            return None if twin is None else (twin, -1)
+        except edition_queries.PostsChanged:
+            return None
         except IntegrityError:
-            # PostgreSQL: a concurrent transaction committed the twin period or took one
-            # of the posts between our checks and our inserts; the constraints refereed.
-            twin = self.find_edition(newsletter_id, period_key)
+            # PostgreSQL: a concurrent transaction committed the twin period between our
+            # check and our insert; the unique constraint refereed.
+            twin = self.find_edition(draft.newsletter_id, draft.period_key)
             if twin is not None:
                 return twin, -1
             with self._transaction(read_only=True) as connection:
-                if edition_queries.editions(connection, t.editions.c.id == edition_id):
-                    raise AlreadyExists(f"edition id {edition_id!r} is already taken") from None
-            return None
+                if edition_queries.editions(connection, t.editions.c.id == draft.edition_id):
+                    raise AlreadyExists(
+                        f"edition id {draft.edition_id!r} is already taken"
+                    ) from None
+            raise
 
     def get_edition(self, edition_id: str) -> Edition:
         with self._transaction(read_only=True) as connection:
@@ -283,9 +310,12 @@ class SqlStore:
                 connection, edition_id, subject=subject, html=html, text=text
             )
 
-    def get_rendering(self, edition_id: str) -> Rendered | None:
+    def get_renderings(self, edition_id: str) -> dict[int, Rendered]:
         with self._transaction(read_only=True) as connection:
-            return edition_queries.get_rendering(connection, edition_id)
+            return edition_queries.get_renderings(connection, edition_id)
+
+    def get_rendering(self, edition_id: str) -> Rendered | None:
+        return self.get_renderings(edition_id).get(0)
 
     def cancel_unsent(self, edition_id: str, now: datetime) -> int:
         _aware(now, "now")

@@ -6,15 +6,35 @@ transactions and the error handling.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    Text,
+    cast,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from digest.errors import NotFound
-from digest.models import Subscriber, Subscription, SubscriptionStatus
+from digest.models import (
+    ALL_AT,
+    CadenceReaders,
+    Mark,
+    Reader,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+)
 from digest.store import tables as t
 from digest.store.engine import insert_for
 
@@ -52,6 +72,7 @@ def add_subscription(
             status=status.value,
             changed_at=now,
             created_at=now,
+            mark_at=now,
         )
         .on_conflict_do_nothing(
             index_elements=[t.subscriptions.c.subscriber_id, t.subscriptions.c.newsletter_id]
@@ -110,6 +131,7 @@ def add_subscriptions(
                 "status": status.value,
                 "changed_at": now,
                 "created_at": now,
+                "mark_at": now,
             }
             for subscriber_id, newsletter_id in sorted(wanted)
         ],
@@ -176,7 +198,14 @@ def _set_status(
     status: SubscriptionStatus,
     now: datetime,
 ) -> bool:
-    """Change the status if it differs; True when a row changed."""
+    """Change the status if it differs; True when a row changed.
+
+    A reader who comes back starts from now: what went out while they were away is not
+    owed to them.
+    """
+    values: dict[str, Any] = {"status": status.value, "changed_at": now}
+    if status is SubscriptionStatus.CONFIRMED:
+        values |= {"mark_at": now, "mark_key": ALL_AT}
     result = connection.execute(
         update(t.subscriptions)
         .where(
@@ -184,9 +213,102 @@ def _set_status(
             t.subscriptions.c.newsletter_id == newsletter_id,
             t.subscriptions.c.status != status.value,
         )
-        .values(status=status.value, changed_at=now)
+        .values(**values)
     )
     return result.rowcount == 1
+
+
+def set_preferences(
+    connection: Connection,
+    subscriber_id: str,
+    newsletter_id: str,
+    *,
+    cadence: str | None,
+    topics: Sequence[str] | None,
+    now: datetime,
+) -> None:
+    """See ``Readers.set_preferences``."""
+    result = connection.execute(
+        update(t.subscriptions)
+        .where(
+            t.subscriptions.c.subscriber_id == subscriber_id,
+            t.subscriptions.c.newsletter_id == newsletter_id,
+        )
+        .values(
+            cadence=cadence,
+            topics=None if topics is None else sorted(set(topics)),
+            changed_at=now,
+        )
+    )
+    if result.rowcount != 1:
+        raise NotFound(
+            f"subscriber {subscriber_id!r} has no subscription to newsletter {newsletter_id!r}"
+        )
+
+
+def cadence_filter(readers: CadenceReaders) -> ColumnElement[bool]:
+    """The subscriptions an edition of ``readers.cadence_id`` is for."""
+    cadence = t.subscriptions.c.cadence
+    chosen = cadence == readers.cadence_id
+    if not readers.default:
+        return chosen
+    return or_(chosen, cadence.is_(None), cadence.not_in(list(readers.offered)))
+
+
+def reader_of(row: Any) -> Reader:
+    """The selection state of a subscription row (mark_at, mark_key, topics, last_sent_at)."""
+    topics = row.topics
+    if isinstance(topics, str):  # read back as text from a GROUP BY
+        topics = json.loads(topics)
+    return Reader(
+        mark=Mark(row.mark_at, row.mark_key),
+        topics=None if topics is None else frozenset(topics),
+        first=row.last_sent_at is None,
+    )
+
+
+def reader_groups(
+    connection: Connection, newsletter_id: str, readers: CadenceReaders
+) -> list[tuple[Reader, int]]:
+    """See ``Readers.reader_groups``."""
+    s = t.subscriptions.c
+    topics = cast(s.topics, Text).label("topics")
+    never = s.last_sent_at.is_(None)
+    statement = (
+        select(
+            s.mark_at,
+            s.mark_key,
+            topics,
+            func.min(s.last_sent_at).label("last_sent_at"),
+            func.count(),
+        )
+        .where(
+            s.newsletter_id == newsletter_id,
+            s.status == SubscriptionStatus.CONFIRMED.value,
+            cadence_filter(readers),
+        )
+        .group_by(s.mark_at, s.mark_key, topics, never)
+    )
+    groups: dict[Reader, int] = {}
+    for row in connection.execute(statement):
+        reader = reader_of(row)
+        groups[reader] = groups.get(reader, 0) + int(row[4])
+    return list(groups.items())
+
+
+def reader_state(connection: Connection, subscriber_id: str, newsletter_id: str) -> Reader:
+    """See ``Readers.reader_state``."""
+    s = t.subscriptions.c
+    row = connection.execute(
+        select(s.mark_at, s.mark_key, s.topics, s.last_sent_at).where(
+            s.subscriber_id == subscriber_id, s.newsletter_id == newsletter_id
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(
+            f"subscriber {subscriber_id!r} has no subscription to newsletter {newsletter_id!r}"
+        )
+    return reader_of(row)
 
 
 def _subscriptions() -> Select[Any]:
@@ -195,6 +317,8 @@ def _subscriptions() -> Select[Any]:
         t.subscriptions.c.newsletter_id,
         t.subscriptions.c.status,
         t.subscriptions.c.changed_at,
+        t.subscriptions.c.cadence,
+        t.subscriptions.c.topics,
     ).join(t.subscriptions, t.subscriptions.c.subscriber_id == t.subscribers.c.id)
 
 
@@ -210,4 +334,26 @@ def _subscription(row: Row[Any]) -> Subscription:
         newsletter_id=row.newsletter_id,
         status=SubscriptionStatus(row.status),
         changed_at=row.changed_at,
+        cadence=row.cadence,
+        topics=None if row.topics is None else tuple(row.topics),
     )
+
+
+def schedule_start(
+    connection: Connection, newsletter_id: str, cadence: str, now: datetime
+) -> datetime:
+    """See ``Readers.schedule_start``."""
+    connection.execute(
+        insert_for(connection, t.schedule_starts)
+        .values(newsletter_id=newsletter_id, cadence=cadence, since=now)
+        .on_conflict_do_nothing(
+            index_elements=[t.schedule_starts.c.newsletter_id, t.schedule_starts.c.cadence]
+        )
+    )
+    since: datetime = connection.execute(
+        select(t.schedule_starts.c.since).where(
+            t.schedule_starts.c.newsletter_id == newsletter_id,
+            t.schedule_starts.c.cadence == cadence,
+        )
+    ).scalar_one()
+    return since

@@ -1,6 +1,7 @@
 """The database schema as SQLAlchemy Core tables: what the store's queries are built from.
 
-Migrations ``0001_initial`` and ``0002_delivery_engine`` create exactly this schema;
+Migrations ``0001_initial``, ``0002_delivery_engine`` and ``0004_reader_choices`` create
+exactly this schema;
 ``tests/test_store.py`` compares a migrated database with this metadata, so a change here
 needs a new migration.
 Newsletters and sources live in the editor's configuration, not in the database:
@@ -108,8 +109,11 @@ posts = Table(
     Column("categories", JSON, nullable=False),
     Column("first_seen", UtcDateTime, nullable=False),
     Column("dated", Boolean, nullable=False, default=True),
+    # When the post became due to readers: max(published, first_seen) at first sight.
+    Column("released_at", UtcDateTime, nullable=False),
     UniqueConstraint("source_id", "guid"),
     Index("ix_posts_source_id_first_seen", "source_id", "first_seen"),
+    Index("ix_posts_source_id_released_at", "source_id", "released_at"),
 )
 
 subscribers = Table(
@@ -119,6 +123,7 @@ subscribers = Table(
     Column("email", String, nullable=False),
     Column("ascii_email", String, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("timezone", String, nullable=False, default=""),  # the reader's IANA zone, or ""
     UniqueConstraint("email"),
 )
 
@@ -130,6 +135,12 @@ subscriptions = Table(
     Column("status", String, nullable=False),
     Column("changed_at", UtcDateTime, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("cadence", String, nullable=True),  # NULL: the newsletter's default cadence
+    Column("topics", JSON, nullable=True),  # sorted topic ids; NULL: all topics
+    # The reader's mark: every post released up to (mark_at, mark_key) is settled for them.
+    Column("mark_at", UtcDateTime, nullable=False),
+    Column("mark_key", String, nullable=False, default="~"),
+    Column("last_sent_at", UtcDateTime, nullable=True),
     PrimaryKeyConstraint("subscriber_id", "newsletter_id"),
     # Opening an edition reads a newsletter's confirmed readers in id order, page by page.
     Index(
@@ -150,6 +161,7 @@ editions = Table(
     Column("status", String, nullable=False),
     Column("subject", Text, nullable=False),
     Column("error", Text, nullable=False),
+    Column("cadence", String, nullable=False, default=""),
     UniqueConstraint("newsletter_id", "period_key"),
 )
 
@@ -157,32 +169,23 @@ edition_posts = Table(
     "edition_posts",
     metadata,
     Column("edition_id", String, nullable=False),
+    Column("variant", Integer, nullable=False, default=0, autoincrement=False),
     Column("position", Integer, nullable=False, autoincrement=False),
     Column("post_key", String, nullable=False),
-    PrimaryKeyConstraint("edition_id", "position"),
+    PrimaryKeyConstraint("edition_id", "variant", "position"),
     ForeignKeyConstraint(["edition_id"], ["editions.id"], ondelete="CASCADE"),
     Index("ix_edition_posts_post_key", "post_key"),
-)
-
-# Which edition took a post for a newsletter. The primary key is the referee that makes
-# two editions of one newsletter unable to hold the same post, whatever started them.
-newsletter_posts = Table(
-    "newsletter_posts",
-    metadata,
-    Column("newsletter_id", String, nullable=False),
-    Column("post_key", String, nullable=False),
-    Column("edition_id", String, nullable=False),
-    PrimaryKeyConstraint("newsletter_id", "post_key"),
-    ForeignKeyConstraint(["edition_id"], ["editions.id"], ondelete="CASCADE"),
 )
 
 renderings = Table(
     "renderings",
     metadata,
-    Column("edition_id", String, primary_key=True),
+    Column("edition_id", String, nullable=False),
+    Column("variant", Integer, nullable=False, default=0, autoincrement=False),
     Column("subject", Text, nullable=False),
     Column("html", Text, nullable=False),
     Column("text", Text, nullable=False),
+    PrimaryKeyConstraint("edition_id", "variant"),
     ForeignKeyConstraint(["edition_id"], ["editions.id"], ondelete="CASCADE"),
 )
 
@@ -203,9 +206,21 @@ deliveries = Table(
     # Earliest next attempt of a ``deferred`` row, or of an ``uncertain`` one's one retry.
     Column("not_before", UtcDateTime, nullable=True),
     Column("duplicate", Boolean, nullable=False, default=False),
+    Column("variant", Integer, nullable=False, default=0),
     PrimaryKeyConstraint("edition_id", "subscriber_id"),
     ForeignKeyConstraint(["edition_id"], ["editions.id"], ondelete="CASCADE"),
     Index("ix_deliveries_edition_id_status", "edition_id", "status"),
     Index("ix_deliveries_status_updated_at", "status", "updated_at"),
     Index("ix_deliveries_edition_id_email", "edition_id", "email", "subscriber_id"),
+)
+
+# Since when each cadence of a newsletter has been scheduled: a slot that passed before
+# is never caught up (a new install must not send at once).
+schedule_starts = Table(
+    "schedule_starts",
+    metadata,
+    Column("newsletter_id", String, nullable=False),
+    Column("cadence", String, nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("newsletter_id", "cadence"),
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
@@ -19,16 +20,20 @@ from itertools import islice
 
 from digest.errors import AlreadyExists, NotFound
 from digest.models import (
+    CadenceReaders,
     Claimed,
     ClaimedRow,
     Delivery,
     DeliveryStatus,
+    Draft,
     Edition,
     EditionStatus,
     EditionSummary,
+    Mark,
     Outcome,
     Post,
     Quota,
+    Reader,
     Rendered,
     SourceState,
     StoredPost,
@@ -94,6 +99,7 @@ class _Row:
     lease_until: datetime | None = None
     not_before: datetime | None = None
     duplicate: bool = False
+    variant: int = 0
 
     def delivery(self, edition_id: str) -> Delivery:
         return Delivery(
@@ -112,8 +118,10 @@ class _Tables:
     emails: dict[str, str] = field(default_factory=dict)  # email -> subscriber id
     subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)
     editions: dict[str, Edition] = field(default_factory=dict)
-    taken: dict[tuple[str, str], str] = field(default_factory=dict)  # newsletter_posts
-    renderings: dict[str, Rendered] = field(default_factory=dict)
+    marks: dict[tuple[str, str], tuple[Mark, datetime | None]] = field(default_factory=dict)
+    zones: dict[str, str] = field(default_factory=dict)  # subscriber id -> their time zone
+    starts: dict[tuple[str, str], datetime] = field(default_factory=dict)  # schedule_starts
+    renderings: dict[str, dict[int, Rendered]] = field(default_factory=dict)
     deliveries: dict[str, dict[str, _Row]] = field(default_factory=dict)  # edition -> reader
 
     def copy(self) -> _Tables:
@@ -165,6 +173,7 @@ class _Tables:
         if key in self.subscriptions:
             return False
         self.subscriptions[key] = Subscription(self.subscribers[key[0]], key[1], status, now)
+        self.marks[key] = (Mark(now), None)
         return True
 
     def set_subscription(
@@ -174,7 +183,26 @@ class _Tables:
         if current.status is status:
             return False
         self.subscriptions[key] = replace(current, status=status, changed_at=now)
+        if status is SubscriptionStatus.CONFIRMED:  # back from away: starts from now
+            self.marks[key] = (Mark(now), self.marks[key][1])
         return True
+
+    def selection_state(self, key: tuple[str, str]) -> Reader:
+        topics = self.subscriptions[key].topics
+        mark, last_sent = self.marks[key]
+        return Reader(mark, None if topics is None else frozenset(topics), last_sent is None)
+
+    def of_cadence(self, newsletter_id: str, readers: CadenceReaders) -> list[tuple[str, str]]:
+        """The confirmed subscriptions an edition of that cadence is for, by subscriber id."""
+        found = []
+        for key, s in self.subscriptions.items():
+            if s.newsletter_id != newsletter_id or s.status is not CONFIRMED:
+                continue
+            chosen = s.cadence == readers.cadence_id
+            other = s.cadence is None or s.cadence not in readers.offered
+            if chosen or (readers.default and other):
+                found.append(key)
+        return sorted(found)
 
 
 class MemoryStore:
@@ -229,17 +257,32 @@ class MemoryStore:
                 new += known is None
                 if known is not None and not post.dated:  # keeps the date it was given
                     post = replace(post, published=known.post.published, dated=known.post.dated)
-                t.posts[key] = StoredPost(post, now if known is None else known.first_seen)
+                if known is None:
+                    t.posts[key] = StoredPost(post, now, max(now, post.published))
+                else:
+                    t.posts[key] = StoredPost(post, known.first_seen, known.released_at)
             return new
 
-    def candidate_posts(self, newsletter_id: str, source_ids: Sequence[str]) -> list[StoredPost]:
+    def recent_posts(
+        self, source_ids: Sequence[str], *, released_after: datetime, newest: int = 0
+    ) -> list[StoredPost]:
         sources = set(source_ids)
         with self._read() as t:
-            return [
-                stored
-                for key, stored in t.posts.items()
-                if stored.post.source_id in sources and (newsletter_id, key) not in t.taken
-            ]
+            mine = [p for p in t.posts.values() if p.post.source_id in sources]
+        found = {p.post.key: p for p in mine if p.released_at > released_after}
+        latest = sorted(mine, key=lambda p: (p.post.published, p.post.key), reverse=True)
+        for stored in latest[: max(newest, 0)]:
+            found.setdefault(stored.post.key, stored)
+        return list(found.values())
+
+    def released_count(self, source_ids: Sequence[str], until: datetime) -> int:
+        sources = set(source_ids)
+        with self._read() as t:
+            return sum(
+                1
+                for p in t.posts.values()
+                if p.post.source_id in sources and p.released_at <= until
+            )
 
     def sources_started(self, source_ids: Sequence[str]) -> dict[str, datetime]:
         sources = set(source_ids)
@@ -318,6 +361,49 @@ class MemoryStore:
                 )
             return t.set_subscription(key, SubscriptionStatus(status), now)
 
+    def set_preferences(
+        self,
+        subscriber_id: str,
+        newsletter_id: str,
+        *,
+        cadence: str | None,
+        topics: Sequence[str] | None,
+        now: datetime,
+    ) -> None:
+        now = _aware(now, "now")
+        key = (subscriber_id, newsletter_id)
+        with self._write() as t:
+            current = t.subscriptions.get(key)
+            if current is None:
+                raise NotFound(
+                    f"subscriber {subscriber_id!r} has no subscription to newsletter"
+                    f" {newsletter_id!r}"
+                )
+            chosen = None if topics is None else tuple(sorted(set(topics)))
+            t.subscriptions[key] = replace(current, cadence=cadence, topics=chosen, changed_at=now)
+
+    def reader_groups(
+        self, newsletter_id: str, readers: CadenceReaders
+    ) -> list[tuple[Reader, int]]:
+        with self._read() as t:
+            counts = Counter(t.selection_state(key) for key in t.of_cadence(newsletter_id, readers))
+        return list(counts.items())
+
+    def reader_state(self, subscriber_id: str, newsletter_id: str) -> Reader:
+        key = (subscriber_id, newsletter_id)
+        with self._read() as t:
+            if key not in t.subscriptions:
+                raise NotFound(
+                    f"subscriber {subscriber_id!r} has no subscription to newsletter"
+                    f" {newsletter_id!r}"
+                )
+            return t.selection_state(key)
+
+    def schedule_start(self, newsletter_id: str, cadence: str, now: datetime) -> datetime:
+        now = _aware(now, "now")
+        with self._write() as t:
+            return t.starts.setdefault((newsletter_id, cadence), now)
+
     def confirmed_subscribers(self, newsletter_id: str) -> list[Subscriber]:
         with self._read() as t:
             found = [
@@ -331,60 +417,64 @@ class MemoryStore:
 
     def open_edition(
         self,
+        draft: Draft,
         *,
-        newsletter_id: str,
-        period_key: str,
-        now: datetime,
-        post_keys: Sequence[str],
-        rendered: Rendered | None,
         message_id: Callable[[str], str],
-        edition_id: str,
-        no_readers: str,
+        due: Callable[[str, datetime | None], bool] | None = None,
+        no_readers: str = "",
     ) -> tuple[Edition, int] | None:
-        now = _aware(now, "now")
-        keys = tuple(post_keys)
+        now = _aware(draft.now, "now")
         with self._write() as t:
-            twin = t.find(newsletter_id, period_key)
+            twin = t.find(draft.newsletter_id, draft.period_key)
             if twin is not None:
                 return twin, -1
-            readers = sorted(
-                (
-                    s.subscriber
-                    for s in t.subscriptions.values()
-                    if s.newsletter_id == newsletter_id and s.status is CONFIRMED
-                ),
-                key=lambda s: s.id,
+            if draft.edition_id in t.editions:
+                raise AlreadyExists(f"edition id {draft.edition_id!r} is already taken")
+            sources = set(draft.source_ids)
+            released = sum(
+                1 for p in t.posts.values() if p.post.source_id in sources and p.released_at <= now
             )
-            taken_id = AlreadyExists(f"edition id {edition_id!r} is already taken")
-            if rendered is None or not keys or not readers:
-                if edition_id in t.editions:
-                    raise taken_id
-                error = no_readers if rendered is not None and keys else ""
-                skipped = Edition(
-                    edition_id, newsletter_id, period_key, now, EditionStatus.SKIPPED, error=error
-                )
-                t.editions[edition_id] = skipped
-                return skipped, 0
-            if any((newsletter_id, key) in t.taken for key in keys):
-                return None  # another edition took a post first: the caller selects again
-            if edition_id in t.editions:
-                raise taken_id
-            if len(set(keys)) < len(keys):
-                return None  # as the newsletter_posts primary key refuses it
-            rows = {r.id: _Row(r.id, r.ascii_email, message_id(r.id)) for r in readers}
+            if released != draft.released:
+                return None  # posts arrived since the draft: the caller selects again
+            rows: dict[str, _Row] = {}
+            for key in t.of_cadence(draft.newsletter_id, draft.readers):
+                verdict = draft.verdicts.get(t.selection_state(key))
+                last_sent = t.marks[key][1]
+                if verdict is None or (
+                    due is not None and not due(t.zones.get(key[0], ""), last_sent)
+                ):
+                    continue
+                subscriber = t.subscribers[key[0]]
+                if verdict.variant is not None:
+                    rows[subscriber.id] = _Row(
+                        subscriber.id,
+                        subscriber.ascii_email,
+                        message_id(subscriber.id),
+                        variant=verdict.variant,
+                    )
+                    last_sent = now
+                t.marks[key] = (verdict.mark, last_sent)
+            variants = draft.variants if rows else ()
+            keys = tuple(dict.fromkeys(k for v in variants for k in v.post_keys))
             edition = Edition(
-                edition_id,
-                newsletter_id,
-                period_key,
+                draft.edition_id,
+                draft.newsletter_id,
+                draft.period_key,
                 now,
-                EditionStatus.SENDING,
+                EditionStatus.SENDING if rows else EditionStatus.SKIPPED,
                 keys,
-                subject=rendered.subject,
+                subject=variants[0].rendered.subject if variants else "",
+                error="" if rows or not (draft.variants or not draft.verdicts) else no_readers,
+                cadence=draft.readers.cadence_id,
+                variants=max(len(variants), 1),
             )
-            t.editions[edition_id] = edition
-            t.taken.update({(newsletter_id, key): edition_id for key in keys})
-            t.renderings[edition_id] = Rendered(rendered.subject, rendered.html, rendered.text)
-            t.deliveries[edition_id] = rows
+            t.editions[draft.edition_id] = edition
+            if rows:
+                t.renderings[draft.edition_id] = {
+                    n: Rendered(v.rendered.subject, v.rendered.html, v.rendered.text)
+                    for n, v in enumerate(variants)
+                }
+                t.deliveries[draft.edition_id] = rows
             return edition, len(rows)
 
     def get_edition(self, edition_id: str) -> Edition:
@@ -457,11 +547,15 @@ class MemoryStore:
     def save_rendering(self, edition_id: str, *, subject: str, html: str, text: str) -> None:
         with self._write() as t:
             t.edition(edition_id)
-            t.renderings[edition_id] = Rendered(subject, html, text)
+            kept = dict(t.renderings.get(edition_id, {}))
+            t.renderings[edition_id] = kept | {0: Rendered(subject, html, text)}
 
     def get_rendering(self, edition_id: str) -> Rendered | None:
+        return self.get_renderings(edition_id).get(0)
+
+    def get_renderings(self, edition_id: str) -> dict[int, Rendered]:
         with self._read() as t:
-            return t.renderings.get(edition_id)
+            return dict(t.renderings.get(edition_id, {}))
 
     def cancel_unsent(self, edition_id: str, now: datetime) -> int:
         now = _aware(now, "now")
@@ -569,6 +663,7 @@ class MemoryStore:
                             taken.message_id,
                             taken.attempts,
                             taken.duplicate,
+                            taken.variant,
                         )
                     )
             return Claimed(claimed, suppressed)

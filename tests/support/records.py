@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from digest.models import Post, SubscriptionStatus
-from digest.ports import Readers
+from digest.models import (
+    CadenceReaders,
+    Draft,
+    Edition,
+    Mark,
+    Post,
+    Rendered,
+    SubscriptionStatus,
+    Variant,
+    Verdict,
+)
+from digest.ports import Readers, Store
 
 
 def make_post(guid: str, *, source: str = "blog", title: str = "", **fields: object) -> Post:
@@ -40,3 +51,26 @@ def subscribe(
         resubscribe=resubscribe,
     )
     return subscription.subscriber.id, changed
+
+
+def open_for_all(
+    store: Store,
+    *,
+    newsletter_id: str,
+    period_key: str,
+    now: datetime,
+    post_keys: Sequence[str],
+    rendered: Rendered | None,
+    message_id: Callable[[str], str],
+    edition_id: str,
+    no_readers: str = "",
+) -> tuple[Edition, int] | None:
+    """Open an edition giving every confirmed reader of the newsletter the same variant."""
+    readers = CadenceReaders("daily", ("daily",), default=True)
+    variants = (Variant(tuple(post_keys), rendered),) if rendered is not None and post_keys else ()
+    verdicts = {
+        reader: Verdict(0 if variants else None, Mark(now))
+        for reader, _ in store.reader_groups(newsletter_id, readers)
+    }
+    draft = Draft(edition_id, newsletter_id, readers, period_key, now, (), 0, variants, verdicts)
+    return store.open_edition(draft, message_id=message_id, no_readers=no_readers)

@@ -1,0 +1,122 @@
+"""Plan one edition of one cadence: every reader state's selection, and one rendering per
+variant (premailer runs once per variant, never per reader).
+
+Readers with the same mark, topics and first-ness get the same selection; selections
+with the same posts share a variant. Nothing is recorded: ``editions.open_edition``
+writes the resulting :class:`~digest.models.Draft` in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from digest.config import CadenceConfig, NewsletterConfig, SiteConfig
+from digest.models import CadenceReaders, Draft, Mark, Reader, Rendered, Variant, Verdict
+from digest.ports import Store
+from digest.render import Renderer
+from digest.select import Rules, Selection, select_for
+
+CATCH_UP_POOL = 200  # newest posts read for new readers' catch-up (topics may filter many)
+
+
+def variant_edition_id(edition_id: str, variant: int) -> str:
+    """The id a variant is rendered and archived under: "<edition>" or "<edition>.<n>"."""
+    return edition_id if variant == 0 else f"{edition_id}.{variant}"
+
+
+def cadence_readers(newsletter: NewsletterConfig, cadence: CadenceConfig) -> CadenceReaders:
+    """The subscriptions an edition of ``cadence`` is for."""
+    return CadenceReaders(
+        cadence_id=cadence.id,
+        offered=tuple(c.id for c in newsletter.cadences),
+        default=cadence.id == newsletter.default_cadence.id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """An edition as it would be opened now: the draft, and each reader state's selection."""
+
+    draft: Draft
+    selections: Mapping[Reader, Selection]
+    readers: Mapping[Reader, int]  # how many readers are in each state
+
+    @property
+    def recipients(self) -> int:
+        verdicts = self.draft.verdicts
+        return sum(n for r, n in self.readers.items() if verdicts[r].variant is not None)
+
+    def rendered(self, variant: int = 0) -> Rendered | None:
+        variants = self.draft.variants
+        return variants[variant].rendered if variant < len(variants) else None
+
+
+def plan_edition(
+    store: Store,
+    renderer: Renderer,
+    site: SiteConfig,
+    newsletter: NewsletterConfig,
+    cadence: CadenceConfig,
+    now: datetime,
+    *,
+    edition_id: str = "preview",
+    period_key: str = "preview",
+    only: Reader | None = None,
+) -> Plan:
+    """Select for every reader state of the cadence and render each variant once.
+
+    ``only`` plans for that one reader state instead (a preview for one reader, or for
+    a new reader when nobody has subscribed yet).
+    """
+    readers = cadence_readers(newsletter, cadence)
+    source_ids = newsletter.source_ids
+    groups = {only: 1} if only is not None else dict(store.reader_groups(newsletter.id, readers))
+    # The count first: a post released after it makes the opening transaction refuse.
+    released = store.released_count(source_ids, now)
+    oldest = min((reader.mark.at for reader in groups), default=now)
+    stored = store.recent_posts(source_ids, released_after=oldest, newest=CATCH_UP_POOL)
+    started = store.sources_started(source_ids)
+    rules = Rules.of(newsletter)
+    selections = {
+        reader: select_for(reader, stored, now=now, rules=rules, sources_started=started)
+        for reader in groups
+    }
+    numbers: dict[tuple[str, ...], int] = {}
+    variants: list[Variant] = []
+    verdicts: dict[Reader, Verdict] = {}
+    for reader, selection in selections.items():
+        posts = selection.posts
+        keys = tuple(post.key for post in posts)
+        number: int | None = None
+        if posts and not selection.held:
+            number = numbers.get(keys)
+            if number is None:
+                number = numbers[keys] = len(variants)
+                rendered = renderer.render_edition(
+                    site=site,
+                    newsletter=newsletter,
+                    posts=posts,
+                    edition_id=variant_edition_id(edition_id, number),
+                    now=now,
+                )
+                variants.append(Variant(keys, rendered))
+        verdicts[reader] = Verdict(number, selection.mark)
+    draft = Draft(
+        edition_id=edition_id,
+        newsletter_id=newsletter.id,
+        readers=readers,
+        period_key=period_key,
+        now=now,
+        source_ids=source_ids,
+        released=released,
+        variants=tuple(variants),
+        verdicts=verdicts,
+    )
+    return Plan(draft, selections, groups)
+
+
+def new_reader(now: datetime) -> Reader:
+    """The state of a reader subscribing now (for a preview when nobody has yet)."""
+    return Reader(mark=Mark(now), topics=None, first=True)
