@@ -14,8 +14,11 @@ from digest.editions import open_edition
 from digest.editorial import load_config
 from digest.models import DeliveryStatus
 
+from support.feedserver import Route, serving
+
 REPO = Path(__file__).resolve().parent.parent
-FEEDS = Path(__file__).resolve().parent / "fixtures" / "feeds"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FEEDS = FIXTURES / "feeds"
 
 
 @pytest.fixture(autouse=True)
@@ -124,6 +127,28 @@ def test_fetch_reports_a_broken_feed_and_goes_on(
     rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│")}
     assert "malformed.xml" in rows["broken"]
     assert rows["posts"].split("│")[2].strip() == "3"  # the three sample posts are new
+
+
+def test_fetch_refuses_a_feed_at_a_private_address_unless_its_source_allows_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    internal = (FIXTURES / "ssrf" / "internal.xml").read_bytes()
+    with serving({"/status.xml": Route(internal)}) as server:
+        url = server.url("/status.xml")
+        extra = (
+            f'[sources.guarded]\nkind = "feed"\nurl = "{url}"\n'
+            f'[sources.intranet]\nkind = "feed"\nurl = "{url}"\nallow_private_addresses = true\n'
+        )
+        config = write_config(tmp_path, extra)
+        code, out, _ = run(capsys, "--config", str(config), "fetch", "guarded")
+        assert code == 1
+        assert "leads to 127.0.0.1, a loopback address" in " ".join(out.split())
+        assert server.requests == []
+        code, out, _ = run(capsys, "--config", str(config), "fetch", "intranet")
+        assert code == 0
+        assert server.requests == ["/status.xml"]
+    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│")}
+    assert rows["intranet"].split("│")[2].strip() == "1"
 
 
 def test_import_reports_bad_rows_by_line_and_keeps_the_rest(

@@ -362,6 +362,21 @@ def test_source_mistakes(config_path: Path) -> None:
     assert "[sources.feed] timeout_seconds 0 must be greater than 0" in problem(config_path, text)
 
 
+def test_allow_private_addresses_is_a_boolean_for_a_feed_from_a_url(config_path: Path) -> None:
+    feed = '[sources.feed]\nkind = "feed"\nurl = "http://intranet.example/f.xml"\n'
+    assert not load(config_path, MINIMAL + feed).sources["feed"].allow_private_addresses
+    allowed = load(config_path, MINIMAL + feed + "allow_private_addresses = true\n")
+    assert allowed.sources["feed"].allow_private_addresses
+    text = MINIMAL + feed + 'allow_private_addresses = "yes"\n'
+    assert "allow_private_addresses: expected true or false, got 'yes'" in problem(
+        config_path, text
+    )
+    text = edit('path = "posts"', 'path = "posts"\nallow_private_addresses = true')
+    assert "[sources.posts] allow_private_addresses is for a feed fetched from a url" in problem(
+        config_path, text
+    )
+
+
 def test_delivery_mistakes(config_path: Path) -> None:
     text = MINIMAL + '[delivery]\ntransport = "smtp"\n'
     assert f'{config_path}: [delivery] transport = "smtp" needs a [delivery.smtp]' in problem(

@@ -17,11 +17,11 @@ import httpx
 from digest.config import SourceConfig
 from digest.errors import SourceError
 from digest.models import Post, SourceState
-from digest.sources.download import USER_AGENT, download, read_file
+from digest.sources.download import USER_AGENT, download, feed_client, read_file
 from digest.sources.feed import parse_feed
 from digest.sources.folder import read_folder
 
-__all__ = ["USER_AGENT", "FetchResult", "dedupe", "fetch_source"]
+__all__ = ["USER_AGENT", "FetchResult", "dedupe", "feed_client", "fetch_source"]
 
 
 @dataclass(frozen=True, slots=True)
