@@ -6,7 +6,8 @@ leftovers such as ``.#post.md``) are ignored. A file with a problem
 is reported by name and skipped (or kept, for a missing link); a post dated after
 ``now`` is scheduled and not returned yet. A post's GUID is its front matter ``guid``,
 else ``folder:<file name>``: never the link, so adding or fixing a link later does not
-make it a new post (renaming the file does).
+make it a new post (renaming the file does). Fields longer than digest's limits are cut
+(``digest.sources.limits``) and reported.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from digest.sanitize import (
     first_paragraph,
     plain_text,
 )
+from digest.sources.limits import MAX_ITEMS, Cuts, cap_post
 
 SUFFIXES = (".md", ".html")
 
@@ -63,6 +65,7 @@ def read_folder(
     markdown = MarkdownIt("commonmark")
     posts: list[Post] = []
     problems: list[str] = []
+    cuts = Cuts()
     for path in files:
         if not path.is_file():
             continue
@@ -71,10 +74,18 @@ def read_folder(
         except _Skip as skip:
             problems.append(f"file '{_name(path)}': {skip}; skipped")
             continue
+        post, cut = cap_post(post)
+        cuts.add(post, cut)
         if not post.link:
             problems.append(f"file '{_name(path)}': no link in the front matter; left empty")
         if post.published <= now:
             posts.append(post)
+    if len(posts) > MAX_ITEMS:
+        # The newest, in file-name order still: a folder is an archive, oldest file first.
+        cuts.items_found, cuts.kept = len(posts), "the newest"
+        newest = set(sorted(range(len(posts)), key=lambda i: posts[i].published)[-MAX_ITEMS:])
+        posts = [post for i, post in enumerate(posts) if i in newest]
+    problems.extend(cuts.problems())
     return posts, problems
 
 
