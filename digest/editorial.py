@@ -216,6 +216,14 @@ def _source(t: ConfigTable, ident: str, base: Path) -> SourceConfig:
     allow_private = t.boolean("allow_private_addresses", False)
     if allow_private and not url:
         t.fail("allow_private_addresses is for a feed fetched from a url; remove it here")
+    base_url = t.string("base_url", "")
+    if base_url and (kind != "feed" or not path):
+        t.fail(
+            'base_url is for a local feed file (kind = "feed" with path): a feed from a url'
+            " resolves its links against that url, a folder post against its link"
+        )
+    elif base_url:
+        _http_url(t, "base_url", base_url, "https://transmission.example.org/")
     return SourceConfig(
         id=ident,
         kind=kind,
@@ -226,6 +234,7 @@ def _source(t: ConfigTable, ident: str, base: Path) -> SourceConfig:
         max_bytes=t.integer("max_bytes", 5_000_000, 1),
         fetch_every_minutes=t.integer("fetch_every_minutes", 30, 1, _MINUTES_PER_YEAR),
         allow_private_addresses=allow_private,
+        base_url=base_url,
     )
 
 

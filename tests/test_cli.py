@@ -151,6 +151,22 @@ def test_fetch_refuses_a_feed_at_a_private_address_unless_its_source_allows_it(
     assert rows["intranet"].split("│")[2].strip() == "1"
 
 
+def test_fetch_reports_the_relative_links_a_local_feed_file_lost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = f'[sources.site]\nkind = "feed"\npath = "{FEEDS / "relative-links.xml"}"\n'
+    code, out, _ = run(capsys, "--config", str(write_config(tmp_path, local)), "fetch", "site")
+    assert code == 0
+    assert (
+        "warning: site: 6 relative links in 2 items dropped (first: item 'Pipeline Politics')"
+    ) in out
+    assert 'set base_url = "https://..." in [sources.site]' in out
+    fixed = local + 'base_url = "https://transmission.example.org/"\n'
+    code, out, _ = run(capsys, "--config", str(write_config(tmp_path, fixed)), "fetch", "site")
+    assert code == 0
+    assert "relative link" not in out
+
+
 def test_import_reports_bad_rows_by_line_and_keeps_the_rest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -377,6 +377,23 @@ def test_allow_private_addresses_is_a_boolean_for_a_feed_from_a_url(config_path:
     )
 
 
+def test_base_url_is_an_http_url_for_a_local_feed_file(config_path: Path) -> None:
+    feed = '[sources.feed]\nkind = "feed"\npath = "site/feed.xml"\n'
+    site = 'base_url = "https://transmission.example.org/blog/"\n'
+    assert load(config_path, MINIMAL + feed + site).sources["feed"].base_url == (
+        "https://transmission.example.org/blog/"
+    )
+    assert load(config_path, MINIMAL + feed).sources["feed"].base_url == ""
+    text = MINIMAL + feed + 'base_url = "transmission.example.org"\n'
+    assert "[sources.feed] base_url 'transmission.example.org' is not an http:// or https://" in (
+        problem(config_path, text)
+    )
+    web = '[sources.web]\nkind = "feed"\nurl = "https://e.org/f.xml"\n' + site
+    assert "[sources.web] base_url is for a local feed file" in problem(config_path, MINIMAL + web)
+    text = edit('path = "posts"', 'path = "posts"\n' + site)
+    assert "[sources.posts] base_url is for a local feed file" in problem(config_path, text)
+
+
 def test_delivery_mistakes(config_path: Path) -> None:
     text = MINIMAL + '[delivery]\ntransport = "smtp"\n'
     assert f'{config_path}: [delivery] transport = "smtp" needs a [delivery.smtp]' in problem(

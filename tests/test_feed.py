@@ -684,3 +684,40 @@ async def test_a_fetch_keeps_at_most_max_items_items(now: datetime) -> None:
     assert result.problems == (
         f"1,200 items, more than digest takes from one fetch: kept the first {MAX_ITEMS}",
     )
+
+
+# --- relative links of a local feed file --------------------------------------------
+
+
+async def test_a_local_feed_file_without_base_url_reports_its_dropped_links(
+    offline: httpx.AsyncClient, now: datetime
+) -> None:
+    result = await fetch_file("relative-links.xml", offline, now)
+    pipeline, calendar = result.posts
+    assert (pipeline.link, calendar.link, calendar.image_url) == ("", "", "")
+    assert "<img" not in pipeline.content_html
+    assert "href" not in calendar.content_html
+    assert result.problems == (
+        "6 relative links in 2 items dropped (first: item 'Pipeline Politics'): there is no"
+        ' absolute address to resolve them against; set base_url = "https://..." in'
+        " [sources.sample] to the web address the feed belongs to",
+    )
+
+
+async def test_base_url_resolves_a_local_feed_files_relative_links(
+    offline: httpx.AsyncClient, now: datetime
+) -> None:
+    site = "https://transmission.example.org/blog/"
+    source = SourceConfig(
+        id="sample", kind="feed", path=FIXTURES / "relative-links.xml", base_url=site
+    )
+    result = await fetch_source(source, None, client=offline, now=now)
+    pipeline, calendar = result.posts
+    assert result.problems == ()
+    assert pipeline.link == "https://transmission.example.org/2026/11/pipeline-politics/"
+    assert 'href="https://transmission.example.org/tags/energy/"' in pipeline.content_html
+    image = "https://transmission.example.org/2026/11/pipeline-politics/images/pipeline.jpg"
+    assert (pipeline.image_url, pipeline.image_caption) == (image, "The pipeline at the border")
+    assert calendar.link == "https://transmission.example.org/2026/11/the-dictators-new-calendar/"
+    assert calendar.image_url == "https://transmission.example.org/images/calendar.jpg"
+    assert f'href="{calendar.link}#footnote-1"' in calendar.content_html

@@ -314,3 +314,19 @@ async def test_a_folder_fetch_keeps_the_newest_max_items_posts(
         f"{MAX_ITEMS + 20} items, more than digest takes from one fetch: kept the newest"
         f" {MAX_ITEMS}"
     ) in result.problems
+
+
+async def test_relative_links_of_a_post_without_a_link_are_reported(
+    offline: httpx.AsyncClient, now: datetime
+) -> None:
+    folder = Path(__file__).parent / "fixtures" / "posts-relative"
+    result = await read(folder, offline, now)
+    [post] = result.posts
+    assert "/tags/energy/" not in post.content_html
+    assert "https://en.wikipedia.org/wiki/Druzhba_pipeline" in post.content_html
+    assert post.image_url == ""
+    assert result.problems[-1] == (
+        "3 relative links in 1 item dropped (first: item 'Relative Links Without A Link'):"
+        " there is no absolute address to resolve them against; give those posts a link"
+        " (their web address) in the front matter"
+    )

@@ -87,7 +87,8 @@ async def fetch_source(
     elif source.path is not None:
         body = await asyncio.to_thread(read_file, source, source.path)
         location = str(source.path)
-        base_url, content_type = "", ""  # a local file has no URL to resolve against
+        # A local file has no URL of its own: its links resolve against base_url, if set.
+        base_url, content_type = source.base_url, ""
         new_state = SourceState(source.id, last_fetched=now)
     else:
         raise SourceError(
