@@ -47,7 +47,7 @@ transport = "outbox"
 
 [sources.posts]
 kind = "folder"
-path = "{REPO / "config" / "posts"}"
+path = "{FIXTURES / "posts"}"
 
 [sources.broken]
 kind = "feed"

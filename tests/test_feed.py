@@ -152,9 +152,8 @@ async def test_atom_10(offline: httpx.AsyncClient, now: datetime) -> None:
     assert updated.content_html == "<p>First paragraph of XHTML content.</p><p>Second.</p>"
 
 
-async def test_shipped_sample_feed_parses(offline: httpx.AsyncClient, now: datetime) -> None:
-    path = Path(__file__).parent.parent / "config" / "feeds" / "transmission.xml"
-    source = SourceConfig(id="transmission", kind="feed", path=path)
+async def test_the_sample_feed_parses(offline: httpx.AsyncClient, now: datetime) -> None:
+    source = SourceConfig(id="transmission", kind="feed", path=FIXTURES / "transmission.xml")
     result = await fetch_source(source, None, client=offline, now=now)
     assert result.problems == ()
     assert len(result.posts) >= 2

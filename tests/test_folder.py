@@ -1,4 +1,4 @@
-"""Folder sources: Markdown/HTML files with front matter, including the shipped samples."""
+"""Folder sources: Markdown/HTML files with front matter, including a copy of the samples."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from digest.sources.limits import (
     MAX_TITLE,
 )
 
-SAMPLE_POSTS = Path(__file__).parent.parent / "config" / "posts"
+SAMPLE_POSTS = Path(__file__).parent / "fixtures" / "posts"  # a copy: the editor's may change
 SEED = "https://transmission.example.org/2026/11/strains-visible-in-cis-military-alliance"
 
 
