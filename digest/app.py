@@ -16,8 +16,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
-
 from digest import editions, fetching
 from digest.config import CadenceConfig, Config, NewsletterConfig, SourceConfig
 from digest.delivery import build_mailer
@@ -39,7 +37,7 @@ from digest.ports import Clock, Ledger, Mailer, Store
 from digest.render import Renderer
 from digest.sending import RateLimits, SendPolicy
 from digest.settings import Secret, load_secret
-from digest.sources import FetchResult, fetch_source
+from digest.sources import FetchResult, feed_client, fetch_source
 from digest.store import OffloadedLedger, SqlStore, check_schema, create_engine_for, migrate
 from digest.store.editions import Due
 from digest.subscriptions import normalize_address
@@ -47,7 +45,6 @@ from digest.subscriptions import normalize_address
 log = logging.getLogger("digest.app")
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-MAX_REDIRECTS = 5
 OUTBOX_CONCURRENCY = 4  # files written at once into the outbox (each is fsynced)
 
 
@@ -144,11 +141,14 @@ class App:
     ) -> list[FetchReport]:
         """Fetch the given sources (all by default); failures are in the reports."""
         sources = self.sources(source_ids)
-        async with httpx.AsyncClient(follow_redirects=True, max_redirects=MAX_REDIRECTS) as client:
+        # Two clients, so that no connection to a private address is ever reused for a
+        # source that does not allow them.
+        async with feed_client() as public, feed_client(allow_private_addresses=True) as private:
 
             async def read(
                 source: SourceConfig, state: SourceState | None, at: datetime
             ) -> FetchResult:
+                client = private if source.allow_private_addresses else public
                 return await fetch_source(source, state, client=client, now=at)
 
             return await fetching.fetch_all(self.store, read, sources, now or self.clock())

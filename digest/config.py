@@ -63,6 +63,8 @@ class SourceConfig:
     timeout_seconds: float = 20.0
     max_bytes: int = 5_000_000
     fetch_every_minutes: int = 30
+    allow_private_addresses: bool = False  # an intranet feed: loopback and private hosts too
+    base_url: str = ""  # a local feed file: the web address its relative links resolve against
 
 
 @dataclass(frozen=True, slots=True)

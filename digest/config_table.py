@@ -68,6 +68,10 @@ class ConfigTable:
             self.fail(f"{key} is empty{hint}")
         return text
 
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key, (bool,), "true or false")
+        return value if isinstance(value, bool) else default
+
     def choice(self, key: str, options: tuple[_S, ...], default: _S | None) -> _S:
         value = self.string(key, default)
         if value in options:

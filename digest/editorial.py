@@ -174,6 +174,17 @@ def _source(t: ConfigTable, ident: str, base: Path) -> SourceConfig:
         t.fail(f"missing required key {wanted}")
     if url:
         _http_url(t, "url", url, "https://example.org/feed.xml")
+    allow_private = t.boolean("allow_private_addresses", False)
+    if allow_private and not url:
+        t.fail("allow_private_addresses is for a feed fetched from a url; remove it here")
+    base_url = t.string("base_url", "")
+    if base_url and (kind != "feed" or not path):
+        t.fail(
+            'base_url is for a local feed file (kind = "feed" with path): a feed from a url'
+            " resolves its links against that url, a folder post against its link"
+        )
+    elif base_url:
+        _http_url(t, "base_url", base_url, "https://transmission.example.org/")
     return SourceConfig(
         id=ident,
         kind=kind,
@@ -183,6 +194,8 @@ def _source(t: ConfigTable, ident: str, base: Path) -> SourceConfig:
         timeout_seconds=t.number("timeout_seconds", 20.0, _MAX_TIMEOUT),
         max_bytes=t.integer("max_bytes", 5_000_000, 1),
         fetch_every_minutes=t.integer("fetch_every_minutes", 30, 1, _MINUTES_PER_YEAR),
+        allow_private_addresses=allow_private,
+        base_url=base_url,
     )
 
 

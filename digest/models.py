@@ -7,9 +7,18 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+
+_LINE_ENDINGS = re.compile(rb"\r\n|\n|\r")
+
+
+def normalize_line_endings(message: bytes) -> bytes:
+    """``message`` with CRLF line endings and a final CRLF, as it travels in DATA."""
+    data = _LINE_ENDINGS.sub(b"\r\n", message)
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
 def post_key(source_id: str, guid: str) -> str:
@@ -292,6 +301,12 @@ class Letter:
     recipient: str
     message: bytes
     wire_ready: bool = False
+
+    @property
+    def data(self) -> bytes:
+        """The message as a relay receives it (SMTP DATA before dot-stuffing): CRLF line
+        endings and a final CRLF. What the SMTP mailer sends and the outbox stores."""
+        return self.message if self.wire_ready else normalize_line_endings(self.message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,11 @@ from digest.editions import open_edition
 from digest.editorial import load_config
 from digest.models import DeliveryStatus
 
+from support.feedserver import Route, serving
+
 REPO = Path(__file__).resolve().parent.parent
-FEEDS = Path(__file__).resolve().parent / "fixtures" / "feeds"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FEEDS = FIXTURES / "feeds"
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +47,7 @@ transport = "outbox"
 
 [sources.posts]
 kind = "folder"
-path = "{REPO / "config" / "posts"}"
+path = "{FIXTURES / "posts"}"
 
 [sources.broken]
 kind = "feed"
@@ -124,6 +127,44 @@ def test_fetch_reports_a_broken_feed_and_goes_on(
     rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│")}
     assert "malformed.xml" in rows["broken"]
     assert rows["posts"].split("│")[2].strip() == "3"  # the three sample posts are new
+
+
+def test_fetch_refuses_a_feed_at_a_private_address_unless_its_source_allows_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    internal = (FIXTURES / "ssrf" / "internal.xml").read_bytes()
+    with serving({"/status.xml": Route(internal)}) as server:
+        url = server.url("/status.xml")
+        extra = (
+            f'[sources.guarded]\nkind = "feed"\nurl = "{url}"\n'
+            f'[sources.intranet]\nkind = "feed"\nurl = "{url}"\nallow_private_addresses = true\n'
+        )
+        config = write_config(tmp_path, extra)
+        code, out, _ = run(capsys, "--config", str(config), "fetch", "guarded")
+        assert code == 1
+        assert "leads to 127.0.0.1, a loopback address" in " ".join(out.split())
+        assert server.requests == []
+        code, out, _ = run(capsys, "--config", str(config), "fetch", "intranet")
+        assert code == 0
+        assert server.requests == ["/status.xml"]
+    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│")}
+    assert rows["intranet"].split("│")[2].strip() == "1"
+
+
+def test_fetch_reports_the_relative_links_a_local_feed_file_lost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = f'[sources.site]\nkind = "feed"\npath = "{FEEDS / "relative-links.xml"}"\n'
+    code, out, _ = run(capsys, "--config", str(write_config(tmp_path, local)), "fetch", "site")
+    assert code == 0
+    assert (
+        "warning: site: 6 relative links in 2 items dropped (first: item 'Pipeline Politics')"
+    ) in out
+    assert 'set base_url = "https://..." in [sources.site]' in out
+    fixed = local + 'base_url = "https://transmission.example.org/"\n'
+    code, out, _ = run(capsys, "--config", str(write_config(tmp_path, fixed)), "fetch", "site")
+    assert code == 0
+    assert "relative link" not in out
 
 
 def test_import_reports_bad_rows_by_line_and_keeps_the_rest(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from digest.config import DEFAULT_SUBJECT, Config
 from digest.editorial import default_config_path, load_config
 from digest.errors import ConfigError
+from digest.sources import fetch_source
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "digest.toml"
 
@@ -80,6 +83,20 @@ def test_the_shipped_example_loads() -> None:
     assert (daily.schedule.kind, daily.schedule.time) == ("daily", "07:00")
     assert daily.schedule.timezone == "Europe/Prague"
     assert daily.subject == DEFAULT_SUBJECT
+
+
+async def test_the_shipped_sources_read_whatever_posts_the_editor_has(now: datetime) -> None:
+    # Content-free on purpose: the editor adds and removes posts (tests/fixtures has copies
+    # for the tests that count them); what must hold is that every source can be read.
+    config = load_config(SHIPPED)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(_no_network)) as client:
+        for source in config.sources.values():
+            result = await fetch_source(source, None, client=client, now=now)
+            assert result.source_id == source.id
+
+
+def _no_network(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"the shipped sources are local files, yet {request.url} was asked")
 
 
 def test_the_shipped_commented_examples_are_valid(config_path: Path) -> None:
@@ -364,6 +381,38 @@ def test_source_mistakes(config_path: Path) -> None:
     assert "[sources.posts] url is only for feeds" in problem(config_path, text)
     text = MINIMAL + '[sources.feed]\nkind = "feed"\nurl = "https://e.org/"\ntimeout_seconds = 0\n'
     assert "[sources.feed] timeout_seconds 0 must be greater than 0" in problem(config_path, text)
+
+
+def test_allow_private_addresses_is_a_boolean_for_a_feed_from_a_url(config_path: Path) -> None:
+    feed = '[sources.feed]\nkind = "feed"\nurl = "http://intranet.example/f.xml"\n'
+    assert not load(config_path, MINIMAL + feed).sources["feed"].allow_private_addresses
+    allowed = load(config_path, MINIMAL + feed + "allow_private_addresses = true\n")
+    assert allowed.sources["feed"].allow_private_addresses
+    text = MINIMAL + feed + 'allow_private_addresses = "yes"\n'
+    assert "allow_private_addresses: expected true or false, got 'yes'" in problem(
+        config_path, text
+    )
+    text = edit('path = "posts"', 'path = "posts"\nallow_private_addresses = true')
+    assert "[sources.posts] allow_private_addresses is for a feed fetched from a url" in problem(
+        config_path, text
+    )
+
+
+def test_base_url_is_an_http_url_for_a_local_feed_file(config_path: Path) -> None:
+    feed = '[sources.feed]\nkind = "feed"\npath = "site/feed.xml"\n'
+    site = 'base_url = "https://transmission.example.org/blog/"\n'
+    assert load(config_path, MINIMAL + feed + site).sources["feed"].base_url == (
+        "https://transmission.example.org/blog/"
+    )
+    assert load(config_path, MINIMAL + feed).sources["feed"].base_url == ""
+    text = MINIMAL + feed + 'base_url = "transmission.example.org"\n'
+    assert "[sources.feed] base_url 'transmission.example.org' is not an http:// or https://" in (
+        problem(config_path, text)
+    )
+    web = '[sources.web]\nkind = "feed"\nurl = "https://e.org/f.xml"\n' + site
+    assert "[sources.web] base_url is for a local feed file" in problem(config_path, MINIMAL + web)
+    text = edit('path = "posts"', 'path = "posts"\n' + site)
+    assert "[sources.posts] base_url is for a local feed file" in problem(config_path, text)
 
 
 def test_delivery_mistakes(config_path: Path) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from string import Template
 
 import httpx
 import pytest
@@ -15,6 +17,15 @@ from digest.config import SourceConfig
 from digest.errors import SourceError
 from digest.models import Post, SourceState
 from digest.sources import USER_AGENT, FetchResult, fetch_source
+from digest.sources.limits import (
+    MAX_AUTHOR,
+    MAX_CAPTION,
+    MAX_CATEGORIES,
+    MAX_CONTENT,
+    MAX_ITEMS,
+    MAX_SUMMARY,
+    MAX_TITLE,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
 FEED_URL = "https://transmission.example.org/feed.xml"
@@ -141,9 +152,8 @@ async def test_atom_10(offline: httpx.AsyncClient, now: datetime) -> None:
     assert updated.content_html == "<p>First paragraph of XHTML content.</p><p>Second.</p>"
 
 
-async def test_shipped_sample_feed_parses(offline: httpx.AsyncClient, now: datetime) -> None:
-    path = Path(__file__).parent.parent / "config" / "feeds" / "transmission.xml"
-    source = SourceConfig(id="transmission", kind="feed", path=path)
+async def test_the_sample_feed_parses(offline: httpx.AsyncClient, now: datetime) -> None:
+    source = SourceConfig(id="transmission", kind="feed", path=FIXTURES / "transmission.xml")
     result = await fetch_source(source, None, client=offline, now=now)
     assert result.problems == ()
     assert len(result.posts) >= 2
@@ -618,3 +628,95 @@ async def test_an_item_without_an_author_takes_the_feeds(now: datetime) -> None:
     posts = by_title((await fetch_bytes(body, now)).posts)
     assert posts["Hers"].author == "Ana Author"
     assert posts["A Guest's"].author == "Guest Writer"
+
+
+# --- field limits ----------------------------------------------------------------------
+
+LIMITS = Path(__file__).parent / "fixtures" / "limits"
+
+
+async def test_oversized_fields_are_cut_and_reported(now: datetime) -> None:
+    categories = "".join(f"<category>topic {n} {'x' * 200}</category>" for n in range(60))
+    body = Template((LIMITS / "oversized.xml").read_text()).substitute(
+        title="The Longest Title " * 250_000,  # 4.5 MB, as the feed that was mailed at 8 MB
+        author="Bruce Pannier " * 10_000,
+        summary="A summary that goes on. " * 50_000,
+        content="<b>Bold</b> and <i>italic</i> words, " * 8_000,  # 300 KB
+        caption="A caption that goes on. " * 10_000,
+        categories=categories,
+    )
+    started = time.perf_counter()
+    result = await fetch_bytes(body.encode(), now, max_bytes=20_000_000)
+    assert time.perf_counter() - started < 30
+    long, ordinary = result.posts
+    assert len(long.title) <= MAX_TITLE
+    assert long.title.startswith("The Longest Title The Longest")
+    assert long.title.endswith(("Title…", "The…", "Longest…"))  # on a word
+    assert len(long.author) <= MAX_AUTHOR
+    assert len(long.image_caption) <= MAX_CAPTION
+    assert len(long.summary_html) <= MAX_SUMMARY
+    assert len(long.content_html) <= MAX_CONTENT
+    assert long.content_html.startswith("<div><p>The lead paragraph.</p><blockquote><ul><li>")
+    assert long.content_html.endswith("…</li></ul></blockquote></div>")  # still well-formed
+    assert len(long.categories) == MAX_CATEGORIES
+    stored = sum(len(field) for field in (long.title, long.summary_html, long.content_html))
+    assert stored < 250_000
+    assert ordinary.title == "An Ordinary Post"  # within the limits: untouched
+    assert ordinary.categories == ("Belarus",)
+    [report] = [p for p in result.problems if p.startswith("fields cut")]
+    assert "the title (to 300 characters) of 1 item" in report
+    for name in ("author", "image caption", "categories", "summary", "content"):
+        assert f"the {name} (" in report
+    assert report.endswith(f"(first: item '{long.title}')")
+
+
+async def test_a_fetch_keeps_at_most_max_items_items(now: datetime) -> None:
+    items = "".join(
+        f"<item><title>Episode {n}</title><guid>ep-{n}</guid>"
+        f"<pubDate>Thu, 26 Nov 2026 08:00:00 GMT</pubDate></item>"
+        for n in range(1200, 0, -1)
+    )
+    body = Template((LIMITS / "many-items.xml").read_text()).substitute(items=items)
+    result = await fetch_bytes(body.encode(), now)
+    assert len(result.posts) == MAX_ITEMS
+    assert result.posts[0].title == "Episode 1200"  # the newest, first in the feed
+    assert result.problems == (
+        f"1,200 items, more than digest takes from one fetch: kept the first {MAX_ITEMS}",
+    )
+
+
+# --- relative links of a local feed file --------------------------------------------
+
+
+async def test_a_local_feed_file_without_base_url_reports_its_dropped_links(
+    offline: httpx.AsyncClient, now: datetime
+) -> None:
+    result = await fetch_file("relative-links.xml", offline, now)
+    pipeline, calendar = result.posts
+    assert (pipeline.link, calendar.link, calendar.image_url) == ("", "", "")
+    assert "<img" not in pipeline.content_html
+    assert "href" not in calendar.content_html
+    assert result.problems == (
+        "6 relative links in 2 items dropped (first: item 'Pipeline Politics'): there is no"
+        ' absolute address to resolve them against; set base_url = "https://..." in'
+        " [sources.sample] to the web address the feed belongs to",
+    )
+
+
+async def test_base_url_resolves_a_local_feed_files_relative_links(
+    offline: httpx.AsyncClient, now: datetime
+) -> None:
+    site = "https://transmission.example.org/blog/"
+    source = SourceConfig(
+        id="sample", kind="feed", path=FIXTURES / "relative-links.xml", base_url=site
+    )
+    result = await fetch_source(source, None, client=offline, now=now)
+    pipeline, calendar = result.posts
+    assert result.problems == ()
+    assert pipeline.link == "https://transmission.example.org/2026/11/pipeline-politics/"
+    assert 'href="https://transmission.example.org/tags/energy/"' in pipeline.content_html
+    image = "https://transmission.example.org/2026/11/pipeline-politics/images/pipeline.jpg"
+    assert (pipeline.image_url, pipeline.image_caption) == (image, "The pipeline at the border")
+    assert calendar.link == "https://transmission.example.org/2026/11/the-dictators-new-calendar/"
+    assert calendar.image_url == "https://transmission.example.org/images/calendar.jpg"
+    assert f'href="{calendar.link}#footnote-1"' in calendar.content_html

@@ -1,11 +1,12 @@
-"""Folder sources: Markdown/HTML files with front matter, including the shipped samples."""
+"""Folder sources: Markdown/HTML files with front matter, including a copy of the samples."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from string import Template
 
 import httpx
 import pytest
@@ -13,8 +14,16 @@ import pytest
 from digest.config import SourceConfig
 from digest.errors import SourceError
 from digest.sources import FetchResult, fetch_source
+from digest.sources.limits import (
+    MAX_AUTHOR,
+    MAX_CAPTION,
+    MAX_CATEGORIES,
+    MAX_CONTENT,
+    MAX_ITEMS,
+    MAX_TITLE,
+)
 
-SAMPLE_POSTS = Path(__file__).parent.parent / "config" / "posts"
+SAMPLE_POSTS = Path(__file__).parent / "fixtures" / "posts"  # a copy: the editor's may change
 SEED = "https://transmission.example.org/2026/11/strains-visible-in-cis-military-alliance"
 
 
@@ -28,8 +37,10 @@ async def offline() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def read(folder: Path, client: httpx.AsyncClient, now: datetime) -> FetchResult:
-    source = SourceConfig(id="posts", kind="folder", path=folder)
+async def read(
+    folder: Path, client: httpx.AsyncClient, now: datetime, max_bytes: int = 5_000_000
+) -> FetchResult:
+    source = SourceConfig(id="posts", kind="folder", path=folder, max_bytes=max_bytes)
     return await fetch_source(source, None, client=client, now=now)
 
 
@@ -257,3 +268,65 @@ async def test_unreadable_folder_is_a_source_error(
     missing = tmp_path / "nowhere"
     with pytest.raises(SourceError, match=r"source 'posts': cannot read the folder .*nowhere"):
         await read(missing, offline, now)
+
+
+async def test_oversized_front_matter_and_body_are_cut_and_reported(
+    tmp_path: Path, offline: httpx.AsyncClient, now: datetime
+) -> None:
+    fixture = Path(__file__).parent / "fixtures" / "limits" / "posts" / "2026-11-20-oversized.md"
+    text = Template(fixture.read_text(encoding="utf-8")).substitute(
+        title="The Longest Title " * 250_000,  # 4.5 MB
+        author="Bruce Pannier " * 1_000,
+        caption="A caption that goes on " * 1_000,
+        categories=", ".join(f"topic {n}" for n in range(100)),
+        content="A paragraph of *emphasis* and more words.\n\n" * 10_000,
+    )
+    write(tmp_path, fixture.name, text)
+    result = await read(tmp_path, offline, now, max_bytes=20_000_000)
+    [post] = result.posts
+    assert len(post.title) <= MAX_TITLE
+    assert post.title.endswith("…")
+    assert len(post.author) <= MAX_AUTHOR
+    assert len(post.image_caption) <= MAX_CAPTION
+    assert len(post.categories) == MAX_CATEGORIES
+    assert len(post.content_html) <= MAX_CONTENT
+    assert post.content_html.endswith("…</p>")
+    [report] = result.problems
+    assert report.startswith("fields cut to digest's limits: the title (to 300 characters) of 1")
+    assert "the content (to 200,000 characters) of 1 item" in report
+
+
+async def test_a_folder_fetch_keeps_the_newest_max_items_posts(
+    tmp_path: Path, offline: httpx.AsyncClient, now: datetime
+) -> None:
+    for n in range(MAX_ITEMS + 20):
+        day = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=n)
+        write(
+            tmp_path,
+            f"{day:%Y-%m-%d}-post.md",
+            f"---\ntitle: Post {n}\ndate: {day:%Y-%m-%d}\n---\nx",
+        )
+    result = await read(tmp_path, offline, now)
+    assert len(result.posts) == MAX_ITEMS
+    assert result.posts[0].title == "Post 20"  # the 20 oldest were left out
+    assert result.posts[-1].title == f"Post {MAX_ITEMS + 19}"
+    assert (
+        f"{MAX_ITEMS + 20} items, more than digest takes from one fetch: kept the newest"
+        f" {MAX_ITEMS}"
+    ) in result.problems
+
+
+async def test_relative_links_of_a_post_without_a_link_are_reported(
+    offline: httpx.AsyncClient, now: datetime
+) -> None:
+    folder = Path(__file__).parent / "fixtures" / "posts-relative"
+    result = await read(folder, offline, now)
+    [post] = result.posts
+    assert "/tags/energy/" not in post.content_html
+    assert "https://en.wikipedia.org/wiki/Druzhba_pipeline" in post.content_html
+    assert post.image_url == ""
+    assert result.problems[-1] == (
+        "3 relative links in 1 item dropped (first: item 'Relative Links Without A Link'):"
+        " there is no absolute address to resolve them against; give those posts a link"
+        " (their web address) in the front matter"
+    )

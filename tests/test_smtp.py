@@ -15,9 +15,9 @@ import pytest
 
 from digest.config import DeliveryConfig, SmtpConfig
 from digest.delivery.outbox import OutboxMailer
-from digest.delivery.smtp import SmtpMailer, build_mailer, dot_stuff, normalize_line_endings
+from digest.delivery.smtp import SmtpMailer, build_mailer, dot_stuff
 from digest.errors import ConfigError, NotSent, Throttled, TransportError
-from digest.models import DeliveryStatus, Letter, SendResult
+from digest.models import DeliveryStatus, Letter, SendResult, normalize_line_endings
 
 from support.smtpd import (
     RecordingServer,

@@ -37,16 +37,9 @@ from digest.models import DeliveryStatus, Letter, SendResult
 from digest.ports import Mailer
 from digest.settings import Secret
 
-_LINE_ENDINGS = re.compile(rb"\r\n|\n|\r")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _QUIT_TIMEOUT = 5.0
 _END_OF_DATA = b".\r\n"
-
-
-def normalize_line_endings(message: bytes) -> bytes:
-    """``message`` with CRLF line endings and a final CRLF, as it travels in DATA."""
-    data = _LINE_ENDINGS.sub(b"\r\n", message)
-    return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
 def dot_stuff(data: bytes) -> bytes:
@@ -58,9 +51,9 @@ def data_payload(letter: Letter) -> tuple[bytes, int]:
     """What follows the 354, and the message size for SIZE= (RFC 1870: without the
     dot-stuffing and the final dot). A wire-ready letter goes as it is; others are
     normalized and stuffed here."""
+    data = letter.data
     if letter.wire_ready:
-        return letter.message + _END_OF_DATA, len(letter.message)
-    data = normalize_line_endings(letter.message)
+        return data + _END_OF_DATA, len(data)
     return dot_stuff(data), len(data)
 
 

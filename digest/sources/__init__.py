@@ -17,11 +17,11 @@ import httpx
 from digest.config import SourceConfig
 from digest.errors import SourceError
 from digest.models import Post, SourceState
-from digest.sources.download import USER_AGENT, download, read_file
+from digest.sources.download import USER_AGENT, download, feed_client, read_file
 from digest.sources.feed import parse_feed
 from digest.sources.folder import read_folder
 
-__all__ = ["USER_AGENT", "FetchResult", "dedupe", "fetch_source"]
+__all__ = ["USER_AGENT", "FetchResult", "dedupe", "feed_client", "fetch_source"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,8 @@ async def fetch_source(
     elif source.path is not None:
         body = await asyncio.to_thread(read_file, source, source.path)
         location = str(source.path)
-        base_url, content_type = "", ""  # a local file has no URL to resolve against
+        # A local file has no URL of its own: its links resolve against base_url, if set.
+        base_url, content_type = source.base_url, ""
         new_state = SourceState(source.id, last_fetched=now)
     else:
         raise SourceError(

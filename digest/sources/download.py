@@ -3,21 +3,29 @@
 The only outbound HTTP in digest. Every request has a User-Agent, a total
 deadline, a byte cap counted on the decoded body while it streams, at most
 ``MAX_REDIRECTS`` redirects (http and https only) and the conditional-GET headers
-of the last fetch. Every failure becomes a ``SourceError`` naming the source.
+of the last fetch. Unless the source allows private addresses, every hop must lead
+to a public address (``digest.sources.addresses``): a numeric host is checked before
+the request, and the client of ``feed_client`` checks the address each connection goes
+to. Every failure becomes a ``SourceError`` naming the source.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from ipaddress import ip_address
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from digest.config import SourceConfig
 from digest.errors import SourceError
 from digest.models import SourceState
+from digest.sources.addresses import IPAddress, PrivateAddress, check, literal_address, shown
 
 USER_AGENT = "digest/0.1 (+feed reader)"
 ACCEPT = (
@@ -25,6 +33,9 @@ ACCEPT = (
     "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5"
 )
 MAX_REDIRECTS = 5
+
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+"""Resolves a host name and port to the addresses to try, in order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +48,96 @@ class Download:
     last_modified: str = ""
     content_type: str = ""
     not_modified: bool = False
+
+
+async def resolve(host: str, port: int) -> list[IPAddress]:
+    """The addresses the system resolver gives for ``host``, in its order, without repeats."""
+    found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(ip_address(info[4][0]) for info in found))
+
+
+class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, connecting only to public addresses.
+
+    The host is resolved here, every address it resolved to is checked, and the
+    connection goes to a checked address itself (TLS still verifies the host name), so
+    a DNS answer cannot change between check and connection. A refused address raises
+    ``PrivateAddress``. ``resolver`` and ``inner`` (the backend that opens the
+    connection, httpcore's anyio one by default) are for tests.
+    """
+
+    def __init__(
+        self, resolver: Resolver = resolve, inner: httpcore.AsyncNetworkBackend | None = None
+    ) -> None:
+        self._resolve = resolver
+        self._inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):
+                addresses = await self._resolve(host, port)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"resolving {host} took more than {timeout} s") from exc
+        except (OSError, UnicodeError, ValueError) as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        if not addresses:
+            raise httpcore.ConnectError(f"{host} resolves to no address")
+        for address in addresses:
+            check(host, address)
+        failure: httpcore.ConnectError | None = None
+        for address in addresses:  # the next one when one is unreachable (IPv6, then IPv4)
+            try:
+                return await self._inner.connect_tcp(
+                    str(address),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except httpcore.ConnectError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _PublicOnlyTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport, on a connection pool that connects through ``backend``."""
+
+    def __init__(self, backend: httpcore.AsyncNetworkBackend) -> None:
+        super().__init__()
+        # httpx 0.28 takes no network backend (encode/httpx#3749 would add one), so the
+        # pool it made is replaced by one built alike with the backend; pyproject pins
+        # httpx below 0.29, and tests/test_download.py fails if this stops working.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=backend,
+        )
+
+
+def feed_client(
+    *, allow_private_addresses: bool = False, backend: httpcore.AsyncNetworkBackend | None = None
+) -> httpx.AsyncClient:
+    """The HTTP client to ``download`` with: it connects to public addresses only, unless
+    ``allow_private_addresses``. Proxy variables (``HTTPS_PROXY``...) are not used: the
+    address check must see the address digest connects to. ``backend`` is for tests.
+    """
+    if allow_private_addresses:
+        return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(), trust_env=False)
+    transport = _PublicOnlyTransport(backend or PublicOnlyBackend())
+    return httpx.AsyncClient(transport=transport, trust_env=False)
 
 
 def read_file(source: SourceConfig, path: Path) -> bytes:
@@ -124,35 +225,61 @@ async def _follow(
             f"fix the url in [sources.{source.id}] (or use path for a local file)"
         )
     headers = _request_headers(state)
-    for _ in range(MAX_REDIRECTS + 1):
-        async with client.stream(
-            "GET",
-            url,
-            headers=headers,
-            timeout=httpx.Timeout(source.timeout_seconds),
-            follow_redirects=False,
-        ) as response:
-            if response.has_redirect_location:
-                location = response.headers["location"]
-                try:
-                    target = urljoin(url, location.strip())
-                except ValueError as exc:  # e.g. a malformed IPv6 host
-                    fault, target = f"malformed: {exc}", location
-                else:
-                    fault = _url_fault(target)
-                if fault:
-                    raise SourceError(
-                        f"source '{source.id}': {source.url} redirected to Location "
-                        f"{location!r}, which is not a usable http(s) URL ({fault}); "
-                        f"check the url in [sources.{source.id}] or tell the publisher"
-                    )
-                url = target
-                continue
-            return await _read_response(source, url, response)
+    for hop in range(MAX_REDIRECTS + 1):
+        try:
+            if not source.allow_private_addresses:
+                _check_literal_host(url)
+            async with client.stream(
+                "GET",
+                url,
+                headers=headers,
+                timeout=httpx.Timeout(source.timeout_seconds),
+                follow_redirects=False,
+            ) as response:
+                if not response.has_redirect_location:
+                    return await _read_response(source, url, response)
+                url = _redirect_target(source, url, response.headers["location"])
+        except PrivateAddress as refused:
+            raise SourceError(_refusal(source, url, refused, redirected=hop > 0)) from None
     raise SourceError(
         f"source '{source.id}': {source.url} redirected more than {MAX_REDIRECTS} times "
         f"(last to {url}); check the url in [sources.{source.id}]"
     )
+
+
+def _check_literal_host(url: str) -> None:
+    """Raise ``PrivateAddress`` for a URL whose host is a non-public numeric address."""
+    host = urlsplit(url).hostname or ""
+    address = literal_address(host)
+    if address is not None:
+        check(host, address)
+
+
+def _refusal(source: SourceConfig, url: str, refused: PrivateAddress, *, redirected: bool) -> str:
+    where = f"{source.url} redirected to {url}, which" if redirected else url
+    address = f"{shown(refused.address)}, a {refused.kind} address"
+    return (
+        f"source '{source.id}': {where} leads to {address}: digest fetches feeds from "
+        "public addresses only, so that no feed can reach this machine or its local "
+        "network; if this is an intranet feed you trust, set "
+        f"allow_private_addresses = true in [sources.{source.id}]"
+    )
+
+
+def _redirect_target(source: SourceConfig, url: str, location: str) -> str:
+    try:
+        target = urljoin(url, location.strip())
+    except ValueError as exc:  # e.g. a malformed IPv6 host
+        fault, target = f"malformed: {exc}", location
+    else:
+        fault = _url_fault(target)
+    if fault:
+        raise SourceError(
+            f"source '{source.id}': {source.url} redirected to Location "
+            f"{location!r}, which is not a usable http(s) URL ({fault}); "
+            f"check the url in [sources.{source.id}] or tell the publisher"
+        )
+    return target
 
 
 async def _read_response(source: SourceConfig, url: str, response: httpx.Response) -> Download:

@@ -4,6 +4,8 @@ feedparser does the format work on bytes we fetched ourselves; everything it
 returns is treated as untrusted and goes through ``digest.sanitize``. Problems with
 one item (no date, a date more than a day ahead) are reported and the item is kept;
 an item without a GUID of its own that repeats another item's link is dropped.
+Fields longer than digest's limits are cut, and at most ``MAX_ITEMS`` items read
+(``digest.sources.limits``); what was cut is reported.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from digest.sanitize import (
     first_paragraph,
     plain_text,
 )
+from digest.sources.limits import MAX_ITEMS, Cuts, cap_post
+from digest.sources.links import DroppedLinks, is_relative, relative_urls
 
 FUTURE_TOLERANCE = timedelta(days=1)
 UNTITLED = "(untitled)"
@@ -86,19 +90,28 @@ def parse_feed(
     feed: Mapping[str, Any] = parsed.get("feed", {})
     feed_base = absolute_url(str(feed.get("link", "")), base_url) or base_url
     feed_author = _author_of(feed)  # the blog's one author, for items that name none
+    cuts, dropped = Cuts(items_found=len(entries)), DroppedLinks()
     items: list[tuple[Post, bool]] = []  # each post, and whether the feed gave it a GUID
-    for number, entry in enumerate(entries, start=1):
+    for number, entry in enumerate(entries[:MAX_ITEMS], start=1):
         if not any(entry.get(key) for key in ("title", "link", "id", "summary", "content")):
             problems.append(f"item {number}: no title, link, id or content; skipped")
             continue
         post, has_guid, entry_problems = _entry_to_post(
-            entry, source_id=source_id, base_url=feed_base, now=now
+            entry, source_id=source_id, base_url=feed_base, now=now, cuts=cuts, dropped=dropped
         )
         if not post.author and feed_author:
-            post = replace(post, author=feed_author)
+            post, cut = cap_post(replace(post, author=feed_author))
+            cuts.add(post, cut)
         items.append((post, has_guid))
         problems.extend(entry_problems)
     posts = _without_link_twins(items, problems)
+    problems.extend(cuts.problems())
+    problems.extend(
+        dropped.problem(
+            f'set base_url = "https://..." in [sources.{source_id}] to the web address '
+            "the feed belongs to"
+        )
+    )
     return posts, problems
 
 
@@ -221,9 +234,17 @@ def _not_a_feed(source_id: str, location: str, cause: str) -> str:
 
 
 def _entry_to_post(
-    entry: Mapping[str, Any], *, source_id: str, base_url: str, now: datetime
+    entry: Mapping[str, Any],
+    *,
+    source_id: str,
+    base_url: str,
+    now: datetime,
+    cuts: Cuts,
+    dropped: DroppedLinks,
 ) -> tuple[Post, bool, list[str]]:
-    """The post, whether the entry had a GUID of its own, and the entry's problems."""
+    """The post (its fields within the limits, cuts counted in ``cuts``, the relative
+    links it lost in ``dropped``), whether the entry had a GUID of its own, and the
+    entry's problems."""
     raw_title = str(entry.get("title", ""))
     title = plain_text(raw_title) or UNTITLED
     link = _original_link(entry, base_url) or absolute_url(str(entry.get("link", "")), base_url)
@@ -241,37 +262,43 @@ def _entry_to_post(
         text = f"{raw_title}\x00{content_raw or summary_raw}"
         guid = f"sha256:{hashlib.sha256(text.encode(errors='surrogatepass')).hexdigest()}"
 
-    name = title if title != UNTITLED else (link or guid)
-    problems: list[str] = []
     published = _date_of(entry)
-    dated = published is not None
+    image_url, image_caption = _image_of(entry, content_base)
+    if not image_url:
+        image_url, image_caption = first_image(content_html)
+    post, cut = cap_post(
+        Post(
+            source_id=source_id,
+            guid=guid,
+            title=title,
+            link=link,
+            published=published or now,
+            author=_author_of(entry),
+            summary_html=summary_html,
+            content_html=content_html,
+            image_url=image_url,
+            image_caption=image_caption,
+            categories=_categories_of(entry),
+            dated=published is not None,
+        )
+    )
+    cuts.add(post, cut)
+    if not content_base:  # nothing to resolve a relative URL against: count what was lost
+        lost = relative_urls(content_raw or summary_raw) + _relative_media(entry)
+        if content_raw and summary_raw != content_raw:
+            lost += relative_urls(summary_raw)
+        lost += is_relative(str(entry.get("link", "")))
+        dropped.add(post.title, lost)
+    name = post.title if post.title != UNTITLED else (post.link or post.guid)
+    problems: list[str] = []
     if published is None:
         problems.append(f"item '{name}': no date, used the time it was first seen")
-        published = now
     elif published > now + FUTURE_TOLERANCE:
         # The date is kept: selection holds the post back until then (an embargo, or
         # a wrong clock worth telling the publisher about).
         problems.append(
             f"item '{name}': dated {published.isoformat()}, in the future: it waits until then"
         )
-
-    image_url, image_caption = _image_of(entry, content_base)
-    if not image_url:
-        image_url, image_caption = first_image(content_html)
-    post = Post(
-        source_id=source_id,
-        guid=guid,
-        title=title,
-        link=link,
-        published=published,
-        author=_author_of(entry),
-        summary_html=summary_html,
-        content_html=content_html,
-        image_url=image_url,
-        image_caption=image_caption,
-        categories=_categories_of(entry),
-        dated=dated,
-    )
     return post, bool(own_guid), problems
 
 
@@ -313,6 +340,14 @@ def _categories_of(entry: Mapping[str, Any]) -> tuple[str, ...]:
         if term:
             seen.setdefault(term, None)
     return tuple(seen)
+
+
+def _relative_media(entry: Mapping[str, Any]) -> int:
+    urls = [str(media.get("url", "")) for media in entry.get("media_content", []) or []]
+    urls += [str(thumb.get("url", "")) for thumb in entry.get("media_thumbnail", []) or []]
+    links = entry.get("links", []) or []
+    urls += [str(link.get("href", "")) for link in links if link.get("rel") == "enclosure"]
+    return sum(is_relative(url) for url in urls if url)
 
 
 def _image_of(entry: Mapping[str, Any], base_url: str) -> tuple[str, str]:

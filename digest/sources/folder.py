@@ -6,7 +6,8 @@ leftovers such as ``.#post.md``) are ignored. A file with a problem
 is reported by name and skipped (or kept, for a missing link); a post dated after
 ``now`` is scheduled and not returned yet. A post's GUID is its front matter ``guid``,
 else ``folder:<file name>``: never the link, so adding or fixing a link later does not
-make it a new post (renaming the file does).
+make it a new post (renaming the file does). Fields longer than digest's limits are cut
+(``digest.sources.limits``) and reported.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from digest.sanitize import (
     first_paragraph,
     plain_text,
 )
+from digest.sources.limits import MAX_ITEMS, Cuts, cap_post
+from digest.sources.links import DroppedLinks, is_relative, relative_urls
 
 SUFFIXES = (".md", ".html")
 
@@ -63,22 +66,40 @@ def read_folder(
     markdown = MarkdownIt("commonmark")
     posts: list[Post] = []
     problems: list[str] = []
+    cuts, dropped = Cuts(), DroppedLinks()
     for path in files:
         if not path.is_file():
             continue
         try:
-            post = _read_post(path, source_id=source_id, markdown=markdown, max_bytes=max_bytes)
+            post, lost = _read_post(
+                path, source_id=source_id, markdown=markdown, max_bytes=max_bytes
+            )
         except _Skip as skip:
             problems.append(f"file '{_name(path)}': {skip}; skipped")
             continue
+        post, cut = cap_post(post)
+        cuts.add(post, cut)
+        dropped.add(post.title, lost)
         if not post.link:
             problems.append(f"file '{_name(path)}': no link in the front matter; left empty")
         if post.published <= now:
             posts.append(post)
+    if len(posts) > MAX_ITEMS:
+        # The newest, in file-name order still: a folder is an archive, oldest file first.
+        cuts.items_found, cuts.kept = len(posts), "the newest"
+        newest = set(sorted(range(len(posts)), key=lambda i: posts[i].published)[-MAX_ITEMS:])
+        posts = [post for i, post in enumerate(posts) if i in newest]
+    problems.extend(cuts.problems())
+    problems.extend(
+        dropped.problem("give those posts a link (their web address) in the front matter")
+    )
     return posts, problems
 
 
-def _read_post(path: Path, *, source_id: str, markdown: MarkdownIt, max_bytes: int) -> Post:
+def _read_post(
+    path: Path, *, source_id: str, markdown: MarkdownIt, max_bytes: int
+) -> tuple[Post, int]:
+    """The post, and how many relative links it lost for want of a ``link`` to resolve them."""
     try:
         if path.stat().st_size > max_bytes:
             raise _Skip(f"larger than max_bytes = {max_bytes}")
@@ -111,7 +132,11 @@ def _read_post(path: Path, *, source_id: str, markdown: MarkdownIt, max_bytes: i
     image_caption = _plain(meta, "image_caption")
     if not image_url:
         image_url, image_caption = first_image(content_html)
-    return Post(
+    lost = 0
+    if not link:
+        lost = relative_urls(body_html) + is_relative(_text(meta, "image"))
+        lost += relative_urls(markdown.render(summary_text)) if summary_text else 0
+    post = Post(
         source_id=source_id,
         guid=clean_identifier(_text(meta, "guid")) or _file_guid(path),
         title=title,
@@ -124,6 +149,7 @@ def _read_post(path: Path, *, source_id: str, markdown: MarkdownIt, max_bytes: i
         image_caption=image_caption,
         categories=_categories(meta),
     )
+    return post, lost
 
 
 def _name(path: Path) -> str:

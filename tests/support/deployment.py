@@ -19,7 +19,7 @@ from digest.editorial import load_config
 from digest.web import create_web_app, listen, serve_on
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE_POSTS = REPO / "config" / "posts"
+SAMPLE_POSTS = REPO / "tests" / "fixtures" / "posts"  # a copy: the editor's may change
 SECRET_ENV = {"DIGEST_SECRET_KEY": "e2e-secret-" + "x" * 32}
 
 
