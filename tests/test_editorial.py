@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,8 @@ def edit(old: str, new: str, text: str = MINIMAL) -> str:
 
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
+    """Where the tests write their config, next to the folder MINIMAL's source reads."""
+    (tmp_path / "conf" / "posts").mkdir(parents=True)
     return tmp_path / "conf" / "digest.toml"
 
 
@@ -94,7 +97,8 @@ def test_the_shipped_commented_examples_are_valid(config_path: Path) -> None:
         text,
         flags=re.M,
     )
-    (config_path.parent / "posts").mkdir(parents=True)
+    (config_path.parent / "feeds").mkdir()
+    shutil.copy(SHIPPED.parent / "feeds" / "transmission.xml", config_path.parent / "feeds")
     config = load(config_path, text)
     assert config.delivery.smtp is not None
     assert config.delivery.smtp.host == "smtp.example.org"
@@ -149,6 +153,58 @@ def test_cron_schedules_are_kept_for_the_scheduler_to_check(config_path: Path) -
     assert (schedule.kind, schedule.cron) == ("cron", "0 7 * * 1-5")
 
 
+@pytest.mark.parametrize(
+    ("cron", "reason"),
+    [
+        ("0 7 * *", "cron '0 7 * *' is not valid: it has 4 fields"),
+        ("61 7 * * *", "cron '61 7 * * *' is not valid: "),
+        ("0 7 1 * 1", "cron '0 7 1 * 1' is not valid: it restricts both day of month and weekday"),
+        ("0 7 31 2 *", "cron '0 7 31 2 *' never fires"),
+    ],
+)
+def test_a_bad_cron_is_refused_when_the_config_is_loaded(
+    config_path: Path, cron: str, reason: str
+) -> None:
+    message = problem(config_path, edit('daily = "07:00"', f'cron = "{cron}"'))
+    assert message.startswith(f"{config_path}: [newsletters.daily.schedule] {reason}")
+    assert "\n" not in message
+
+
+def test_a_bad_cron_is_reported_with_the_other_problems(config_path: Path) -> None:
+    text = edit('daily = "07:00"', 'cron = "0 7 * *"', edit('kind = "folder"', 'kind = "fodler"'))
+    lines = problem(config_path, text).splitlines()
+    assert len(lines) == 2
+    assert "[sources.posts] kind 'fodler' is not one of" in lines[0]
+    assert "[newsletters.daily.schedule] cron '0 7 * *' is not valid" in lines[1]
+
+
+def test_a_missing_post_folder_is_named_with_what_to_do(config_path: Path) -> None:
+    text = edit('path = "posts"', 'path = "articles"')
+    folder = config_path.parent / "articles"
+    assert problem(config_path, text) == (
+        f"{config_path}: [sources.posts] path 'articles' ({folder}): no such folder; create it"
+        f" for the posts (*.md, *.html), or fix path (relative to the folder of {config_path})"
+    )
+    folder.write_text("not a folder", encoding="utf-8")
+    assert "is not a folder: a folder source reads" in problem(config_path, text)
+
+
+def test_a_missing_local_feed_file_is_named_with_what_to_do(config_path: Path) -> None:
+    feed = config_path.parent / "feed.xml"
+    text = edit('kind = "folder"\npath = "posts"', f'kind = "feed"\npath = "{feed}"')
+    assert problem(config_path, text) == (
+        f"{config_path}: [sources.posts] path '{feed}': no such feed file; fix path, or give"
+        ' url = "https://..." for a feed on the web'
+    )
+    feed.mkdir()
+    assert f"path '{feed}' is a folder, not a feed file: use kind = \"folder\"" in problem(
+        config_path, text
+    )
+    feed.rmdir()
+    feed.write_text("<rss/>", encoding="utf-8")
+    assert load(config_path, text).sources["posts"].path == feed
+
+
 def test_smtp_transport_defaults(config_path: Path) -> None:
     text = MINIMAL + '[delivery]\ntransport = "smtp"\n[delivery.smtp]\nhost = "mx"\ntls = "tls"\n'
     smtp = load(config_path, text).delivery.smtp
@@ -188,7 +244,6 @@ def test_invalid_toml_gives_line_and_column(config_path: Path) -> None:
 
 
 def test_not_utf8(config_path: Path) -> None:
-    config_path.parent.mkdir(parents=True)
     config_path.write_bytes(MINIMAL.encode("utf-8") + b"# caf\xe9\n")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(config_path)
