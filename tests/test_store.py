@@ -101,7 +101,8 @@ def test_migrate_is_idempotent_and_reaches_head(backend: str, tmp_path: Path) ->
         assert migrate(engine) == head_revision()
         check_schema(engine)
         with engine.connect() as connection:
-            assert MigrationContext.configure(connection).get_current_revision() == "0002"
+            revision = MigrationContext.configure(connection).get_current_revision()
+            assert revision == "0003_source_health"
 
 
 def test_0002_keeps_the_ledger_and_gives_each_post_to_its_first_edition(
@@ -149,7 +150,9 @@ def test_check_schema_names_the_command_on_an_unmigrated_database(
 ) -> None:
     with (
         engine_for(backend, tmp_path) as engine,
-        pytest.raises(StoreError, match=r"never migrated.*needs 0002.*`digest migrate`"),
+        pytest.raises(
+            StoreError, match=r"never migrated.*needs 0003_source_health.*`digest migrate`"
+        ),
     ):
         check_schema(engine)
 
