@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from digest import editions, fetching
+from digest import editions, fetching, source_alerts
 from digest.config import Config, NewsletterConfig, SourceConfig
 from digest.delivery import build_mailer
 from digest.errors import DigestError, NotFound
@@ -28,6 +28,7 @@ from digest.ports import Clock, Ledger, Mailer, Store
 from digest.render import Renderer
 from digest.sending import RateLimits, SendPolicy
 from digest.settings import Secret, load_secret
+from digest.source_health import Alert
 from digest.sources import FetchResult, fetch_source
 from digest.store import OffloadedLedger, SqlStore, check_schema, create_engine_for, migrate
 
@@ -127,9 +128,17 @@ class App:
 
     # --- use cases -----------------------------------------------------------------
     async def fetch(
-        self, source_ids: Sequence[str] | None = None, now: datetime | None = None
+        self,
+        source_ids: Sequence[str] | None = None,
+        now: datetime | None = None,
+        *,
+        due_only: bool = False,
     ) -> list[FetchReport]:
-        """Fetch the given sources (all by default); failures are in the reports."""
+        """Fetch the given sources (all by default); failures are in the reports.
+
+        ``due_only`` (the scheduler's polls) leaves out the sources backing off after
+        failures. A source's alert goes to ``[site] editors`` through the mailer.
+        """
         sources = self.sources(source_ids)
         async with httpx.AsyncClient(follow_redirects=True, max_redirects=MAX_REDIRECTS) as client:
 
@@ -138,7 +147,24 @@ class App:
             ) -> FetchResult:
                 return await fetch_source(source, state, client=client, now=at)
 
-            return await fetching.fetch_all(self.store, read, sources, now or self.clock())
+            return await fetching.fetch_all(
+                self.store,
+                read,
+                sources,
+                now or self.clock(),
+                due_only=due_only,
+                notify=self._tell_editors,
+            )
+
+    async def _tell_editors(self, alert: Alert) -> None:
+        if not self.config.site.editors:
+            return
+        try:
+            mailer = self.mailer()
+        except DigestError as exc:
+            log.error("source %r: the editors were not told: %s", alert.source.id, exc)
+            return
+        await source_alerts.send_alert(mailer, self.config.site, alert, self.clock())
 
     def preview(self, newsletter_id: str, now: datetime | None = None) -> editions.Plan:
         """The next edition of the newsletter, selected and rendered, recording nothing."""

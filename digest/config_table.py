@@ -120,6 +120,20 @@ class ConfigTable:
         """
         return self._address(key, self.string(key, None if required else ""), ascii_local)
 
+    def emails(self, key: str) -> tuple[str, ...]:
+        """A list of addresses, each as :meth:`email` gives it (empty if absent)."""
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self.fail(
+                f"{key}: expected a list of email addresses, e.g. {key} ="
+                f' ["editor@example.org"], got {show(value)}'
+            )
+            return ()
+        if not all(item.strip() for item in value):
+            self.fail(f"{key}: an address in the list is empty; remove it")
+        found = (self._address(key, item.strip(), ascii_local=True) for item in value)
+        return tuple(dict.fromkeys(address for address in found if address))
+
     def _address(self, key: str, value: str, ascii_local: bool) -> str:
         value = value.removeprefix("mailto:")
         if not value:

@@ -146,6 +146,7 @@ def _site(root: ConfigTable) -> SiteConfig:
         reply_to=t.email("reply_to", required=False, ascii_local=False),
         unsubscribe_mailto=t.email("unsubscribe_mailto", required=False),
         timezone=t.zone("timezone", "UTC"),
+        editors=t.emails("editors"),
     )
 
 
@@ -228,6 +229,8 @@ def _source(t: ConfigTable, ident: str, base: Path) -> SourceConfig:
         timeout_seconds=t.number("timeout_seconds", 20.0, _MAX_TIMEOUT),
         max_bytes=t.integer("max_bytes", 5_000_000, 1),
         fetch_every_minutes=t.integer("fetch_every_minutes", 30, 1, _MINUTES_PER_YEAR),
+        alert_after_failures=t.integer("alert_after_failures", 3, 1, 1000),
+        stale_after_days=t.integer("stale_after_days", 0, 0, 3650),
     )
 
 

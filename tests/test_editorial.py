@@ -205,6 +205,30 @@ def test_a_missing_local_feed_file_is_named_with_what_to_do(config_path: Path) -
     assert load(config_path, text).sources["posts"].path == feed
 
 
+def test_source_health_keys(config_path: Path) -> None:
+    source = load(config_path, MINIMAL).sources["posts"]
+    assert (source.alert_after_failures, source.stale_after_days) == (3, 0)
+    text = edit('path = "posts"', 'path = "posts"\nalert_after_failures = 5\nstale_after_days = 14')
+    source = load(config_path, text).sources["posts"]
+    assert (source.alert_after_failures, source.stale_after_days) == (5, 14)
+    text = edit('path = "posts"', 'path = "posts"\nalert_after_failures = 0')
+    assert "alert_after_failures 0 is out of range: use a whole number from 1 to 1000" in problem(
+        config_path, text
+    )
+
+
+def test_editors_are_validated_and_normalized(config_path: Path) -> None:
+    assert load(config_path, MINIMAL).site.editors == ()
+    line = 'editors = ["Desk@Example.ORG", "ana@bücher.example", "Desk@example.org"]'
+    text = edit('timezone = "Europe/Prague"', f'timezone = "Europe/Prague"\n{line}')
+    editors = load(config_path, text).site.editors
+    assert editors == ("Desk@example.org", "ana@xn--bcher-kva.example")
+    bad = edit('timezone = "Europe/Prague"', 'timezone = "Europe/Prague"\neditors = ["desk"]')
+    assert "[site] editors 'desk' is not a valid email address" in problem(config_path, bad)
+    one = edit('timezone = "Europe/Prague"', 'timezone = "Europe/Prague"\neditors = "a@b.org"')
+    assert "[site] editors: expected a list of email addresses" in problem(config_path, one)
+
+
 def test_smtp_transport_defaults(config_path: Path) -> None:
     text = MINIMAL + '[delivery]\ntransport = "smtp"\n[delivery.smtp]\nhost = "mx"\ntls = "tls"\n'
     smtp = load(config_path, text).delivery.smtp
