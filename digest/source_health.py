@@ -206,7 +206,7 @@ class HealthView:
 
     source: SourceConfig
     health: SourceHealth | None
-    status: str  # "never fetched", "ok", "stale" or "failing"
+    status: str  # "not fetched", "ok", "stale" or "failing"
     next_attempt: datetime | None  # while failing: the earliest scheduled retry
     quiet_days: int | None  # days since the newest post
     stale: bool
@@ -218,7 +218,7 @@ def view(source: SourceConfig, health: SourceHealth | None, now: datetime) -> He
     stale = is_stale(source, health, now)
     interval = timedelta(minutes=source.fetch_every_minutes)
     if health is None or health.last_fetch is None:
-        status = "never fetched"
+        status = "not fetched"
     elif health.failures:
         status = "failing"
     else:

@@ -170,7 +170,7 @@ def test_staleness_is_noticed_once_and_shown_until_a_new_post() -> None:
 
 def test_the_view_names_the_status_in_words() -> None:
     weekly = replace(SOURCE, stale_after_days=7)
-    assert rules.view(weekly, None, NOW).status == "never fetched"
+    assert rules.view(weekly, None, NOW).status == "not fetched"
     ok = SourceHealth("blog", last_fetch=NOW, last_success=NOW, newest_post=NOW)
     assert rules.view(weekly, ok, NOW).status == "ok"
     assert rules.view(weekly, ok, NOW + timedelta(days=8)).status == "stale"
