@@ -136,17 +136,17 @@ async def _record(
         return
     if alert.kind is rules.AlertKind.FAILING:
         log.error(
-            "source %r failed %d times in a row (since %s): %s",
+            "source %r: %s in a row (since %s): %s",
             source.id,
-            alert.failures,
+            rules.failed_fetches(alert.failures),
             f"{alert.since:%Y-%m-%d %H:%M} UTC",
             alert.error,
         )
     else:
         log.warning(
-            "source %r works again after %d failed fetches (failing since %s)",
+            "source %r works again after %s (failing since %s)",
             source.id,
-            alert.failures,
+            rules.failed_fetches(alert.failures),
             f"{alert.since:%Y-%m-%d %H:%M} UTC",
         )
     if notify is not None:

@@ -21,7 +21,7 @@ from digest.errors import DigestError
 from digest.message import address_header, clean_header_text
 from digest.models import DeliveryStatus, Letter
 from digest.ports import Mailer
-from digest.source_health import Alert, AlertKind, longest_backoff
+from digest.source_health import Alert, AlertKind, failed_fetches, longest_backoff
 
 log = logging.getLogger("digest.sources")
 
@@ -45,7 +45,7 @@ def alert_text(site: SiteConfig, alert: Alert) -> str:
     if alert.kind is AlertKind.FAILING:
         interval = timedelta(minutes=source.fetch_every_minutes)
         lines = [
-            f"The source {name} failed {alert.failures} fetches in a row, the first at"
+            f"The source {name} has had {failed_fetches(alert.failures)} in a row, the first at"
             f" {local(alert.since)}.",
             "",
             "The last error:",
@@ -60,7 +60,7 @@ def alert_text(site: SiteConfig, alert: Alert) -> str:
     else:
         lines = [
             f"The source {name} works again: fetched at {local(alert.at)}, after"
-            f" {alert.failures} failed fetches since {local(alert.since)}.",
+            f" {failed_fetches(alert.failures)} since {local(alert.since)}.",
             "",
             "The last error was:",
             f"  {alert.error}",

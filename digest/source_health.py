@@ -175,6 +175,11 @@ def alert(before: SourceHealth | None, after: SourceHealth, source: SourceConfig
     return None
 
 
+def failed_fetches(count: int) -> str:
+    """ "1 failed fetch", "3 failed fetches": for messages."""
+    return "1 failed fetch" if count == 1 else f"{count} failed fetches"
+
+
 def days_without_new_post(health: SourceHealth | None, now: datetime) -> int | None:
     """Whole days since the newest post (None: no post seen yet)."""
     if health is None or health.newest_post is None:

@@ -115,7 +115,7 @@ async def test_the_alert_comes_once_at_the_threshold_and_once_on_recovery(
     assert [(a.kind, a.failures) for a in alerts] == [(AlertKind.FAILING, 3)]
     failing = [r for r in caplog.records if r.name == "digest.sources" and r.levelname == "ERROR"]
     assert [r.getMessage() for r in failing] == [
-        "source 'blog' failed 3 times in a row (since 2026-11-27 06:00 UTC): source 'blog':"
+        "source 'blog': 3 failed fetches in a row (since 2026-11-27 06:00 UTC): source 'blog':"
         " answered HTTP 503; check the url"
     ]
     feed.down = False

@@ -56,7 +56,7 @@ def test_the_alert_is_a_transactional_message_to_one_editor() -> None:
     for bulk in ("List-Unsubscribe", "List-Unsubscribe-Post", "List-Id", "Precedence"):
         assert bulk not in message
     text = message.get_content()
-    assert "The source wire (The Wire) failed 3 fetches in a row, the first at" in text
+    assert "The source wire (The Wire) has had 3 failed fetches in a row, the first at" in text
     assert "2026-11-27 07:00 CET" in text  # 06:00 UTC in [site] timezone
     assert "answered HTTP 503" in text
     assert "https://wire.example/feed" in text

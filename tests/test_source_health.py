@@ -178,3 +178,7 @@ def test_the_view_names_the_status_in_words() -> None:
     assert (shown.status, shown.alerted) == ("failing", True)
     assert shown.next_attempt == NOW + 8 * 30 * MINUTE
     assert not rules.view(weekly, failing(2), NOW).alerted
+    assert (rules.failed_fetches(1), rules.failed_fetches(4)) == (
+        "1 failed fetch",
+        "4 failed fetches",
+    )

@@ -59,13 +59,13 @@ def _notes(view: HealthView, zone: ZoneInfo, *, emailed: bool) -> list[str]:
         return [f"never fetched: `digest fetch {source.id}` (or `digest run`) reads it"]
     notes: list[str] = []
     if health.failures and health.failing_since is not None:
-        failed = "1 failed fetch" if health.failures == 1 else f"{health.failures} failed fetches"
         alert = f"an alert at {source.alert_after_failures} in a row"
         if view.alerted:
             alert = "alert sent to [site] editors" if emailed else "alert logged; no [site] editors"
         retry = f"; next poll {_local(view.next_attempt, zone)}" if view.next_attempt else ""
         notes.append(
-            f"failing since {_local(health.failing_since, zone)}, {failed} in a row ({alert})"
+            f"failing since {_local(health.failing_since, zone)},"
+            f" {source_health.failed_fetches(health.failures)} in a row ({alert})"
             f"{retry}; last error: {health.last_error}"
         )
     if view.stale:
