@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from digest import editions, fetching
+from digest import editions, fetching, source_alerts
 from digest.config import CadenceConfig, Config, NewsletterConfig, SourceConfig
 from digest.delivery import build_mailer
 from digest.errors import DigestError, NotFound
@@ -37,6 +37,7 @@ from digest.ports import Clock, Ledger, Mailer, Store
 from digest.render import Renderer
 from digest.sending import RateLimits, SendPolicy
 from digest.settings import Secret, load_secret
+from digest.source_health import Alert
 from digest.sources import FetchResult, feed_client, fetch_source
 from digest.store import OffloadedLedger, SqlStore, check_schema, create_engine_for, migrate
 from digest.store.editions import Due
@@ -137,9 +138,17 @@ class App:
 
     # --- use cases -----------------------------------------------------------------
     async def fetch(
-        self, source_ids: Sequence[str] | None = None, now: datetime | None = None
+        self,
+        source_ids: Sequence[str] | None = None,
+        now: datetime | None = None,
+        *,
+        due_only: bool = False,
     ) -> list[FetchReport]:
-        """Fetch the given sources (all by default); failures are in the reports."""
+        """Fetch the given sources (all by default); failures are in the reports.
+
+        ``due_only`` (the scheduler's polls) leaves out the sources backing off after
+        failures. A source's alert goes to ``[site] editors`` through the mailer.
+        """
         sources = self.sources(source_ids)
         # Two clients, so that no connection to a private address is ever reused for a
         # source that does not allow them.
@@ -151,7 +160,24 @@ class App:
                 client = private if source.allow_private_addresses else public
                 return await fetch_source(source, state, client=client, now=at)
 
-            return await fetching.fetch_all(self.store, read, sources, now or self.clock())
+            return await fetching.fetch_all(
+                self.store,
+                read,
+                sources,
+                now or self.clock(),
+                due_only=due_only,
+                notify=self._tell_editors,
+            )
+
+    async def _tell_editors(self, alert: Alert) -> None:
+        if not self.config.site.editors:
+            return
+        try:
+            mailer = self.mailer()
+        except DigestError as exc:
+            log.error("source %r: the editors were not told: %s", alert.source.id, exc)
+            return
+        await source_alerts.send_alert(mailer, self.config.site, alert, self.clock())
 
     def preview(
         self,

@@ -45,6 +45,7 @@ class SiteConfig:
     reply_to: str = ""
     unsubscribe_mailto: str = ""  # optional mailbox for List-Unsubscribe's mailto form
     timezone: str = "UTC"  # IANA zone for display and the default for schedules
+    editors: tuple[str, ...] = ()  # normalized addresses told when a source fails or recovers
 
     @property
     def sender_domain(self) -> str:
@@ -62,7 +63,9 @@ class SourceConfig:
     title: str = ""
     timeout_seconds: float = 20.0
     max_bytes: int = 5_000_000
-    fetch_every_minutes: int = 30
+    fetch_every_minutes: int = 30  # the poll interval; backed off while failing
+    alert_after_failures: int = 3  # tell the editors after this many failed fetches in a row
+    stale_after_days: int = 0  # warn when the newest post is older than this; 0: never
     allow_private_addresses: bool = False  # an intranet feed: loopback and private hosts too
     base_url: str = ""  # a local feed file: the web address its relative links resolve against
 

@@ -27,6 +27,15 @@ def show(value: object) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+def is_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone this machine knows."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
 class ConfigTable:
     """One TOML table being read. Problems are recorded, not raised, so all get reported."""
 
@@ -113,7 +122,24 @@ class ConfigTable:
 
         A non-ASCII local part is refused, unless ``ascii_local=False`` (then it is kept).
         """
-        value = self.string(key, None if required else "").removeprefix("mailto:")
+        return self._address(key, self.string(key, None if required else ""), ascii_local)
+
+    def emails(self, key: str) -> tuple[str, ...]:
+        """A list of addresses, each as :meth:`email` gives it (empty if absent)."""
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self.fail(
+                f"{key}: expected a list of email addresses, e.g. {key} ="
+                f' ["editor@example.org"], got {show(value)}'
+            )
+            return ()
+        if not all(item.strip() for item in value):
+            self.fail(f"{key}: an address in the list is empty; remove it")
+        found = (self._address(key, item.strip(), ascii_local=True) for item in value)
+        return tuple(dict.fromkeys(address for address in found if address))
+
+    def _address(self, key: str, value: str, ascii_local: bool) -> str:
+        value = value.removeprefix("mailto:")
         if not value:
             return ""
         try:
@@ -133,9 +159,7 @@ class ConfigTable:
         name = self.string(key, default)
         if key not in self.data:
             return name
-        try:
-            zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        if not is_zone(name):
             close = difflib.get_close_matches(name, zoneinfo.available_timezones(), n=1)
             example = close[0] if close else "Europe/London"
             self.fail(f"{key} {name!r} is not an IANA time zone (e.g. {example!r})")

@@ -1,8 +1,10 @@
 """Reads the editor's ``config/digest.toml`` into validated, immutable :mod:`digest.config` values.
 
 Every problem names file, TOML table and key and says what to do; all problems found are
-reported together, one per line. Cron expressions are checked by
-``digest.scheduler.check_schedules`` (this module must not import APScheduler).
+reported together, one per line. Everything is checked here, so that no caller can
+forget a part: local feed files and post folders must exist, and every schedule must be
+one the scheduler can run (``digest.scheduler.check_schedules``, the one judge of cron
+expressions).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -27,9 +29,10 @@ from digest.config import (
     WebConfig,
     is_loopback_host,
 )
-from digest.config_table import ConfigTable
+from digest.config_table import ConfigTable, is_zone
 from digest.editorial_newsletters import NEWSLETTER_KEYS, check_id, newsletter
 from digest.errors import ConfigError
+from digest.scheduler import check_schedules
 
 DEFAULT_CONFIG_PATH = Path("config/digest.toml")
 
@@ -104,6 +107,7 @@ def _site(root: ConfigTable) -> SiteConfig:
         reply_to=t.email("reply_to", required=False, ascii_local=False),
         unsubscribe_mailto=t.email("unsubscribe_mailto", required=False),
         timezone=t.zone("timezone", "UTC"),
+        editors=t.emails("editors"),
     )
 
 
@@ -185,18 +189,54 @@ def _source(t: ConfigTable, ident: str, base: Path) -> SourceConfig:
         )
     elif base_url:
         _http_url(t, "base_url", base_url, "https://transmission.example.org/")
+    resolved = (base / Path(path).expanduser()).resolve() if path else None
+    if resolved is not None and t.data.get("kind") in _SOURCE_KINDS:
+        _check_source_path(t, kind, path, resolved)
     return SourceConfig(
         id=ident,
         kind=kind,
         url=url,
-        path=(base / Path(path).expanduser()).resolve() if path else None,
+        path=resolved,
         title=t.string("title", ""),
         timeout_seconds=t.number("timeout_seconds", 20.0, _MAX_TIMEOUT),
         max_bytes=t.integer("max_bytes", 5_000_000, 1),
         fetch_every_minutes=t.integer("fetch_every_minutes", 30, 1, _MINUTES_PER_YEAR),
         allow_private_addresses=allow_private,
         base_url=base_url,
+        alert_after_failures=t.integer("alert_after_failures", 3, 1, 1000),
+        stale_after_days=t.integer("stale_after_days", 0, 0, 3650),
     )
+
+
+def _check_source_path(t: ConfigTable, kind: SourceKind, given: str, resolved: Path) -> None:
+    """A folder source's folder, or a local feed file, must be there when digest starts."""
+    shown = f"path {given!r}" + (f" ({resolved})" if given != str(resolved) else "")
+    relative = f" (relative to the folder of {t.file})"
+    if Path(given).expanduser().is_absolute():
+        relative = ""
+    if kind == "folder":
+        if resolved.is_dir():
+            return
+        if resolved.exists():
+            t.fail(
+                f"{shown} is not a folder: a folder source reads the *.md and *.html posts in"
+                ' a folder; point path at it, or use kind = "feed" for a feed file'
+            )
+        else:
+            t.fail(
+                f"{shown}: no such folder; create it for the posts (*.md, *.html), or fix"
+                f" path{relative}"
+            )
+    elif resolved.is_dir():
+        t.fail(
+            f'{shown} is a folder, not a feed file: use kind = "folder" for a folder of posts,'
+            " or point path at the feed file"
+        )
+    elif not resolved.is_file():
+        t.fail(
+            f'{shown}: no such feed file; fix path{relative}, or give url = "https://..."'
+            " for a feed on the web"
+        )
 
 
 def _read(path: Path) -> dict[str, object]:
@@ -247,6 +287,25 @@ def load_config(path: Path) -> Config:
         newsletters[ident] = newsletter(t, ident, sources, site.timezone)
     if not newsletters:
         root.fail("no newsletter defined: add a [newsletters.<id>] table (see the example)")
+    config = Config(
+        path.resolve(), site, delivery, data_dir, database_url, web, sources, newsletters
+    )
+    _check_schedules(config, file, problems)
     if problems:
         raise ConfigError("\n".join(problems))
-    return Config(path.resolve(), site, delivery, data_dir, database_url, web, sources, newsletters)
+    return config
+
+
+def _check_schedules(config: Config, file: str, problems: list[str]) -> None:
+    """Ask the scheduler about every schedule that read cleanly: a problem already found
+    in the schedule's table, or in the zone it inherits, is not reported twice."""
+    named = {
+        ident: newsletter
+        for ident, newsletter in config.newsletters.items()
+        if is_zone(newsletter.schedule.timezone)
+        and not any(f"[newsletters.{ident}.schedule]" in problem for problem in problems)
+    }
+    try:
+        check_schedules(replace(config, path=Path(file), newsletters=named))
+    except ConfigError as exc:
+        problems.extend(str(exc).splitlines())

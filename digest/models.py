@@ -154,6 +154,29 @@ class SourceState:
     last_error: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """How a source has been doing, fetch after fetch (``digest sources`` shows it).
+
+    ``failures`` counts the attempts in a row that failed (0 after a success), since
+    ``failing_since``. ``undated`` and ``churn`` are about the last successful fetch:
+    items without a date, and new GUIDs whose link the source already had under a GUID
+    that left the feed (the same post re-identified). ``newest_post`` is the newest
+    publication date seen that was not in the future at its fetch.
+    """
+
+    source_id: str
+    last_fetch: datetime | None = None
+    last_success: datetime | None = None
+    last_error: str = ""
+    failures: int = 0
+    failing_since: datetime | None = None
+    undated: int = 0
+    churn: int = 0
+    churn_total: int = 0
+    newest_post: datetime | None = None
+
+
 class SubscriptionStatus(enum.StrEnum):
     PENDING = "pending"
     CONFIRMED = "confirmed"

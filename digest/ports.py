@@ -34,6 +34,7 @@ from digest.models import (
     Reader,
     Rendered,
     SendResult,
+    SourceHealth,
     SourceState,
     StoredPost,
     Subscriber,
@@ -81,6 +82,25 @@ class PostStore(Protocol):
 
     def get_posts(self, keys: Sequence[str]) -> list[Post]:
         """The posts with these keys, in the order of ``keys`` (unknown keys are skipped)."""
+        ...
+
+    def known_posts(
+        self, source_id: str, guids: Sequence[str], links: Sequence[str]
+    ) -> set[tuple[str, str]]:
+        """``(guid, link)`` of the stored posts of ``source_id`` whose GUID is one of
+        ``guids`` or whose link is one of ``links`` (empty strings match nothing)."""
+        ...
+
+    def get_source_health(self, source_id: str) -> SourceHealth | None:
+        """The health the last fetch of ``source_id`` recorded, or None if never fetched."""
+        ...
+
+    def save_source_health(self, health: SourceHealth) -> None:
+        """Insert or replace the health of ``health.source_id``."""
+        ...
+
+    def list_source_health(self) -> list[SourceHealth]:
+        """The health of every source ever fetched, ordered by source id."""
         ...
 
 

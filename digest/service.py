@@ -78,7 +78,7 @@ async def run_service(app: App, stop: asyncio.Event) -> None:
         )
 
     async def on_fetch(source_id: str, now: datetime) -> None:
-        for item in await app.fetch([source_id], now):
+        for item in await app.fetch([source_id], now, due_only=True):
             _log_fetch(item.source_id, item.new, item.error)
 
     started = app.clock()

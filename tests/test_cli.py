@@ -101,6 +101,7 @@ def test_check_accepts_the_shipped_config(capsys: pytest.CaptureFixture[str]) ->
         ("[web]\nprot = 8000", 'daily = "07:00"', "prot"),
         ("", 'cron = "61 * * * *"', "cron"),
         ("", 'daily = "07:00"\ntimezone = "Europe/Londn"', "Europe/Londn"),
+        ('[sources.gone]\nkind = "folder"\npath = "gone"', 'daily = "07:00"', "no such folder"),
     ],
 )
 def test_check_names_what_is_wrong(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def edit(old: str, new: str, text: str = MINIMAL) -> str:
 
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
+    """Where the tests write their config, next to the folder MINIMAL's source reads."""
+    (tmp_path / "conf" / "posts").mkdir(parents=True)
     return tmp_path / "conf" / "digest.toml"
 
 
@@ -111,7 +114,8 @@ def test_the_shipped_commented_examples_are_valid(config_path: Path) -> None:
         text,
         flags=re.M,
     )
-    (config_path.parent / "posts").mkdir(parents=True)
+    (config_path.parent / "feeds").mkdir()
+    shutil.copy(SHIPPED.parent / "feeds" / "transmission.xml", config_path.parent / "feeds")
     config = load(config_path, text)
     assert config.delivery.smtp is not None
     assert config.delivery.smtp.host == "smtp.example.org"
@@ -166,6 +170,82 @@ def test_cron_schedules_are_kept_for_the_scheduler_to_check(config_path: Path) -
     assert (schedule.kind, schedule.cron) == ("cron", "0 7 * * 1-5")
 
 
+@pytest.mark.parametrize(
+    ("cron", "reason"),
+    [
+        ("0 7 * *", "cron '0 7 * *' is not valid: it has 4 fields"),
+        ("61 7 * * *", "cron '61 7 * * *' is not valid: "),
+        ("0 7 1 * 1", "cron '0 7 1 * 1' is not valid: it restricts both day of month and weekday"),
+        ("0 7 31 2 *", "cron '0 7 31 2 *' never fires"),
+    ],
+)
+def test_a_bad_cron_is_refused_when_the_config_is_loaded(
+    config_path: Path, cron: str, reason: str
+) -> None:
+    message = problem(config_path, edit('daily = "07:00"', f'cron = "{cron}"'))
+    assert message.startswith(f"{config_path}: [newsletters.daily.schedule] {reason}")
+    assert "\n" not in message
+
+
+def test_a_bad_cron_is_reported_with_the_other_problems(config_path: Path) -> None:
+    text = edit('daily = "07:00"', 'cron = "0 7 * *"', edit('kind = "folder"', 'kind = "fodler"'))
+    lines = problem(config_path, text).splitlines()
+    assert len(lines) == 2
+    assert "[sources.posts] kind 'fodler' is not one of" in lines[0]
+    assert "[newsletters.daily.schedule] cron '0 7 * *' is not valid" in lines[1]
+
+
+def test_a_missing_post_folder_is_named_with_what_to_do(config_path: Path) -> None:
+    text = edit('path = "posts"', 'path = "articles"')
+    folder = config_path.parent / "articles"
+    assert problem(config_path, text) == (
+        f"{config_path}: [sources.posts] path 'articles' ({folder}): no such folder; create it"
+        f" for the posts (*.md, *.html), or fix path (relative to the folder of {config_path})"
+    )
+    folder.write_text("not a folder", encoding="utf-8")
+    assert "is not a folder: a folder source reads" in problem(config_path, text)
+
+
+def test_a_missing_local_feed_file_is_named_with_what_to_do(config_path: Path) -> None:
+    feed = config_path.parent / "feed.xml"
+    text = edit('kind = "folder"\npath = "posts"', f'kind = "feed"\npath = "{feed}"')
+    assert problem(config_path, text) == (
+        f"{config_path}: [sources.posts] path '{feed}': no such feed file; fix path, or give"
+        ' url = "https://..." for a feed on the web'
+    )
+    feed.mkdir()
+    assert f"path '{feed}' is a folder, not a feed file: use kind = \"folder\"" in problem(
+        config_path, text
+    )
+    feed.rmdir()
+    feed.write_text("<rss/>", encoding="utf-8")
+    assert load(config_path, text).sources["posts"].path == feed
+
+
+def test_source_health_keys(config_path: Path) -> None:
+    source = load(config_path, MINIMAL).sources["posts"]
+    assert (source.alert_after_failures, source.stale_after_days) == (3, 0)
+    text = edit('path = "posts"', 'path = "posts"\nalert_after_failures = 5\nstale_after_days = 14')
+    source = load(config_path, text).sources["posts"]
+    assert (source.alert_after_failures, source.stale_after_days) == (5, 14)
+    text = edit('path = "posts"', 'path = "posts"\nalert_after_failures = 0')
+    assert "alert_after_failures 0 is out of range: use a whole number from 1 to 1000" in problem(
+        config_path, text
+    )
+
+
+def test_editors_are_validated_and_normalized(config_path: Path) -> None:
+    assert load(config_path, MINIMAL).site.editors == ()
+    line = 'editors = ["Desk@Example.ORG", "ana@bücher.example", "Desk@example.org"]'
+    text = edit('timezone = "Europe/Prague"', f'timezone = "Europe/Prague"\n{line}')
+    editors = load(config_path, text).site.editors
+    assert editors == ("Desk@example.org", "ana@xn--bcher-kva.example")
+    bad = edit('timezone = "Europe/Prague"', 'timezone = "Europe/Prague"\neditors = ["desk"]')
+    assert "[site] editors 'desk' is not a valid email address" in problem(config_path, bad)
+    one = edit('timezone = "Europe/Prague"', 'timezone = "Europe/Prague"\neditors = "a@b.org"')
+    assert "[site] editors: expected a list of email addresses" in problem(config_path, one)
+
+
 def test_smtp_transport_defaults(config_path: Path) -> None:
     text = MINIMAL + '[delivery]\ntransport = "smtp"\n[delivery.smtp]\nhost = "mx"\ntls = "tls"\n'
     smtp = load(config_path, text).delivery.smtp
@@ -205,7 +285,6 @@ def test_invalid_toml_gives_line_and_column(config_path: Path) -> None:
 
 
 def test_not_utf8(config_path: Path) -> None:
-    config_path.parent.mkdir(parents=True)
     config_path.write_bytes(MINIMAL.encode("utf-8") + b"# caf\xe9\n")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(config_path)
@@ -401,6 +480,8 @@ def test_allow_private_addresses_is_a_boolean_for_a_feed_from_a_url(config_path:
 def test_base_url_is_an_http_url_for_a_local_feed_file(config_path: Path) -> None:
     feed = '[sources.feed]\nkind = "feed"\npath = "site/feed.xml"\n'
     site = 'base_url = "https://transmission.example.org/blog/"\n'
+    (config_path.parent / "site").mkdir()
+    (config_path.parent / "site" / "feed.xml").write_text("<rss/>")
     assert load(config_path, MINIMAL + feed + site).sources["feed"].base_url == (
         "https://transmission.example.org/blog/"
     )

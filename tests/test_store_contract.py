@@ -27,6 +27,7 @@ from digest.models import (
     Quota,
     Reader,
     Rendered,
+    SourceHealth,
     SourceState,
     SubscriptionStatus,
     Variant,
@@ -191,6 +192,61 @@ def test_naive_datetimes_are_refused(store: Store, now: datetime) -> None:
     with pytest.raises(ValueError, match="naive"):
         store.save_source_state(SourceState("blog", last_fetched=naive))
     assert store.get_posts([make_post("x").key]) == []
+
+
+def test_known_posts_match_a_guid_or_a_link_of_that_source_only(
+    store: Store, now: datetime
+) -> None:
+    a = make_post("a")
+    b = replace(make_post("b"), link="https://example.org/shared")
+    other = replace(make_post("c", source="news"), link="https://example.org/shared")
+    store.upsert_posts([a, b, other], now)
+    links = ["https://example.org/shared", "https://example.org/none", ""]
+    assert store.known_posts("blog", ["a", "zz", ""], links) == {
+        ("a", a.link),
+        ("b", "https://example.org/shared"),
+    }
+    assert store.known_posts("news", ["a"], []) == set()
+    assert store.known_posts("blog", [], [""]) == set()
+    many = [make_post(f"m{i}") for i in range(1200)]  # more than one IN list holds
+    store.upsert_posts(many, now)
+    found = store.known_posts("blog", [p.guid for p in many[:700]], [p.link for p in many[600:]])
+    assert found == {(p.guid, p.link) for p in many}
+
+
+def test_source_health_round_trips_is_replaced_and_listed_by_id(
+    store: Store, now: datetime
+) -> None:
+    assert store.get_source_health("blog") is None
+    assert store.list_source_health() == []
+    paris = timezone(timedelta(hours=1))
+    failing = SourceHealth(
+        "blog",
+        last_fetch=now.astimezone(paris),
+        last_success=now - LATER,
+        last_error="answered HTTP 503",
+        failures=2,
+        failing_since=now - LATER / 2,
+        undated=3,
+        churn=1,
+        churn_total=4,
+        newest_post=now - 10 * LATER,
+    )
+    store.save_source_health(failing)
+    stored = store.get_source_health("blog")
+    assert stored == failing
+    assert stored is not None
+    assert stored.last_fetch is not None
+    assert stored.last_fetch.tzinfo == UTC
+    recovered = SourceHealth("blog", last_fetch=now, last_success=now, churn_total=4)
+    store.save_source_health(recovered)
+    store.save_source_health(SourceHealth("a-b"))
+    store.save_source_health(SourceHealth("ab", last_fetch=now, last_error="x", failures=1))
+    assert store.get_source_health("blog") == recovered
+    assert [h.source_id for h in store.list_source_health()] == ["a-b", "ab", "blog"]
+    with pytest.raises(ValueError, match="naive"):
+        store.save_source_health(SourceHealth("x", last_fetch=datetime(2026, 11, 27, 7, 0)))
+    assert store.get_source_health("x") is None
 
 
 # --- subscribers ----------------------------------------------------------------------

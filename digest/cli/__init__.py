@@ -1,8 +1,9 @@
 """The `digest` command: a thin client of ``digest.app`` (the only package that prints).
 
-One module per area: ``service`` (run, migrate, check, fetch, preview), ``readers``
-(subscribers), ``sending`` (send-now, worker, editions, deliveries); ``common`` holds
-what they share. This module parses the command line and maps errors to exit codes.
+One module per area: ``service`` (run, migrate, check, fetch, preview), ``sources``
+(source health), ``readers`` (subscribers), ``sending`` (send-now, worker, editions,
+deliveries); ``common`` holds what they share. This module parses the command line
+and maps errors to exit codes.
 
 Exit status: 0 success, 1 a problem with input or the environment (the message names
 it), 2 wrong usage.
@@ -22,6 +23,7 @@ from digest.cli.editor import cmd_preview, cmd_schedule, cmd_send_test
 from digest.cli.readers import cmd_subscribers_add, cmd_subscribers_import, cmd_subscribers_list
 from digest.cli.sending import cmd_deliveries, cmd_editions, cmd_send_now, cmd_worker
 from digest.cli.service import cmd_check, cmd_fetch, cmd_migrate, cmd_run
+from digest.cli.sources import cmd_sources
 from digest.errors import DigestError, UsageError
 from digest.models import DeliveryStatus
 
@@ -78,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     command("check", cmd_check)
     fetch = command("fetch", cmd_fetch)
     fetch.add_argument("source", nargs="?", metavar="SOURCE", help="source id (default: all)")
+    sources = command("sources", cmd_sources)
+    sources.add_argument("--json", action="store_true", help="print JSON, with exact times")
     preview = command("preview", cmd_preview)
     preview.add_argument("newsletter", metavar="NEWSLETTER")
     preview.add_argument("--html", metavar="FILE", help="write the HTML part to FILE")

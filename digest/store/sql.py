@@ -2,8 +2,8 @@
 
 Each method is one transaction. Reads begin a plain transaction; writes begin
 ``BEGIN IMMEDIATE`` on SQLite (see ``engine.py``) so that read-then-write methods
-cannot deadlock. The queries live in ``posts.py``, ``subscribers.py``, ``editions.py``
-and ``ledger.py``.
+cannot deadlock. The queries live in ``posts.py``, ``health.py``, ``subscribers.py``,
+``editions.py`` and ``ledger.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from digest.models import (
     Quota,
     Reader,
     Rendered,
+    SourceHealth,
     SourceState,
     StoredPost,
     Subscriber,
@@ -38,6 +39,7 @@ from digest.models import (
 )
 from digest.ports import Store
 from digest.store import editions as edition_queries
+from digest.store import health as health_queries
 from digest.store import ledger, subscribers
 from digest.store import posts as post_queries
 from digest.store import tables as t
@@ -125,6 +127,26 @@ class SqlStore:
     def get_posts(self, keys: Sequence[str]) -> list[Post]:
         with self._transaction(read_only=True) as connection:
             return post_queries.get_posts(connection, keys)
+
+    def known_posts(
+        self, source_id: str, guids: Sequence[str], links: Sequence[str]
+    ) -> set[tuple[str, str]]:
+        with self._transaction(read_only=True) as connection:
+            return health_queries.known_posts(connection, source_id, guids, links)
+
+    # --- source health -------------------------------------------------------------------
+
+    def get_source_health(self, source_id: str) -> SourceHealth | None:
+        with self._transaction(read_only=True) as connection:
+            return health_queries.get_source_health(connection, source_id)
+
+    def save_source_health(self, health: SourceHealth) -> None:
+        with self._transaction() as connection:
+            health_queries.save_source_health(connection, health)
+
+    def list_source_health(self) -> list[SourceHealth]:
+        with self._transaction(read_only=True) as connection:
+            return health_queries.list_source_health(connection)
 
     # --- subscribers ---------------------------------------------------------------------
 

@@ -1,9 +1,8 @@
 """The database schema as SQLAlchemy Core tables: what the store's queries are built from.
 
-Migrations ``0001_initial``, ``0002_delivery_engine`` and ``0004_reader_choices`` create
-exactly this schema;
-``tests/test_store.py`` compares a migrated database with this metadata, so a change here
-needs a new migration.
+Migrations ``0001_initial``, ``0002_delivery_engine``, ``0003_source_health`` and
+``0004_reader_choices`` create exactly this schema; ``tests/test_store.py`` compares a
+migrated database with this metadata, so a change here needs a new migration.
 Newsletters and sources live in the editor's configuration, not in the database:
 ``newsletter_id`` and ``source_id`` are plain strings without a foreign key.
 """
@@ -90,6 +89,22 @@ sources = Table(
     Column("last_modified", Text, nullable=False, default=""),
     Column("last_fetched", UtcDateTime, nullable=True),
     Column("last_error", Text, nullable=False, default=""),
+)
+
+# How each source has been doing (``digest.models.SourceHealth``); one row per source.
+source_health = Table(
+    "source_health",
+    metadata,
+    Column("source_id", String, primary_key=True),
+    Column("last_fetch", UtcDateTime, nullable=True),
+    Column("last_success", UtcDateTime, nullable=True),
+    Column("last_error", Text, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("failing_since", UtcDateTime, nullable=True),
+    Column("undated", Integer, nullable=False),
+    Column("churn", Integer, nullable=False),
+    Column("churn_total", Integer, nullable=False),
+    Column("newest_post", UtcDateTime, nullable=True),
 )
 
 posts = Table(

@@ -35,6 +35,7 @@ from digest.models import (
     Quota,
     Reader,
     Rendered,
+    SourceHealth,
     SourceState,
     StoredPost,
     Subscriber,
@@ -113,6 +114,7 @@ class _Tables:
     """The tables of ``store/tables.py``; values are immutable, so ``copy`` is a snapshot."""
 
     sources: dict[str, SourceState] = field(default_factory=dict)
+    health: dict[str, SourceHealth] = field(default_factory=dict)  # source_health
     posts: dict[str, StoredPost] = field(default_factory=dict)
     subscribers: dict[str, Subscriber] = field(default_factory=dict)  # by id
     emails: dict[str, str] = field(default_factory=dict)  # email -> subscriber id
@@ -298,6 +300,35 @@ class MemoryStore:
     def get_posts(self, keys: Sequence[str]) -> list[Post]:
         with self._read() as t:
             return [t.posts[key].post for key in keys if key in t.posts]
+
+    def known_posts(
+        self, source_id: str, guids: Sequence[str], links: Sequence[str]
+    ) -> set[tuple[str, str]]:
+        wanted_guids, wanted_links = set(guids) - {""}, set(links) - {""}
+        with self._read() as t:
+            return {
+                (stored.post.guid, stored.post.link)
+                for stored in t.posts.values()
+                if stored.post.source_id == source_id
+                and (stored.post.guid in wanted_guids or stored.post.link in wanted_links)
+            }
+
+    # --- source health -------------------------------------------------------------------
+
+    def get_source_health(self, source_id: str) -> SourceHealth | None:
+        with self._read() as t:
+            return t.health.get(source_id)
+
+    def save_source_health(self, health: SourceHealth) -> None:
+        moments = ("last_fetch", "last_success", "failing_since", "newest_post")
+        given = {name: getattr(health, name) for name in moments}
+        utc = {name: None if value is None else _utc(value) for name, value in given.items()}
+        with self._write() as t:
+            t.health[health.source_id] = replace(health, **utc)
+
+    def list_source_health(self) -> list[SourceHealth]:
+        with self._read() as t:
+            return [t.health[source_id] for source_id in sorted(t.health)]
 
     # --- subscribers ---------------------------------------------------------------------
 

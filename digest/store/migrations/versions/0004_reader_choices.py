@@ -1,7 +1,7 @@
 """Readers' cadences and topics, per-reader marks, edition variants.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003_source_health
 Create Date: 2026-12-01
 
 - ``posts`` gains ``released_at``: when the post became due to readers (the later of its
@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003_source_health"
 branch_labels: str | tuple[str, ...] | None = None
 depends_on: str | tuple[str, ...] | None = None
 
