@@ -41,12 +41,6 @@ class Plan:
 
     draft: Draft
     selections: Mapping[Reader, Selection]
-    readers: Mapping[Reader, int]  # how many readers are in each state
-
-    @property
-    def recipients(self) -> int:
-        verdicts = self.draft.verdicts
-        return sum(n for r, n in self.readers.items() if verdicts[r].variant is not None)
 
     def rendered(self, variant: int = 0) -> Rendered | None:
         variants = self.draft.variants
@@ -72,7 +66,9 @@ def plan_edition(
     """
     readers = cadence_readers(newsletter, cadence)
     source_ids = newsletter.source_ids
-    groups = {only: 1} if only is not None else dict(store.reader_groups(newsletter.id, readers))
+    groups = (
+        [only] if only is not None else [r for r, _ in store.reader_groups(newsletter.id, readers)]
+    )
     # The count first: a post released after it makes the opening transaction refuse.
     released = store.released_count(source_ids, now)
     oldest = min((reader.mark.at for reader in groups), default=now)
@@ -114,7 +110,7 @@ def plan_edition(
         variants=tuple(variants),
         verdicts=verdicts,
     )
-    return Plan(draft, selections, groups)
+    return Plan(draft, selections)
 
 
 def new_reader(now: datetime) -> Reader:

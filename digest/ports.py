@@ -186,10 +186,6 @@ class Readers(Protocol):
         """Set the status; False when it already had it (idempotent). ``NotFound`` if absent."""
         ...
 
-    def confirmed_subscribers(self, newsletter_id: str) -> list[Subscriber]:
-        """Readers whose subscription to ``newsletter_id`` is confirmed, ordered by email."""
-        ...
-
 
 class EditionStore(Protocol):
     """Editions, their archived renderings, and the ledger as operators see it."""
@@ -231,14 +227,6 @@ class EditionStore(Protocol):
         """The edition of this newsletter for this period, if any."""
         ...
 
-    def last_edition(self, newsletter_id: str) -> Edition | None:
-        """The most recently created edition of the newsletter (skipped ones included)."""
-        ...
-
-    def first_edition(self, newsletter_id: str) -> Edition | None:
-        """The earliest edition of the newsletter that had posts (skipped ones do not count)."""
-        ...
-
     def list_editions(
         self, newsletter_id: str | None = None, limit: int = 50
     ) -> list[EditionSummary]:
@@ -263,14 +251,6 @@ class EditionStore(Protocol):
     ) -> bool:
         """Move the edition to ``status`` with ``error`` (or none); with ``only_from``, only
         if it is in one of those. True unless ``only_from`` refused the move."""
-        ...
-
-    def save_rendering(self, edition_id: str, *, subject: str, html: str, text: str) -> None:
-        """Archive the rendered edition (placeholders unfilled): the "view in browser" page."""
-        ...
-
-    def get_rendering(self, edition_id: str) -> Rendered | None:
-        """The rendering archived for the edition (its first variant), or None."""
         ...
 
     def get_renderings(self, edition_id: str) -> dict[int, Rendered]:

@@ -278,7 +278,7 @@ def test_only_resubscribe_revives_an_unsubscribed_reader(store: Store, now: date
     sid, _ = subscribe(store, "bo@example.org", now)
     assert store.set_subscription_status(sid, "weekly", SubscriptionStatus.UNSUBSCRIBED, now)
     assert subscribe(store, "bo@example.org", now + LATER) == (sid, False)
-    assert store.confirmed_subscribers("weekly") == []
+    assert store.reader_groups("weekly", ALL_READERS) == []
     assert subscribe(store, "bo@example.org", now + LATER, resubscribe=True) == (sid, True)
     [revived] = store.list_subscriptions("weekly")
     assert revived.status is SubscriptionStatus.CONFIRMED
@@ -328,15 +328,6 @@ def test_set_subscription_status_is_idempotent(store: Store, now: datetime) -> N
         store.set_subscription_status("ghost", "weekly", SubscriptionStatus.CONFIRMED, now)
 
 
-def test_confirmed_subscribers_by_email(store: Store, now: datetime) -> None:
-    subscribe(store, "b@example.org", now)
-    subscribe(store, "a@example.org", now)
-    subscribe(store, "c@example.org", now, status=SubscriptionStatus.PENDING)
-    subscribe(store, "d@example.org", now, newsletter="daily")
-    emails = [s.email for s in store.confirmed_subscribers("weekly")]
-    assert emails == ["a@example.org", "b@example.org"]
-
-
 def test_sources_started_is_the_earliest_first_seen(store: Store, now: datetime) -> None:
     store.upsert_posts([make_post("1"), make_post("2", source="other")], now)
     store.upsert_posts([make_post("3"), make_post("1")], now + LATER)
@@ -365,7 +356,7 @@ def test_opening_writes_posts_rendering_and_a_row_per_confirmed_reader(
         "Subject",
     )
     assert store.get_edition(edition.id) == edition
-    assert store.get_rendering(edition.id) == RENDERED
+    assert store.get_renderings(edition.id) == {0: RENDERED}
     rows = store.list_deliveries(edition.id)
     assert [(r.email, r.status, r.attempts, r.duplicate) for r in rows] == [
         ("ann@x.org", DeliveryStatus.PENDING, 0, False),
@@ -464,9 +455,7 @@ def test_a_reused_edition_id_is_not_mistaken_for_a_twin(store: Store, now: datet
     assert store.find_edition("weekly", "p2") is None
 
 
-def test_last_first_and_by_status(store: Store, now: datetime) -> None:
-    assert store.last_edition("weekly") is None
-    assert store.first_edition("weekly") is None
+def test_editions_by_status_oldest_first(store: Store, now: datetime) -> None:
     skipped = opened(store, now, period="w1", rendered=None, post_keys=())
     subscribe(store, "a@x.org", now)
     subscribe(store, "b@x.org", now, newsletter="daily")
@@ -475,10 +464,6 @@ def test_last_first_and_by_status(store: Store, now: datetime) -> None:
     sending = opened(store, now + 2 * LATER, period="w3", post_keys=("k2",))
     daily = opened(store, now + 9 * LATER, period="d", newsletter="daily")
     assert skipped.status is EditionStatus.SKIPPED
-    assert store.last_edition("weekly") == sending
-    first = store.first_edition("weekly")
-    assert first is not None
-    assert first.id == sent.id  # a skipped edition does not count
     assert [e.id for e in store.editions_with_status(EditionStatus.SENDING)] == [
         sending.id,
         daily.id,
@@ -490,8 +475,6 @@ def test_unknown_editions_raise_not_found(store: Store) -> None:
         store.get_edition("no-such")
     with pytest.raises(NotFound, match="no-such"):
         store.set_edition_status("no-such", EditionStatus.SENT)
-    with pytest.raises(NotFound, match="no-such"):
-        store.save_rendering("no-such", subject="s", html="h", text="t")
     with pytest.raises(NotFound, match="no-such"):
         store.edition_summary("no-such")
     with pytest.raises(NotFound, match="no-such"):
@@ -510,15 +493,6 @@ def test_edition_status_error_and_guarded_moves(store: Store, now: datetime) -> 
     assert store.get_edition(edition.id).status is EditionStatus.PAUSED
     assert store.set_edition_status(edition.id, EditionStatus.SENDING)
     assert store.get_edition(edition.id).error == ""
-
-
-def test_renderings_are_archived_and_replaced(store: Store, now: datetime) -> None:
-    edition = opened(store, now, rendered=None, post_keys=())
-    assert store.get_rendering(edition.id) is None
-    store.save_rendering(edition.id, subject="S1", html="<p>1</p>", text="1")
-    assert store.get_rendering(edition.id) == Rendered("S1", "<p>1</p>", "1")
-    store.save_rendering(edition.id, subject="S2", html="<p>2</p>", text="2")
-    assert store.get_rendering(edition.id) == Rendered("S2", "<p>2</p>", "2")
 
 
 def test_edition_ids_are_found_by_a_unique_prefix(store: Store, now: datetime) -> None:

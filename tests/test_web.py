@@ -16,14 +16,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import StarletteDeprecationWarning
 
 from digest.errors import ConfigError
-from digest.models import Subscription, SubscriptionStatus
+from digest.models import Rendered, Subscription, SubscriptionStatus
 from digest.store import SqlStore, create_engine_for
 from digest.tokens import unsubscribe_token
 from digest.web import ARCHIVE_CSP, create_web_app, listen, mask_email, serve_on
 
 from support.databases import migrated_engine, sqlite_url
 from support.edition import sample_newsletter, sample_site
-from support.records import open_for_all
+from support.records import open_for_all, subscribe
 
 # Starlette 1.10's TestClient wants the httpx2 package and warns once, on import, when it
 # falls back to httpx (which the project has). Only that warning is silenced, only here.
@@ -249,19 +249,19 @@ def test_archive_shows_the_edition_without_a_reader_link(
     client: TestClient, store: SqlStore, now: datetime
 ) -> None:
     html = '<html><body><p>Hello</p><a href="%%UNSUBSCRIBE_URL%%">Unsubscribe</a></body></html>'
+    subscribe(store, "reader@example.org", now, newsletter="daily")
     opened = open_for_all(
         store,
         newsletter_id="daily",
         period_key="2026-11-27",
         now=now,
-        post_keys=(),
-        rendered=None,
+        post_keys=("k1",),
+        rendered=Rendered("Hello", html, "Hello\n"),
         message_id=lambda sid: f"<{sid}@example.org>",
         edition_id="ed-1",
         no_readers="",
     )
     assert opened is not None
-    store.save_rendering("ed-1", subject="Hello", html=html, text="Hello\n")
     response = client.get("/e/ed-1")
     assert response.status_code == 200
     assert "<p>Hello</p>" in response.text

@@ -27,7 +27,7 @@ from digest.models import (
     Variant,
 )
 from digest.store import tables as t
-from digest.store.engine import insert_for, placeholder
+from digest.store.engine import placeholder
 from digest.store.posts import released_count
 from digest.store.subscribers import cadence_filter, reader_of
 from digest.store.tables import utc_for_driver
@@ -292,21 +292,6 @@ def set_status(
         one(connection, edition_id)  # NotFound for an unknown id
         return False
     return True
-
-
-def save_rendering(
-    connection: Connection, edition_id: str, *, subject: str, html: str, text: str
-) -> None:
-    one(connection, edition_id)  # NotFound rather than a foreign-key error
-    values = {"subject": subject, "html": html, "text": text}
-    statement = insert_for(connection, t.renderings).values(
-        edition_id=edition_id, variant=0, **values
-    )
-    connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=[t.renderings.c.edition_id, t.renderings.c.variant], set_=values
-        )
-    )
 
 
 def get_renderings(connection: Connection, edition_id: str) -> dict[int, Rendered]:

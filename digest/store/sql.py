@@ -229,10 +229,6 @@ class SqlStore:
         with self._transaction() as connection:
             return subscribers.schedule_start(connection, newsletter_id, cadence, now)
 
-    def confirmed_subscribers(self, newsletter_id: str) -> list[Subscriber]:
-        with self._transaction(read_only=True) as connection:
-            return subscribers.confirmed_subscribers(connection, newsletter_id)
-
     # --- editions ------------------------------------------------------------------------
 
     def open_edition(
@@ -279,24 +275,6 @@ class SqlStore:
         with self._transaction(read_only=True) as connection:
             return edition_queries.find(connection, newsletter_id, period_key)
 
-    def last_edition(self, newsletter_id: str) -> Edition | None:
-        with self._transaction(read_only=True) as connection:
-            found = edition_queries.editions(
-                connection, t.editions.c.newsletter_id == newsletter_id, limit=1
-            )
-        return found[0] if found else None
-
-    def first_edition(self, newsletter_id: str) -> Edition | None:
-        with self._transaction(read_only=True) as connection:
-            found = edition_queries.editions(
-                connection,
-                (t.editions.c.newsletter_id == newsletter_id)
-                & (t.editions.c.status != EditionStatus.SKIPPED.value),
-                order=edition_queries.OLDEST_FIRST,
-                limit=1,
-            )
-        return found[0] if found else None
-
     def list_editions(
         self, newsletter_id: str | None = None, limit: int = 50
     ) -> list[EditionSummary]:
@@ -326,18 +304,9 @@ class SqlStore:
                 connection, edition_id, status, error, only_from=only_from
             )
 
-    def save_rendering(self, edition_id: str, *, subject: str, html: str, text: str) -> None:
-        with self._transaction() as connection:
-            edition_queries.save_rendering(
-                connection, edition_id, subject=subject, html=html, text=text
-            )
-
     def get_renderings(self, edition_id: str) -> dict[int, Rendered]:
         with self._transaction(read_only=True) as connection:
             return edition_queries.get_renderings(connection, edition_id)
-
-    def get_rendering(self, edition_id: str) -> Rendered | None:
-        return self.get_renderings(edition_id).get(0)
 
     def cancel_unsent(self, edition_id: str, now: datetime) -> int:
         _aware(now, "now")

@@ -178,19 +178,6 @@ def set_subscription_status(
     return False
 
 
-def confirmed_subscribers(connection: Connection, newsletter_id: str) -> list[Subscriber]:
-    statement = (
-        select(t.subscribers)
-        .join(t.subscriptions, t.subscriptions.c.subscriber_id == t.subscribers.c.id)
-        .where(
-            t.subscriptions.c.newsletter_id == newsletter_id,
-            t.subscriptions.c.status == SubscriptionStatus.CONFIRMED.value,
-        )
-        .order_by(t.subscribers.c.email)
-    )
-    return [_subscriber(row) for row in connection.execute(statement)]
-
-
 def _set_status(
     connection: Connection,
     subscriber_id: str,

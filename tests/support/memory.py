@@ -435,15 +435,6 @@ class MemoryStore:
         with self._write() as t:
             return t.starts.setdefault((newsletter_id, cadence), now)
 
-    def confirmed_subscribers(self, newsletter_id: str) -> list[Subscriber]:
-        with self._read() as t:
-            found = [
-                s.subscriber
-                for s in t.subscriptions.values()
-                if s.newsletter_id == newsletter_id and s.status is CONFIRMED
-            ]
-        return sorted(found, key=lambda s: s.email)
-
     # --- editions ------------------------------------------------------------------------
 
     def open_edition(
@@ -527,21 +518,6 @@ class MemoryStore:
         with self._read() as t:
             return t.find(newsletter_id, period_key)
 
-    def last_edition(self, newsletter_id: str) -> Edition | None:
-        with self._read() as t:
-            found = t.ordered(newest=True, keep=lambda e: e.newsletter_id == newsletter_id)
-        return found[0] if found else None
-
-    def first_edition(self, newsletter_id: str) -> Edition | None:
-        with self._read() as t:
-            found = t.ordered(
-                newest=False,
-                keep=lambda e: (
-                    e.newsletter_id == newsletter_id and e.status is not EditionStatus.SKIPPED
-                ),
-            )
-        return found[0] if found else None
-
     def list_editions(
         self, newsletter_id: str | None = None, limit: int = 50
     ) -> list[EditionSummary]:
@@ -574,15 +550,6 @@ class MemoryStore:
                 return False
             t.editions[edition_id] = replace(edition, status=EditionStatus(status), error=error)
             return True
-
-    def save_rendering(self, edition_id: str, *, subject: str, html: str, text: str) -> None:
-        with self._write() as t:
-            t.edition(edition_id)
-            kept = dict(t.renderings.get(edition_id, {}))
-            t.renderings[edition_id] = kept | {0: Rendered(subject, html, text)}
-
-    def get_rendering(self, edition_id: str) -> Rendered | None:
-        return self.get_renderings(edition_id).get(0)
 
     def get_renderings(self, edition_id: str) -> dict[int, Rendered]:
         with self._read() as t:
