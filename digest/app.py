@@ -33,14 +33,13 @@ from digest.models import (
     Subscription,
 )
 from digest.planning import Plan, new_reader, plan_edition
-from digest.ports import Clock, Ledger, Mailer, Store
+from digest.ports import Clock, Due, Ledger, Mailer, Store
 from digest.render import Renderer
 from digest.sending import RateLimits, SendPolicy
 from digest.settings import Secret, load_secret
 from digest.source_health import Alert
 from digest.sources import FetchResult, feed_client, fetch_source
 from digest.store import OffloadedLedger, SqlStore, check_schema, create_engine_for, migrate
-from digest.store.editions import Due
 from digest.subscriptions import normalize_address
 
 log = logging.getLogger("digest.app")

@@ -13,6 +13,7 @@ from typing import Literal
 
 SourceKind = Literal["feed", "folder"]
 ScheduleKind = Literal["cron", "daily", "weekly", "monthly"]
+LAST_DAY = 31  # a monthly schedule's day for "the month's last day"
 TransportKind = Literal["outbox", "smtp"]
 TlsMode = Literal["starttls", "tls", "none"]
 

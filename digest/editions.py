@@ -28,7 +28,7 @@ from digest.models import (
     Rendered,
 )
 from digest.planning import plan_edition
-from digest.ports import Clock, Ledger, Mailer, Store
+from digest.ports import Clock, Due, Ledger, Mailer, Store
 from digest.render import UNSUBSCRIBE_URL, Renderer
 from digest.sending import LetterFor, Sender, SendPolicy, SendRun
 from digest.tokens import unsubscribe_token
@@ -130,7 +130,7 @@ def open_edition(
     now: datetime,
     *,
     cadence: CadenceConfig | None = None,
-    due: Callable[[str, datetime | None], bool] | None = None,
+    due: Due | None = None,
 ) -> Opened:
     """Open the edition of ``period_key`` for one cadence once, in one transaction.
 

@@ -15,6 +15,7 @@ import jinja2
 
 from digest.config import (
     DEFAULT_SUBJECT,
+    LAST_DAY,
     CadenceConfig,
     NewsletterConfig,
     ScheduleConfig,
@@ -51,7 +52,6 @@ _ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
 _HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)\Z")
 _FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DAY_NAMES = dict(zip(WEEKDAYS, WEEKDAYS, strict=True)) | {d: d[:3] for d in _FULL_DAYS}
-_LAST_DAY = 31
 _HOURS_PER_YEAR = 8760.0
 
 # What `digest check` renders each subject template with: every field filled, so that a
@@ -136,8 +136,8 @@ def schedule(t: ConfigTable, default_zone: str) -> ScheduleConfig:
             return ScheduleConfig(kind=kind, timezone=zone)
         weekday = named
     if kind == "monthly":
-        number = _LAST_DAY if words[0] == "last" else int(words[0]) if words[0].isdigit() else 0
-        if not (1 <= number <= 28 or number == _LAST_DAY):
+        number = LAST_DAY if words[0] == "last" else int(words[0]) if words[0].isdigit() else 0
+        if not (1 <= number <= 28 or number == LAST_DAY):
             t.fail(
                 f'monthly {value!r}: the day is 1 to 28 or "last" (not every month has a'
                 " 29th, 30th or 31st)"
@@ -167,7 +167,7 @@ def describe(schedule_config: ScheduleConfig) -> str:
     if s.kind == "weekly":
         return f"weekly on {s.weekday} at {s.time} ({zone})"
     if s.kind == "monthly":
-        day = "the last day" if s.day == _LAST_DAY else f"day {s.day}"
+        day = "the last day" if s.day == LAST_DAY else f"day {s.day}"
         return f"monthly on {day} at {s.time} ({zone})"
     days = f" on {', '.join(s.weekdays)}" if s.weekdays else ""
     return f"daily{days} at {s.time} ({zone})"

@@ -45,6 +45,9 @@ from digest.models import (
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware UTC. Tests pass a fixed or stepping clock."""
 
+Due = Callable[[str, datetime | None], bool]
+"""Whether a reader (their time zone, when they were last sent) is due in this edition."""
+
 
 class PostStore(Protocol):
     """Sources and their posts."""
@@ -195,7 +198,7 @@ class EditionStore(Protocol):
         draft: Draft,
         *,
         message_id: Callable[[str], str],
-        due: Callable[[str, datetime | None], bool] | None = None,
+        due: Due | None = None,
         no_readers: str = "",
     ) -> tuple[Edition, int] | None:
         """Open the drafted edition in one transaction; ``(edition, recipients)``.

@@ -8,26 +8,23 @@ slot it belongs to, and the store's unique (newsletter, period key) turns twins 
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from digest.config import Config, NewsletterConfig, ScheduleConfig
+from digest.config import LAST_DAY, Config, NewsletterConfig, ScheduleConfig
 from digest.errors import ConfigError, DigestError, NotFound
-from digest.ports import Clock
+from digest.ports import Clock, Due
 
-LAST_DAY = 31  # a monthly schedule's day for "the month's last day"
 READER_ZONE_STEP = 15  # minutes between checks of a cadence sent in each reader's zone
 EARLY_TOLERANCE = timedelta(minutes=1)
 
-Due = Callable[[str, datetime | None], bool]
 OnNewsletter = Callable[[str, str, str, datetime, Due | None], Awaitable[object]]
 """``(newsletter_id, cadence_id, period_key, now, due)``: open and send that edition."""
 """A firing this close before a slot belongs to it (the wall clock was stepped back)."""
@@ -153,7 +150,13 @@ def _latest_slot(trigger: CronTrigger, now: datetime, grace: timedelta) -> datet
 
 
 def period_key(schedule: ScheduleConfig, now: datetime, grace: timedelta) -> str:
-    """The idempotency key of the firing that ``now`` belongs to, "YYYY-MM-DDTHH:MM".
+    """The idempotency key of the firing that ``now`` belongs to: :func:`slot_key`, or
+    "off-schedule-<now>" when it belongs to no slot (never a scheduled slot's key)."""
+    return slot_key(schedule, now, grace) or f"off-schedule-{now.astimezone(UTC):%Y-%m-%dT%H:%M:%S}"
+
+
+def slot_key(schedule: ScheduleConfig, now: datetime, grace: timedelta) -> str | None:
+    """The slot a firing at ``now`` belongs to, "YYYY-MM-DDTHH:MM", or None.
 
     It is the local wall-clock time (in ``schedule.timezone``, read off the fire instant) of:
 
@@ -164,50 +167,59 @@ def period_key(schedule: ScheduleConfig, now: datetime, grace: timedelta) -> str
        spring-forward gap fires at the first valid instant and is keyed by it ("03:30");
     2. else the next fire time, if it is at most :data:`EARLY_TOLERANCE` away (the clock
        was stepped back a little, the firing is for that slot);
-    3. else "off-schedule-<now>" (a firing after downtime longer than ``grace``): never a
-       scheduled slot's key; the scheduler does not send it (the slot folds into the next).
+    3. else None: a firing after downtime longer than ``grace``, which the scheduler does
+       not send (the slot folds into the next).
     """
     trigger = _checked_trigger(schedule)
     slot = _latest_slot(trigger, now, grace)
     if slot is None:
         upcoming = trigger.get_next_fire_time(None, now)
         if upcoming is None or upcoming - now > EARLY_TOLERANCE:
-            return f"off-schedule-{now.astimezone(UTC):%Y-%m-%dT%H:%M:%S}"
+            return None
         slot = upcoming
     return slot.astimezone(UTC).astimezone(trigger.timezone).strftime("%Y-%m-%dT%H:%M")
 
 
-def reader_due(
-    schedule: ScheduleConfig,
-    now: datetime,
-    grace: timedelta,
-    reader_zone: str,
-    last_sent_at: datetime | None,
-) -> bool:
-    """Whether a reader is due a digest of a cadence sent "at HH:MM in each reader's zone".
+def reader_due(schedule: ScheduleConfig, now: datetime, grace: timedelta) -> Due:
+    """Which readers a firing at ``now`` of a cadence sent "at HH:MM in each reader's
+    zone" is for: ``due(reader_zone, last_sent_at)``.
 
-    Due once the local time of day has come on a scheduled day (in the reader's zone,
-    else the schedule's), at most ``grace`` late, and not yet sent that local day. So a
-    reader gets one digest per local day, across DST changes and zone changes; a time
-    inside a spring-forward gap is served at the first quarter hour after it.
+    A reader is due once the local time of day has come on a scheduled day (in their
+    zone, else the schedule's), at most ``grace`` late, and not yet sent that local day.
+    So a reader gets one digest per local day, across DST changes and zone changes; a
+    time inside a spring-forward gap is served at the first firing after it. The local
+    day and time are worked out once per zone, not once per reader.
     """
-    try:
-        zone = ZoneInfo(reader_zone) if reader_zone else ZoneInfo(schedule.timezone)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        zone = ZoneInfo(schedule.timezone)
-    local = now.astimezone(zone)
     hour, minute = (int(part) for part in schedule.time.split(":"))
-    target = datetime(local.year, local.month, local.day, hour, minute, tzinfo=zone)
-    day = _CRONTAB_DAYS[(local.isoweekday()) % 7]
-    if schedule.kind == "weekly" and day != schedule.weekday:
-        return False
-    if schedule.kind == "daily" and schedule.weekdays and day not in schedule.weekdays:
-        return False
-    # Compare instants: a wall time inside a gap maps (fold=0) to one hour later's instant.
-    started = target.astimezone(UTC) <= now.astimezone(UTC)
-    if not started or now.astimezone(UTC) - target.astimezone(UTC) > grace:
-        return False
-    return last_sent_at is None or last_sent_at.astimezone(zone).date() < local.date()
+    instant = now.astimezone(UTC)
+    zones: dict[str, tuple[ZoneInfo, date | None]] = {}
+
+    def local_day(name: str) -> tuple[ZoneInfo, date | None]:
+        """The zone, and its local date if the reader's time has come there today."""
+        try:
+            zone = ZoneInfo(name) if name else ZoneInfo(schedule.timezone)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            zone = ZoneInfo(schedule.timezone)
+        local = instant.astimezone(zone)
+        day = _CRONTAB_DAYS[local.isoweekday() % 7]
+        if schedule.kind == "weekly" and day != schedule.weekday:
+            return zone, None
+        if schedule.kind == "daily" and schedule.weekdays and day not in schedule.weekdays:
+            return zone, None
+        # Compare instants: a wall time inside a gap maps (fold=0) to an existing instant.
+        target = datetime(local.year, local.month, local.day, hour, minute, tzinfo=zone)
+        late = instant - target.astimezone(UTC)
+        return zone, local.date() if timedelta(0) <= late <= grace else None
+
+    def due(reader_zone: str, last_sent_at: datetime | None) -> bool:
+        if reader_zone not in zones:
+            zones[reader_zone] = local_day(reader_zone)
+        zone, today = zones[reader_zone]
+        if today is None:
+            return False
+        return last_sent_at is None or last_sent_at.astimezone(zone).date() < today
+
+    return due
 
 
 def next_fire_times(schedule: ScheduleConfig, now: datetime, count: int) -> list[datetime]:
@@ -349,10 +361,10 @@ class DigestScheduler:
         due: Due | None = None
         if cadence.schedule.reader_timezone:
             key = f"{cadence.id}@{now.astimezone(UTC):%Y-%m-%dT%H:%M}Z"
-            due = functools.partial(reader_due, cadence.schedule, now, grace)
+            due = reader_due(cadence.schedule, now, grace)
         else:
-            slot = period_key(cadence.schedule, now, grace)
-            if slot.startswith("off-schedule"):
+            slot = slot_key(cadence.schedule, now, grace)
+            if slot is None:
                 self._log.warning(
                     "newsletter %r, cadence %r: no slot within %s before %s: this firing is"
                     " late beyond late_after_hours and folds into the next slot",

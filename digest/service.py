@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 from digest.app import App
 from digest.errors import DigestError
-from digest.scheduler import DigestScheduler, Due
+from digest.ports import Due
+from digest.scheduler import DigestScheduler
 from digest.store import masked
 from digest.web import create_web_app, listen, serve_on
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 
 from digest.models import DeliveryStatus, EditionStatus, SubscriptionStatus
-from digest.scheduler import DigestScheduler, Due
+from digest.ports import Due
+from digest.scheduler import DigestScheduler
 from digest.subscriptions import add_subscriber
 
 from support.deployment import running_deployment

@@ -20,7 +20,13 @@ from digest.config import (
     one_cadence,
 )
 from digest.errors import ConfigError, NotFound, TransportError
-from digest.scheduler import DigestScheduler, check_schedules, next_fire_time, period_key
+from digest.scheduler import (
+    DigestScheduler,
+    check_schedules,
+    next_fire_time,
+    period_key,
+    reader_due,
+)
 
 GRACE = timedelta(hours=6)
 PRAGUE = ZoneInfo("Europe/Prague")
@@ -355,3 +361,95 @@ async def test_jobs_fire_through_apscheduler_and_shut_down_cleanly() -> None:
     assert key == fired_at.astimezone(PRAGUE).strftime("cron@%Y-%m-%dT%H:%M")
     assert rec.fetches == []
     assert digest.next_runs() == {}
+
+
+# --- a new install, a late firing, a reader's own time zone -------------------------------
+
+
+def test_a_new_install_does_not_catch_up_a_slot_that_passed_before_it_was_scheduled() -> None:
+    now = utc(2099, 1, 5, 8, 55)  # 09:55 Prague: the 07:00 slot passed 2 h 55 min ago
+    config = make_config({"daily": daily("07:00")})
+    rec = Recorder()
+
+    def jobs(since: datetime) -> dict[str, datetime]:
+        digest = DigestScheduler(
+            config=config,
+            clock=lambda: now,
+            on_newsletter=rec.on_newsletter,
+            on_fetch=rec.on_fetch,
+            scheduled_since={("daily", "daily"): since},
+        )
+        digest.start()
+        try:
+            return digest.next_runs()
+        finally:
+            digest.shutdown()
+
+    async def both() -> tuple[dict[str, datetime], dict[str, datetime]]:
+        return jobs(now), jobs(now - timedelta(days=1))
+
+    fresh, scheduled_before = asyncio.run(both())
+    assert fresh == {"daily:daily": utc(2099, 1, 6, 6, 0)}  # tomorrow's 07:00, not now
+    assert scheduled_before == {"daily:daily": now}  # it was due before the downtime
+
+
+async def test_a_firing_later_than_late_after_hours_folds_into_the_next_slot(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rec = Recorder()
+    late = utc(2026, 11, 27, 13, 23)  # 14:23 Prague: 7 h 23 min after 07:00, grace 6 h
+    digest = make_scheduler(make_config({"daily": daily("07:00")}), late, rec)
+    with caplog.at_level(logging.WARNING, logger="digest.scheduler"):
+        await digest.fire_newsletter("daily")
+    assert rec.newsletters == []
+    assert "folds into the next slot" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("zone", "local_days"),
+    [
+        # Europe/Berlin springs forward on 2026-03-29 and falls back on 2026-10-25
+        ("Europe/Berlin", [(2026, 3, 28), (2026, 3, 29), (2026, 3, 30)]),
+        ("Europe/Berlin", [(2026, 10, 24), (2026, 10, 25), (2026, 10, 26)]),
+        # America/New_York: 2026-03-08 and 2026-11-01
+        ("America/New_York", [(2026, 3, 7), (2026, 3, 8), (2026, 3, 9)]),
+        ("America/New_York", [(2026, 10, 31), (2026, 11, 1), (2026, 11, 2)]),
+    ],
+)
+@pytest.mark.parametrize("time", ["01:30", "02:30", "07:00"])
+def test_a_reader_in_their_own_zone_gets_one_digest_a_local_day_across_dst(
+    zone: str, local_days: list[tuple[int, int, int]], time: str
+) -> None:
+    schedule = ScheduleConfig(
+        kind="daily", timezone="Europe/Prague", time=time, reader_timezone=True
+    )
+    start = datetime(*local_days[0], tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    last_sent: datetime | None = None
+    sent: list[datetime] = []
+    # the service checks every 15 minutes, through the three local days
+    last_day = datetime(*local_days[-1]).date()
+    now = start
+    while now.astimezone(ZoneInfo(zone)).date() <= last_day:
+        if reader_due(schedule, now, GRACE)(zone, last_sent):
+            sent.append(now)
+            last_sent = now
+        now += timedelta(minutes=15)
+    local = [moment.astimezone(ZoneInfo(zone)) for moment in sent]
+    assert [moment.date() for moment in local] == [datetime(*d).date() for d in local_days]
+    hour, minute = (int(part) for part in time.split(":"))
+    for moment in local:
+        wall = moment.hour * 60 + moment.minute
+        # at the reader's time, or in a spring-forward gap at the first check after it
+        assert 0 <= wall - (hour * 60 + minute) <= 60
+
+
+def test_a_reader_without_a_zone_is_served_in_the_schedules_zone() -> None:
+    schedule = ScheduleConfig(
+        kind="weekly", timezone="Europe/Prague", time="07:00", weekday="mon", reader_timezone=True
+    )
+    monday_7 = utc(2026, 11, 30, 6, 0)  # 07:00 in Prague
+    due = reader_due(schedule, monday_7, GRACE)
+    assert due("", None)
+    assert not due("America/New_York", None)  # 01:00 there: not yet
+    assert not due("", monday_7)  # already sent this local day
+    assert not reader_due(schedule, monday_7 + timedelta(days=1), GRACE)("", None)  # Tuesday

@@ -10,7 +10,6 @@ transaction as their ledger row, so no post is offered to a reader twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, delete, func, select, text, update
@@ -26,6 +25,7 @@ from digest.models import (
     SubscriptionStatus,
     Variant,
 )
+from digest.ports import Due
 from digest.store import tables as t
 from digest.store.engine import placeholder
 from digest.store.posts import released_count
@@ -45,9 +45,6 @@ _MARK_SQL = (
     "UPDATE subscriptions SET mark_at = {p}, mark_key = {p}, last_sent_at = COALESCE({p},"
     " last_sent_at) WHERE subscriber_id = {p} AND newsletter_id = {p}"
 )
-
-Due = Callable[[str, datetime | None], bool]
-"""Whether a reader (their time zone, when they were last sent) is due in this edition."""
 
 
 class PostsChanged(Exception):

@@ -37,7 +37,7 @@ from digest.models import (
     Subscription,
     SubscriptionStatus,
 )
-from digest.ports import Store
+from digest.ports import Due, Store
 from digest.store import editions as edition_queries
 from digest.store import health as health_queries
 from digest.store import ledger, subscribers
@@ -236,7 +236,7 @@ class SqlStore:
         draft: Draft,
         *,
         message_id: Callable[[str], str],
-        due: Callable[[str, datetime | None], bool] | None = None,
+        due: Due | None = None,
         no_readers: str = "",
     ) -> tuple[Edition, int] | None:
         _aware(draft.now, "now")

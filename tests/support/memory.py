@@ -42,7 +42,7 @@ from digest.models import (
     Subscription,
     SubscriptionStatus,
 )
-from digest.ports import Store
+from digest.ports import Due, Store
 
 PENDING = DeliveryStatus.PENDING
 SENDING = DeliveryStatus.SENDING
@@ -442,7 +442,7 @@ class MemoryStore:
         draft: Draft,
         *,
         message_id: Callable[[str], str],
-        due: Callable[[str, datetime | None], bool] | None = None,
+        due: Due | None = None,
         no_readers: str = "",
     ) -> tuple[Edition, int] | None:
         now = _aware(draft.now, "now")
