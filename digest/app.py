@@ -25,8 +25,6 @@ from digest.models import (
     DeliveryStatus,
     Edition,
     EditionStatus,
-    Mark,
-    Reader,
     Rendered,
     SendResult,
     SourceState,
@@ -211,7 +209,7 @@ class App:
         newsletter = self.newsletter(newsletter_id)
         now = now or self.clock()
         cadence = self.cadence(newsletter, plan.draft.readers.cadence_id)
-        reader = Reader(Mark(now), None, first=True)
+        reader = new_reader(now)
         rules_room = replace(newsletter, catch_up_items=newsletter.max_items)
         return plan_edition(
             self.store, self.renderer, self.config.site, rules_room, cadence, now, only=reader
@@ -252,9 +250,9 @@ class App:
     def subscription(self, newsletter: NewsletterConfig, email: str) -> Subscription:
         """The subscription of the address (normalized as on sign-up); NotFound otherwise."""
         normalized, _ = normalize_address(email)
-        for subscription in self.store.list_subscriptions(newsletter.id):
-            if subscription.subscriber.email == normalized:
-                return subscription
+        subscription = self.store.find_subscription(normalized, newsletter.id)
+        if subscription is not None:
+            return subscription
         raise NotFound(f"{normalized!r} has no subscription to newsletter {newsletter.id!r}")
 
     async def run_newsletter(

@@ -26,6 +26,16 @@ def variant_edition_id(edition_id: str, variant: int) -> str:
     return edition_id if variant == 0 else f"{edition_id}.{variant}"
 
 
+def split_variant_id(text: str) -> tuple[str, int] | None:
+    """``(edition, variant)`` of a :func:`variant_edition_id`; None if it is not one."""
+    edition_id, dot, number = text.partition(".")
+    if not dot:
+        return edition_id, 0
+    if number.isdigit() and number == str(int(number)) and int(number) > 0:
+        return edition_id, int(number)
+    return None
+
+
 def cadence_readers(newsletter: NewsletterConfig, cadence: CadenceConfig) -> CadenceReaders:
     """The subscriptions an edition of ``cadence`` is for."""
     return CadenceReaders(
@@ -72,7 +82,9 @@ def plan_edition(
     # The count first: a post released after it makes the opening transaction refuse.
     released = store.released_count(source_ids, now)
     oldest = min((reader.mark.at for reader in groups), default=now)
-    stored = store.recent_posts(source_ids, released_after=oldest, newest=CATCH_UP_POOL)
+    # The newest posts are read only for a catch-up, which only a first digest has.
+    pool = CATCH_UP_POOL if newsletter.catch_up and any(r.first for r in groups) else 0
+    stored = store.recent_posts(source_ids, released_after=oldest, newest=pool)
     started = store.sources_started(source_ids)
     rules = Rules.of(newsletter)
     selections = {

@@ -179,6 +179,10 @@ class Readers(Protocol):
         """The subscriber with this opaque id; ``NotFound`` otherwise."""
         ...
 
+    def find_subscription(self, email: str, newsletter_id: str) -> Subscription | None:
+        """The subscription of ``email`` (normalized) to the newsletter, if there is one."""
+        ...
+
     def list_subscriptions(self, newsletter_id: str | None = None) -> list[Subscription]:
         """Every subscription (of one newsletter, or all), ordered by email then newsletter."""
         ...

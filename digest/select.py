@@ -116,12 +116,14 @@ def select_for(
             reason = f"dated in the future ({post.published:%Y-%m-%d %H:%M} UTC): waits"
         elif reader.mark.covers(item):
             reason = "already received, or passed over, in an earlier digest"
-            spare += [item] if matches else []
+            if matches:
+                spare.append(item)
         elif _back_catalogue(item, started) and (
             post.published <= reader.mark.at or not post.dated
         ):
             reason = "back catalogue of the source's first fetch (dated before your last digest)"
-            spare += [item] if matches else []
+            if matches:
+                spare.append(item)
         elif not matches:
             reason = "not in the reader's topics"
         else:
@@ -141,14 +143,14 @@ def select_for(
     chosen = taken + caught
     waited = bool(taken) and taken[0].released_at <= now - rules.max_wait
     held = bool(chosen) and len(chosen) < rules.min_items and not waited
+    held_reason = f"held for min_items ({len(chosen)} of {rules.min_items} owed" + (
+        f"; goes by {taken[0].released_at + rules.max_wait:%Y-%m-%d %H:%M} UTC at the latest)"
+        if taken
+        else ")"
+    )
+    owed_keys = {item.post.key for item in taken}
     for item in chosen:
-        if held:
-            until = (taken[0].released_at + rules.max_wait) if taken else None
-            reason = f"held for min_items ({len(chosen)} of {rules.min_items} owed" + (
-                f"; goes by {until:%Y-%m-%d %H:%M} UTC at the latest)" if until else ")"
-            )
-        else:
-            reason = INCLUDED if item in taken else CAUGHT_UP
+        reason = held_reason if held else INCLUDED if item.post.key in owed_keys else CAUGHT_UP
         verdicts[item.post.key] = Candidate(item.post, item.first_seen, not held, reason)
     ordered = sorted(verdicts.values(), key=lambda c: (c.post.published, c.post.key), reverse=True)
     return Selection(tuple(ordered), reader.mark if held else mark, held)

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.config import NewsletterConfig, SiteConfig
 from digest.errors import ConfigError, DigestError, InvalidToken, NotFound, StoreError
+from digest.planning import split_variant_id
 from digest.ports import Clock, Store
 from digest.render import archive_html
 from digest.subscriptions import unsubscribe
@@ -242,10 +243,11 @@ class _Pages:
 
     async def archive(self, request: Request) -> Response:
         """GET /e/{edition_id}: the edition as sent, with no reader's link in it."""
-        edition_id, _, number = str(request.path_params["edition_id"]).partition(".")
-        variant = int(number) if number.isdigit() and len(number) < 6 else (-1 if number else 0)
-        renderings = await run_in_threadpool(self.store.get_renderings, edition_id)
-        rendering = renderings.get(variant)
+        found = split_variant_id(str(request.path_params["edition_id"]))
+        rendering = None
+        if found is not None:
+            renderings = await run_in_threadpool(self.store.get_renderings, found[0])
+            rendering = renderings.get(found[1])
         if rendering is None:
             raise NotFound("there is no archived edition at this address")
         response = HTMLResponse(archive_html(rendering))

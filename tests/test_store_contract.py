@@ -423,6 +423,11 @@ def test_readers_of_a_cadence_and_their_preferences(store: Store, now: datetime)
     }
     with pytest.raises(NotFound):
         store.set_preferences(ana, "daily", cadence=None, topics=None, now=now)
+    found = store.find_subscription("ana@x.org", "weekly")
+    assert found is not None
+    assert (found.subscriber.id, found.cadence) == (ana, "instant")
+    assert store.find_subscription("ana@x.org", "daily") is None
+    assert store.find_subscription("nobody@x.org", "weekly") is None
     assert store.schedule_start("weekly", "daily", now) == now
     assert store.schedule_start("weekly", "daily", now + LATER) == now
 

@@ -269,6 +269,9 @@ def test_archive_shows_the_edition_without_a_reader_link(
     assert '<a href="#">Unsubscribe</a>' in response.text
     assert response.headers["content-security-policy"] == ARCHIVE_CSP
     assert response.headers["referrer-policy"] == "no-referrer"
+    assert client.get("/e/ed-1.0").status_code == 404  # variant 0 has one spelling: /e/ed-1
+    assert client.get("/e/ed-1.1").status_code == 404  # no second variant
+    assert client.get("/e/ed-1.x").status_code == 404
 
 
 # --- health and failures of the store -------------------------------------------------------

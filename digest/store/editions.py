@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, delete, func, select, text, update
+from sqlalchemy import ColumnElement, Connection, Row, func, select, text, update
 
 from digest.errors import NotFound
 from digest.models import (
@@ -81,16 +81,21 @@ def open_edition(
         raise PostsChanged(draft.newsletter_id)
     subject = variants[0].rendered.subject if variants else ""
     _insert(connection, draft, subject)
-    _write_variants(connection, edition_id, variants)
     written = _materialize(connection, draft, message_id, due)
     if written == 0:
-        connection.execute(
-            delete(t.edition_posts).where(t.edition_posts.c.edition_id == edition_id)
-        )
-        connection.execute(delete(t.renderings).where(t.renderings.c.edition_id == edition_id))
         nobody = variants or not draft.verdicts  # something to send, or no reader at all
-        set_status(connection, edition_id, EditionStatus.SKIPPED, no_readers if nobody else "")
-    elif connection.dialect.name == "postgresql" and written >= ANALYZE_AFTER:
+        connection.execute(
+            update(t.editions)
+            .where(t.editions.c.id == edition_id)
+            .values(
+                status=EditionStatus.SKIPPED.value,
+                error=no_readers if nobody else "",
+                subject="",
+            )
+        )
+        return one(connection, edition_id), 0
+    _write_variants(connection, edition_id, variants)
+    if connection.dialect.name == "postgresql" and written >= ANALYZE_AFTER:
         # Fresh statistics, or the planner keeps treating the ledger as tiny and turns
         # every claim into a scan of the whole edition.
         connection.execute(text("ANALYZE deliveries"))
@@ -163,10 +168,13 @@ def _materialize(
         rows: list[tuple[Any, ...]] = []
         marks: list[tuple[Any, ...]] = []
         for row in page:
-            verdict = verdicts.get(reader_of(row))
+            reader = reader_of(row)
+            verdict = verdicts.get(reader)
             if verdict is None or (due is not None and not due(row.timezone, row.last_sent_at)):
                 continue
             sent = verdict.variant is not None
+            if not sent and verdict.mark == reader.mark:
+                continue  # held for min_items: nothing to write
             if sent:
                 rows.append(
                     (edition_id, row.id, row.ascii_email, message_id(row.id), verdict.variant)

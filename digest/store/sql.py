@@ -186,6 +186,10 @@ class SqlStore:
         with self._transaction(read_only=True) as connection:
             return subscribers.get_subscriber(connection, subscriber_id)
 
+    def find_subscription(self, email: str, newsletter_id: str) -> Subscription | None:
+        with self._transaction(read_only=True) as connection:
+            return subscribers.find_subscription(connection, email, newsletter_id)
+
     def list_subscriptions(self, newsletter_id: str | None = None) -> list[Subscription]:
         with self._transaction(read_only=True) as connection:
             return subscribers.list_subscriptions(connection, newsletter_id)

@@ -148,6 +148,17 @@ def get_subscriber(connection: Connection, subscriber_id: str) -> Subscriber:
     return _subscriber(row)
 
 
+def find_subscription(
+    connection: Connection, email: str, newsletter_id: str
+) -> Subscription | None:
+    row = connection.execute(
+        _subscriptions().where(
+            t.subscribers.c.email == email, t.subscriptions.c.newsletter_id == newsletter_id
+        )
+    ).one_or_none()
+    return None if row is None else _subscription(row)
+
+
 def list_subscriptions(connection: Connection, newsletter_id: str | None) -> list[Subscription]:
     statement = _subscriptions()
     if newsletter_id is not None:

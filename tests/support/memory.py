@@ -370,6 +370,10 @@ class MemoryStore:
             raise NotFound(f"no subscriber with id {subscriber_id!r}")
         return found
 
+    def find_subscription(self, email: str, newsletter_id: str) -> Subscription | None:
+        with self._read() as t:
+            return t.subscriptions.get((t.emails.get(email, ""), newsletter_id))
+
     def list_subscriptions(self, newsletter_id: str | None = None) -> list[Subscription]:
         with self._read() as t:
             found = [
@@ -477,6 +481,7 @@ class MemoryStore:
                     last_sent = now
                 t.marks[key] = (verdict.mark, last_sent)
             variants = draft.variants if rows else ()
+            nobody = draft.variants or not draft.verdicts  # something to send, or no reader
             keys = tuple(dict.fromkeys(k for v in variants for k in v.post_keys))
             edition = Edition(
                 draft.edition_id,
@@ -486,7 +491,7 @@ class MemoryStore:
                 EditionStatus.SENDING if rows else EditionStatus.SKIPPED,
                 keys,
                 subject=variants[0].rendered.subject if variants else "",
-                error="" if rows or not (draft.variants or not draft.verdicts) else no_readers,
+                error="" if rows or not nobody else no_readers,
                 cadence=draft.readers.cadence_id,
                 variants=max(len(variants), 1),
             )
