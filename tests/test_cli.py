@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import mailbox
 from pathlib import Path
 
@@ -333,3 +334,49 @@ def test_a_paused_edition_waits_for_resume_and_a_sent_one_cannot_be_cancelled(
     code, _, err = run(capsys, *config, "editions", "cancel", edition[:6])
     assert (code, "is sent: only an unfinished edition" in err) == (1, True)
     app.store.close()
+
+
+# --- the editor's commands ------------------------------------------------------------------
+
+
+def test_schedule_lists_the_next_sends_of_each_cadence_in_local_time_and_utc(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cadences = (
+        '[newsletters.daily.cadences.daily]\ndaily = "07:00"\n'
+        '[newsletters.daily.cadences.weekly]\nweekly = "mon 07:30"\n'
+    )
+    path = write_config(tmp_path, schedule="")
+    text = path.read_text().replace("[newsletters.daily.schedule]\n", cadences)
+    path.write_text(text)
+    code, out, _ = run(capsys, "--config", str(path), "schedule", "-n", "3", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [(r["cadence"], r["local"][-9:]) for r in rows][:3] == [("daily", "07:00 CET")] * 3
+    weekly = [r for r in rows if r["cadence"] == "weekly"]
+    assert len(weekly) == 3
+    assert all(r["local"].startswith("Mon ") and "07:30" in r["local"] for r in weekly)
+    assert all(r["utc"].endswith("06:30") for r in weekly)  # CET is UTC+1 in winter
+
+
+def test_preview_for_one_reader_gives_every_posts_reason_and_send_test_records_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = ["--config", str(write_config(tmp_path))]
+    run(capsys, *config, "subscribers", "add", "ana@example.net")
+    code, out, _ = run(capsys, *config, "preview", "daily", "--subscriber", "Ana@Example.net")
+    assert code == 0
+    assert "for Ana@Example.net" in out
+    assert "included: catch-up for a new reader" in out  # her first digest
+    code, _, err = run(capsys, *config, "preview", "daily", "--subscriber", "bo@example.net")
+    assert code == 1
+    assert "'bo@example.net' has no subscription to newsletter 'daily'" in err
+
+    code, out, _ = run(capsys, *config, "send-test", "daily", "--to", "editor@example.org")
+    assert code == 0
+    assert "test of daily to editor@example.org: sent (no delivery recorded)" in out
+    [message] = mailbox.Maildir(tmp_path / "var" / "outbox", create=False)
+    assert str(message["Subject"]).startswith("[TEST] Transmission Daily: ")
+    assert message["To"] == "editor@example.org"
+    app = build_app(load_config(tmp_path / "digest.toml"), environ={"DIGEST_SECRET_KEY": "x" * 40})
+    assert app.store.list_editions("daily") == []  # nothing was recorded
