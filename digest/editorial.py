@@ -3,8 +3,8 @@
 Every problem names file, TOML table and key and says what to do; all problems found are
 reported together, one per line. Everything is checked here, so that no caller can
 forget a part: local feed files and post folders must exist, and every schedule must be
-one the scheduler can run (``digest.scheduler.check_schedules``, the one judge of cron
-expressions).
+one the scheduler can run (``digest.scheduler.check_schedule``, the one judge of cron
+expressions, asked as each schedule is read).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,10 +29,9 @@ from digest.config import (
     WebConfig,
     is_loopback_host,
 )
-from digest.config_table import ConfigTable, is_zone
+from digest.config_table import ConfigTable
 from digest.editorial_newsletters import NEWSLETTER_KEYS, check_id, newsletter
 from digest.errors import ConfigError
-from digest.scheduler import check_schedules
 
 DEFAULT_CONFIG_PATH = Path("config/digest.toml")
 
@@ -290,22 +289,6 @@ def load_config(path: Path) -> Config:
     config = Config(
         path.resolve(), site, delivery, data_dir, database_url, web, sources, newsletters
     )
-    _check_schedules(config, file, problems)
     if problems:
         raise ConfigError("\n".join(problems))
     return config
-
-
-def _check_schedules(config: Config, file: str, problems: list[str]) -> None:
-    """Ask the scheduler about every schedule that read cleanly: a problem already found
-    in the schedule's table, or in the zone it inherits, is not reported twice."""
-    named = {
-        ident: newsletter
-        for ident, newsletter in config.newsletters.items()
-        if is_zone(newsletter.schedule.timezone)
-        and not any(f"[newsletters.{ident}.schedule]" in problem for problem in problems)
-    }
-    try:
-        check_schedules(replace(config, path=Path(file), newsletters=named))
-    except ConfigError as exc:
-        problems.extend(str(exc).splitlines())

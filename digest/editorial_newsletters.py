@@ -23,8 +23,10 @@ from digest.config import (
     TopicConfig,
     one_cadence,
 )
-from digest.config_table import ConfigTable, show
+from digest.config_table import ConfigTable, is_zone, show
+from digest.errors import ConfigError
 from digest.models import Post
+from digest.scheduler import check_schedule
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 NEWSLETTER_KEYS = (
@@ -102,7 +104,19 @@ def _weekdays(t: ConfigTable, kind: str) -> tuple[str, ...]:
 
 
 def schedule(t: ConfigTable, default_zone: str) -> ScheduleConfig:
-    """One schedule: exactly one of daily, weekly, monthly or cron, in a zone."""
+    """One schedule: exactly one of daily, weekly, monthly or cron, in a zone; one that
+    read cleanly is also one the scheduler can run (a problem is reported once)."""
+    before = len(t.problems)
+    result = _read_schedule(t, default_zone)
+    if len(t.problems) == before and is_zone(result.timezone):
+        try:
+            check_schedule(result, f"{t.file}: [{t.name}] ")
+        except ConfigError as exc:
+            t.problems.append(str(exc))
+    return result
+
+
+def _read_schedule(t: ConfigTable, default_zone: str) -> ScheduleConfig:
     zone = t.zone("timezone", default_zone)
     given = [key for key in ("daily", "weekly", "monthly", "cron") if key in t.data]
     if len(given) != 1:

@@ -123,15 +123,26 @@ def _checked_trigger(schedule: ScheduleConfig, where: str = "") -> CronTrigger:
     return trigger
 
 
+def check_schedule(schedule: ScheduleConfig, where: str = "") -> None:
+    """ConfigError, its message starting with ``where``, unless the schedule can fire."""
+    _checked_trigger(schedule, where)
+
+
 def check_schedules(config: Config) -> None:
-    """Build every newsletter's trigger; ConfigError names file and table of each bad one."""
+    """Build every cadence's trigger; ConfigError names file and table of each bad one."""
     problems: list[str] = []
     for newsletter_id, newsletter in config.newsletters.items():
-        where = f"{config.path}: [newsletters.{newsletter_id}.schedule] "
-        try:
-            _checked_trigger(newsletter.schedule, where)
-        except ConfigError as exc:
-            problems.append(str(exc))
+        single = len(newsletter.cadences) == 1 and newsletter.cadences[0].id == (
+            newsletter.schedule.kind
+        )
+        for cadence in newsletter.cadences:
+            table = "schedule" if single else f"cadences.{cadence.id}"
+            try:
+                check_schedule(
+                    cadence.schedule, f"{config.path}: [newsletters.{newsletter_id}.{table}] "
+                )
+            except ConfigError as exc:
+                problems.append(str(exc))
     if problems:
         raise ConfigError("\n".join(problems))
 

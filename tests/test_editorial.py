@@ -680,3 +680,19 @@ def test_a_password_in_clear_text_to_another_host_is_refused_at_load(config_path
     )
     local = MINIMAL + '[delivery.smtp]\nhost = "127.0.0.1"\ntls = "none"\nusername = "me"\n'
     assert load(config_path, local).delivery.smtp is not None
+
+
+def test_every_cadence_is_checked_and_named_by_its_own_table(config_path: Path) -> None:
+    cadences = (
+        '[newsletters.daily.cadences.first]\ndaily = "07:00"\n'
+        '[newsletters.daily.cadences.second]\ncron = "0 7 31 2 *"\n'
+    )
+    text = edit('[newsletters.daily.schedule]\ndaily = "07:00"\n', cadences)
+    message = problem(config_path, text)
+    assert f"{config_path}: [newsletters.daily.cadences.second] cron '0 7 31 2 *' never fires" in (
+        message
+    )
+    assert "cadences.first" not in message
+    good = edit('cron = "0 7 31 2 *"', 'weekly = "mon 07:30"', text)
+    loaded = load(config_path, good).newsletters["daily"]
+    assert [c.id for c in loaded.cadences] == ["first", "second"]
