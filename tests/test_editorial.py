@@ -16,6 +16,7 @@ from digest.errors import ConfigError
 from digest.sources import fetch_source
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "digest.toml"
+FIXTURE_FEED = Path(__file__).resolve().parent / "fixtures" / "feeds" / "transmission.xml"
 
 MINIMAL = """\
 [site]
@@ -115,7 +116,7 @@ def test_the_shipped_commented_examples_are_valid(config_path: Path) -> None:
         flags=re.M,
     )
     (config_path.parent / "feeds").mkdir()
-    shutil.copy(SHIPPED.parent / "feeds" / "transmission.xml", config_path.parent / "feeds")
+    shutil.copy(FIXTURE_FEED, config_path.parent / "feeds")
     config = load(config_path, text)
     assert config.delivery.smtp is not None
     assert config.delivery.smtp.host == "smtp.example.org"
