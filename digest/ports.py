@@ -374,8 +374,6 @@ class Ledger(Protocol):
 
     async def edition_summary(self, edition_id: str) -> EditionSummary: ...
 
-    async def get_edition(self, edition_id: str) -> Edition: ...
-
     async def set_edition_status(
         self,
         edition_id: str,

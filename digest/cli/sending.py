@@ -314,6 +314,3 @@ def cmd_deliveries(args: argparse.Namespace, out: Console) -> int:
         count += 1
     notes.print(f"{count} row(s)")
     return 0
-
-
-# --- plumbing ---------------------------------------------------------------------

@@ -126,7 +126,6 @@ class Channel:
         self._transport = transport
         self.pipelining = pipelining
         self.timeout = timeout
-        self.transactions = 0
 
     @property
     def is_open(self) -> bool:

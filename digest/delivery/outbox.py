@@ -29,6 +29,7 @@ import time
 import uuid
 from pathlib import Path
 
+from digest.delivery.envelope import refuse_controls
 from digest.errors import TransportError
 from digest.models import DeliveryStatus, Letter, SendResult
 
@@ -41,10 +42,6 @@ def envelope_path(message: Path) -> Path:
     """The envelope file of the message file ``message`` (in ``new/`` or ``cur/``)."""
     unique = message.name.partition(":")[0].removesuffix(SUFFIX)
     return message.parent.parent / ENVELOPE_DIR / f"{unique}.json"
-
-
-def _has_line_break_or_control(address: str) -> bool:
-    return any(ord(char) < 0x20 or ord(char) == 0x7F for char in address)
 
 
 class OutboxMailer:
@@ -76,17 +73,10 @@ class OutboxMailer:
         SMTP mailer has it (no SMTP command can carry it; such an address can never be
         delivered). The same in the sender is a site problem: ``TransportError``.
         """
+        refused = refuse_controls(letter)
+        if refused is not None:
+            return refused
         sender, recipient = letter.sender, letter.recipient
-        if _has_line_break_or_control(sender):
-            raise TransportError(
-                f"the envelope sender {sender!r} contains a line break or control character;"
-                " fix [site] sender_email"
-            )
-        if _has_line_break_or_control(recipient):
-            return SendResult(
-                DeliveryStatus.FAILED,
-                f"invalid recipient address {recipient!r}: it contains a control character",
-            )
         envelope = json.dumps({"mail_from": sender, "rcpt_to": [recipient]}, ensure_ascii=False)
         try:
             path = await asyncio.to_thread(self._store, letter.data, envelope.encode("utf-8"))

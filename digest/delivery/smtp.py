@@ -23,6 +23,7 @@ import aiosmtplib
 
 from digest.config import DeliveryConfig, SmtpConfig, is_loopback_host
 from digest.delivery.channel import Channel, Disconnected
+from digest.delivery.envelope import has_control, refuse_controls
 from digest.delivery.outbox import OutboxMailer
 from digest.delivery.replies import (
     THROTTLED,
@@ -70,13 +71,6 @@ def judge(code: int, message: str, *, stage: str, where: str, after_data: bool) 
     raise_for_throttling(code, message, stage=stage, where=where)
     raise_for_policy_refusal(code, message, stage=stage, where=where)
     return classify_reply(code, message, after_data=after_data)
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _has_control(address: str) -> bool:
-    return _CONTROL.search(address) is not None
 
 
 class _Stale(Exception):
@@ -134,11 +128,6 @@ class SmtpMailer:
     def __repr__(self) -> str:
         return f"SmtpMailer({self._where}, user={self._config.username!r}, password=***)"
 
-    @property
-    def where(self) -> str:
-        """``host:port`` of the relay, as error messages name it."""
-        return self._where
-
     async def send(self, letter: Letter) -> SendResult:
         """Hand ``letter`` to the relay for its recipient alone, envelope from its sender.
 
@@ -153,19 +142,13 @@ class SmtpMailer:
         """
         if self._closed:
             raise RuntimeError("SmtpMailer.send called after aclose()")
-        refused = _refuse_controls(letter)
+        refused = refuse_controls(letter)  # before any connection is opened
         if refused is not None:
             return refused
-        async with self._slots:
-            session, reused = await self._checkout()
-            try:
-                return await self._send_on(session, reused, letter)
-            except _Stale:
-                pass
-            # A connection we had kept open broke or went silent before any data was sent
-            # (servers drop idle sessions; NATs forget them): reconnect once and retry.
-            session = await self._connect()
-            return await self._send_on(session, False, letter)
+        [result] = await self.send_batch([letter])
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     async def send_batch(
         self, letters: Sequence[Letter], on_result: ResultHook | None = None
@@ -188,6 +171,8 @@ class SmtpMailer:
             try:
                 results = await self._batch_on(session, reused, letters, on_result)
             except _Stale:
+                # A connection we had kept open broke or went silent before any data was
+                # sent (servers drop idle sessions; NATs forget them): reconnect once.
                 session = await self._connect()
                 results = await self._batch_on(session, False, letters, on_result)
         return results
@@ -206,7 +191,7 @@ class SmtpMailer:
             for index, letter in enumerate(letters):
                 if not channel.is_open:
                     break  # e.g. a failed RSET closed it: the rest is sent again later
-                refused = _refuse_controls(letter)
+                refused = refuse_controls(letter)
                 if refused is not None:
                     await results.push(refused)
                     continue
@@ -369,26 +354,6 @@ class SmtpMailer:
         return TransportError(f"{what} {hint}")
 
     # --- one transaction --------------------------------------------------------------
-    async def _send_on(self, session: _Session, reused: bool, letter: Letter) -> SendResult:
-        try:
-            result = await self._transaction(session, reused, letter)
-        except BaseException:
-            session.channel.close()
-            raise
-        self._checkin(session)
-        return result
-
-    async def _transaction(self, session: _Session, reused: bool, letter: Letter) -> SendResult:
-        prepared = self._envelope(session, letter)
-        if isinstance(prepared, SendResult):
-            return prepared
-        commands, payload = prepared
-        opened = await self._opened(session, letter, commands, reused=reused)
-        if opened is not None:
-            return opened
-        session.channel.write(payload)
-        return await self._final(session)
-
     def _envelope(self, session: _Session, letter: Letter) -> tuple[bytes, bytes] | SendResult:
         """MAIL FROM, RCPT TO and DATA for ``letter`` in one write, and its DATA payload."""
         sender, recipient, where = letter.sender, letter.recipient, self._where
@@ -488,7 +453,6 @@ class SmtpMailer:
                 f"no reply from {where} after the final dot ({exc}):"
                 " the server may have accepted the message",
             )
-        channel.transactions += 1
         return judge(final.code, final.text, stage="the final dot", where=where, after_data=True)
 
     @staticmethod
@@ -530,22 +494,7 @@ class _Results:
 
 
 def _plain(letter: Letter) -> bool:
-    return not (_has_control(letter.sender) or _has_control(letter.recipient))
-
-
-def _refuse_controls(letter: Letter) -> SendResult | None:
-    """A letter no SMTP line can carry: the sender's fault raises, the reader's fails."""
-    if _has_control(letter.sender):
-        raise TransportError(
-            f"the envelope sender {letter.sender!r} contains a line break or control"
-            " character; fix [site] sender_email"
-        )
-    if _has_control(letter.recipient):
-        return SendResult(
-            DeliveryStatus.FAILED,
-            f"invalid recipient address {letter.recipient!r}: it contains a control character",
-        )
-    return None
+    return not (has_control(letter.sender) or has_control(letter.recipient))
 
 
 class _Session:

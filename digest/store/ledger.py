@@ -83,11 +83,7 @@ def claim_batch(
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUOTA_LOCK_KEY})
         holding = _count(connection, d.c.status == SENDING)
         for quota in quotas:
-            sent = _count(
-                connection,
-                (d.c.status == DeliveryStatus.SENT.value) & (d.c.updated_at > quota.since),
-            )
-            left = quota.limit - sent - holding
+            left = quota.limit - sent_since(connection, quota.since) - holding
             if left < limit:
                 limit = max(0, left)
                 if limit == 0:

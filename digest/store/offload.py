@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TypeVar
 
-from digest.models import Claimed, Edition, EditionStatus, EditionSummary, Outcome, Quota
+from digest.models import Claimed, EditionStatus, EditionSummary, Outcome, Quota
 from digest.ports import Ledger, Store
 
 T = TypeVar("T")
@@ -64,9 +64,6 @@ class OffloadedLedger:
 
     async def edition_summary(self, edition_id: str) -> EditionSummary:
         return await self._run(self._store.edition_summary, edition_id)
-
-    async def get_edition(self, edition_id: str) -> Edition:
-        return await self._run(self._store.get_edition, edition_id)
 
     async def set_edition_status(
         self,
