@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from digest.config import NewsletterConfig, ScheduleConfig, SiteConfig, one_cadence
-from digest.editions import personal_message
+from digest.editions import personal_letter
 from digest.message import message_id_for
 from digest.models import Post
 from digest.render import Rendered, Renderer
@@ -65,8 +65,8 @@ def sample_posts(count: int) -> list[Post]:
 
 
 def message_for(rendered: Rendered, reader: int) -> bytes:
-    """The production send path's per-reader step (digest.editions.personal_message)."""
-    return personal_message(
+    """The production send path's per-reader step (digest.editions.personal_letter)."""
+    return personal_letter(
         rendered,
         SITE,
         NEWSLETTER,
@@ -75,7 +75,7 @@ def message_for(rendered: Rendered, reader: int) -> bytes:
         email=f"reader{reader}@example.net",
         message_id=message_id_for(SECRET, "edition", str(reader), SITE.sender_domain),
         now=NOW,
-    )
+    ).message
 
 
 def render(renderer: Renderer, posts: list[Post]) -> Rendered:

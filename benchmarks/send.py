@@ -51,7 +51,7 @@ from sqlalchemy import create_engine, text
 
 import digest.render
 from digest.app import App, build_app, utc_now
-from digest.editions import SendReport, personal_message
+from digest.editions import SendReport, personal_letter
 from digest.editorial import load_config
 from digest.message import message_id_for
 from digest.render import Rendered, Renderer
@@ -283,7 +283,7 @@ class MessageMaker:
 
     def message(self, rendered: Rendered, reader: int) -> bytes:
         site = self.config.site
-        return personal_message(
+        return personal_letter(
             rendered,
             site,
             self.newsletter,
@@ -292,7 +292,7 @@ class MessageMaker:
             email=reader_address(reader),
             message_id=message_id_for(self.secret, "benchmark", str(reader), site.sender_domain),
             now=self.now,
-        )
+        ).message
 
 
 def reader_address(reader: int) -> str:

@@ -84,30 +84,6 @@ def personal_letter(
     return letters_for({0: template}, site, newsletter.id, secret)(row, now)
 
 
-def personal_message(
-    rendered: Rendered,
-    site: SiteConfig,
-    newsletter: NewsletterConfig,
-    secret: bytes,
-    *,
-    subscriber_id: str,
-    email: str,
-    message_id: str,
-    now: datetime,
-) -> bytes:
-    """One reader's message exactly as the sender assembles it (for previews and tests)."""
-    return personal_letter(
-        rendered,
-        site,
-        newsletter,
-        secret,
-        subscriber_id=subscriber_id,
-        email=email,
-        message_id=message_id,
-        now=now,
-    ).message
-
-
 def _message_id(secret: bytes, edition_id: str, domain: str, subscriber_id: str) -> str:
     return message_id_for(secret, edition_id, subscriber_id, domain)
 

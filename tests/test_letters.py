@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from digest.config import NewsletterConfig, SiteConfig
+from digest.config import SiteConfig
+from digest.editions import letter_template
 from digest.errors import ConfigError
-from digest.letters import LetterTemplate, qp_encode, qp_slot
+from digest.letters import qp_encode, qp_slot
 from digest.message import build_message
 from digest.models import Rendered
 from digest.render import UNSUBSCRIBE_URL, Renderer, personalize
@@ -38,12 +39,6 @@ def site() -> SiteConfig:
 def rendered(site: SiteConfig, now: datetime) -> Rendered:
     return Renderer(TEMPLATES).render_edition(
         site=site, newsletter=sample_newsletter(), posts=sample_posts(), edition_id="e1", now=now
-    )
-
-
-def template(rendered: Rendered, site: SiteConfig, newsletter: NewsletterConfig) -> LetterTemplate:
-    return LetterTemplate.build(
-        rendered, site, newsletter, slots=[UNSUBSCRIBE_URL], unsubscribe_slot=UNSUBSCRIBE_URL
     )
 
 
@@ -78,7 +73,7 @@ def parsed(data: bytes) -> tuple[list[tuple[str, str]], list[str]]:
 def test_a_letter_parses_equal_to_the_emailmessage_path(
     rendered: Rendered, site: SiteConfig, now: datetime, url: str, recipient: str
 ) -> None:
-    letter = template(rendered, site, sample_newsletter()).letter(
+    letter = letter_template(rendered, site, sample_newsletter()).letter(
         recipient=recipient, message_id="<m1@example.org>", links={UNSUBSCRIBE_URL: url}, now=now
     )
     assert parsed(letter.message) == parsed(reference(rendered, site, recipient, url, now))
@@ -94,7 +89,7 @@ def test_letters_are_ready_for_smtp_data_as_they_are(
 ) -> None:
     for url in URLS:
         data = (
-            template(rendered, site, sample_newsletter())
+            letter_template(rendered, site, sample_newsletter())
             .letter(
                 recipient="a@b.example",
                 message_id="<m@x.org>",
@@ -116,7 +111,7 @@ def test_letters_are_ready_for_smtp_data_as_they_are(
 def test_the_wire_bytes_match_the_golden_letter(
     rendered: Rendered, site: SiteConfig, now: datetime
 ) -> None:
-    letter = template(rendered, site, sample_newsletter()).letter(
+    letter = letter_template(rendered, site, sample_newsletter()).letter(
         recipient="ana@example.net",
         message_id="<m1@example.org>",
         links={UNSUBSCRIBE_URL: URLS[1]},
@@ -159,7 +154,7 @@ def test_a_slot_sits_between_soft_breaks(value: str) -> None:
 def test_an_unusable_link_is_refused_per_letter(
     rendered: Rendered, site: SiteConfig, now: datetime
 ) -> None:
-    built = template(rendered, site, sample_newsletter())
+    built = letter_template(rendered, site, sample_newsletter())
     with pytest.raises(ConfigError, match="absolute ASCII http"):
         built.letter(
             recipient="a@b.example",

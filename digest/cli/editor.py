@@ -63,7 +63,7 @@ def cmd_preview(args: argparse.Namespace, out: Console) -> int:
         write_file(Path(args.html), html.encode("utf-8"))
         out.print(f"HTML written to {args.html}")
     if args.eml:
-        message = editions.personal_message(
+        message = editions.personal_letter(
             rendered,
             site,
             newsletter,
@@ -72,7 +72,7 @@ def cmd_preview(args: argparse.Namespace, out: Console) -> int:
             email=f"reader@{site.sender_domain}",
             message_id=f"<preview@{site.sender_domain}>",
             now=now,
-        )
+        ).message
         write_file(Path(args.eml), message)
         out.print(f"message written to {args.eml}")
     if args.open:
