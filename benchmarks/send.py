@@ -468,16 +468,13 @@ def seed_and_send(app: App, readers: int, workers: int = 1) -> dict[str, Any]:
     async def send() -> tuple[SendReport, float]:
         started = time.perf_counter()
         try:
-            if workers > 1:
-                report = await send_now_with_workers(
-                    app,
-                    "daily",
-                    workers=workers,
-                    config_path=app.config.path,
-                    environ={**os.environ, **SECRET_ENV},
-                )
-            else:
-                report = await app.send_now("daily")
+            report = await send_now_with_workers(
+                app,
+                "daily",
+                workers=workers,
+                config_path=app.config.path,
+                environ={**os.environ, **SECRET_ENV},
+            )
             return report, time.perf_counter() - started
         finally:
             await app.aclose()  # QUIT the pooled connections (not timed)

@@ -369,9 +369,13 @@ class App:
         edition_id: str,
         on_progress: Callable[[int, int], None] | None = None,
         stop: asyncio.Event | None = None,
+        *,
+        renderings: Mapping[int, Rendered] | None = None,
     ) -> editions.SendReport:
-        """Send what is due of one edition now (after `editions resume` or `resend`)."""
-        return await self._send(self.store.get_edition(edition_id), None, on_progress, stop)
+        """Send what is due of one edition now (after `editions resume` or `resend`);
+        ``renderings`` are the edition's if the caller holds them (else they are read)."""
+        edition = self.store.get_edition(edition_id)
+        return await self._send(edition, renderings, on_progress, stop)
 
     async def _send(
         self,

@@ -12,7 +12,7 @@ import asyncio
 import functools
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from digest.config import CadenceConfig, NewsletterConfig, SiteConfig
@@ -24,6 +24,7 @@ from digest.models import (
     DeliveryStatus,
     Edition,
     EditionStatus,
+    EditionSummary,
     Letter,
     Rendered,
 )
@@ -232,20 +233,27 @@ async def send_edition(
         on_progress=progress,
     )
     run = await sender.run()
-    if not run.fault:
-        summary = await ledger.edition_summary(edition.id)
-        if summary.unfinished == 0:
-            await ledger.set_edition_status(
-                edition.id, EditionStatus.SENT, only_from=[EditionStatus.SENDING]
-            )
-    return await report(ledger, edition.id, policy, run)
+    if run.fault:
+        return await report(ledger, edition.id, policy, run)
+    # One read of the edition's totals both decides "sent" and makes the report.
+    summary = await ledger.edition_summary(edition.id)
+    if summary.unfinished == 0:
+        if not await ledger.set_edition_status(
+            edition.id, EditionStatus.SENT, only_from=[EditionStatus.SENDING]
+        ):
+            return await report(ledger, edition.id, policy, run)  # moved meanwhile: read it
+        sent = replace(summary.edition, status=EditionStatus.SENT, error="")
+        summary = replace(summary, edition=sent)
+    return _report(summary, policy, run)
 
 
 async def report(
     ledger: Ledger, edition_id: str, policy: SendPolicy, run: SendRun | None = None
 ) -> SendReport:
-    summary = await ledger.edition_summary(edition_id)
-    run = run or SendRun()
+    return _report(await ledger.edition_summary(edition_id), policy, run or SendRun())
+
+
+def _report(summary: EditionSummary, policy: SendPolicy, run: SendRun) -> SendReport:
     return SendReport(
         edition=summary.edition,
         counts={status: n for status, n in summary.counts.items() if n},

@@ -33,11 +33,14 @@ async def send_now_with_workers(
     environ: Mapping[str, str],
     on_progress: Callable[[int, int], None] | None = None,
     stop: asyncio.Event | None = None,
+    cadence_id: str | None = None,
 ) -> editions.SendReport:
-    """`send-now` with ``workers`` processes in all (this one included)."""
-    opened, resumed = await app.open_now(newsletter_id)
+    """`send-now` with ``workers`` processes in all (this one included; 1: just this one)."""
+    if workers <= 1:
+        return await app.send_now(newsletter_id, on_progress, stop, cadence_id=cadence_id)
+    opened, resumed = await app.open_now(newsletter_id, cadence_id)
     edition = opened.edition
-    if not edition.status.is_open or workers <= 1:
+    if not edition.status.is_open:
         report = await app.send_edition(edition.id, on_progress, stop)
         report.resumed = resumed
         return report
@@ -55,9 +58,8 @@ async def send_now_with_workers(
     ]
     total = (await app.ledger.edition_summary(edition.id)).unfinished
     watcher = asyncio.create_task(_follow(app, edition.id, total, on_progress))
-    mine = editions.SendReport(edition)
     try:
-        mine = await app.send_edition(edition.id, None, stop)
+        mine = await app.send_edition(edition.id, None, stop, renderings=opened.renderings)
     finally:
         if stop is not None and stop.is_set():
             for helper in helpers:
@@ -69,7 +71,6 @@ async def send_now_with_workers(
             await watcher
     report = await editions.report(app.ledger, edition.id, app.send_policy(), mine.run)
     report.resumed = resumed
-    report.paused = report.paused or mine.paused
     if on_progress is not None:
         on_progress(total - report.unfinished, total)
     return report

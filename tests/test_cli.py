@@ -380,3 +380,27 @@ def test_preview_for_one_reader_gives_every_posts_reason_and_send_test_records_n
     assert message["To"] == "editor@example.org"
     app = build_app(load_config(tmp_path / "digest.toml"), environ={"DIGEST_SECRET_KEY": "x" * 40})
     assert app.store.list_editions("daily") == []  # nothing was recorded
+
+
+def test_send_now_sends_to_the_readers_of_the_cadence_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cadences = (
+        '[newsletters.daily.cadences.daily]\ndaily = "07:00"\n'
+        '[newsletters.daily.cadences.weekly]\nweekly = "mon 07:30"\n'
+    )
+    path = write_config(tmp_path, schedule="")
+    path.write_text(path.read_text().replace("[newsletters.daily.schedule]\n", cadences))
+    config = ["--config", str(path)]
+    for email in ("ana@example.net", "ben@example.net"):
+        run(capsys, *config, "subscribers", "add", email)
+    app = build_app(load_config(path), environ={"DIGEST_SECRET_KEY": "x" * 40})
+    ben = app.subscription(app.newsletter("daily"), "ben@example.net")
+    app.store.set_preferences(
+        ben.subscriber.id, "daily", cadence="weekly", topics=None, now=app.clock()
+    )
+    assert run(capsys, *config, "send-now", "daily", "--cadence", "weekly")[0] == 0
+    outbox = mailbox.Maildir(tmp_path / "var" / "outbox", create=False)
+    assert [m["To"] for m in outbox] == ["ben@example.net"]
+    [summary] = app.store.list_editions("daily")
+    assert summary.edition.cadence == "weekly"

@@ -31,8 +31,6 @@ def cmd_send_now(args: argparse.Namespace, out: Console) -> int:
     workers = worker_count(args.workers)
 
     def send(progress: Callable[[int, int], None], stop: asyncio.Event) -> Awaitable[SendReport]:
-        if workers == 1:
-            return app.send_now(args.newsletter, progress, stop)
         return send_now_with_workers(
             app,
             args.newsletter,
@@ -41,6 +39,7 @@ def cmd_send_now(args: argparse.Namespace, out: Console) -> int:
             environ=os.environ,
             on_progress=progress,
             stop=stop,
+            cadence_id=args.cadence,
         )
 
     report = _sending(app, out, send)
