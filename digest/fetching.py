@@ -63,7 +63,11 @@ async def fetch_one(
     try:
         result = await fetch(source, state, now)
         guids, links = [p.guid for p in result.posts], [p.link for p in result.posts]
-        known = await asyncio.to_thread(store.known_posts, source.id, guids, links)
+        known = (
+            await asyncio.to_thread(store.known_posts, source.id, guids, links)
+            if result.posts
+            else []
+        )
         new = await asyncio.to_thread(store.upsert_posts, result.posts, now) if result.posts else 0
     except Exception as exc:  # one source, whatever broke, never stops the others
         error = str(exc) if isinstance(exc, SourceError) else _unexpected(source, exc)

@@ -215,7 +215,7 @@ class HealthView:
     next_attempt: datetime | None  # while failing: the earliest scheduled retry
     quiet_days: int | None  # days since the newest post
     stale: bool
-    alerted: bool  # the editors were told it is failing
+    alerted: bool  # it reached the alert threshold: the alert was raised (logged, mailed)
 
 
 def view(source: SourceConfig, health: SourceHealth | None, now: datetime) -> HealthView:

@@ -61,7 +61,11 @@ def _notes(view: HealthView, zone: ZoneInfo, *, emailed: bool) -> list[str]:
     if health.failures and health.failing_since is not None:
         alert = f"an alert at {source.alert_after_failures} in a row"
         if view.alerted:
-            alert = "alert sent to [site] editors" if emailed else "alert logged; no [site] editors"
+            alert = (
+                "alert logged and mailed to [site] editors (a refused mail is in the log)"
+                if emailed
+                else "alert logged; no [site] editors"
+            )
         retry = f"; next poll {_local(view.next_attempt, zone)}" if view.next_attempt else ""
         notes.append(
             f"failing since {_local(health.failing_since, zone)},"

@@ -16,7 +16,6 @@ import io
 import re
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -97,11 +96,14 @@ def parse_feed(
             problems.append(f"item {number}: no title, link, id or content; skipped")
             continue
         post, has_guid, entry_problems = _entry_to_post(
-            entry, source_id=source_id, base_url=feed_base, now=now, cuts=cuts, dropped=dropped
+            entry,
+            source_id=source_id,
+            base_url=feed_base,
+            feed_author=feed_author,
+            now=now,
+            cuts=cuts,
+            dropped=dropped,
         )
-        if not post.author and feed_author:
-            post, cut = cap_post(replace(post, author=feed_author))
-            cuts.add(post, cut)
         items.append((post, has_guid))
         problems.extend(entry_problems)
     posts = _without_link_twins(items, problems)
@@ -238,13 +240,14 @@ def _entry_to_post(
     *,
     source_id: str,
     base_url: str,
+    feed_author: str,
     now: datetime,
     cuts: Cuts,
     dropped: DroppedLinks,
 ) -> tuple[Post, bool, list[str]]:
     """The post (its fields within the limits, cuts counted in ``cuts``, the relative
     links it lost in ``dropped``), whether the entry had a GUID of its own, and the
-    entry's problems."""
+    entry's problems. An entry naming no author has the feed's (``feed_author``)."""
     raw_title = str(entry.get("title", ""))
     title = plain_text(raw_title) or UNTITLED
     link = _original_link(entry, base_url) or absolute_url(str(entry.get("link", "")), base_url)
@@ -273,7 +276,7 @@ def _entry_to_post(
             title=title,
             link=link,
             published=published or now,
-            author=_author_of(entry),
+            author=_author_of(entry) or feed_author,
             summary_html=summary_html,
             content_html=content_html,
             image_url=image_url,
