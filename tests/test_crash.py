@@ -127,9 +127,8 @@ def test_sigkill_during_an_edition_loses_nobody_and_marks_every_duplicate(
             process.wait(10)
             # What this kill left to be sent twice is within the bound the sender printed.
             [edition] = [s.edition for s in app.store.list_editions("daily")]
-            recorded = {
-                r.email for r in app.store.iter_deliveries(edition.id) if r.status.value == "sent"
-            }
+            rows = app.store.iter_deliveries(edition.id, status=DeliveryStatus.SENT)
+            recorded = {row.email for row in rows}
             unrecorded = {m.recipients[0] for m in smtpd.messages} - recorded
             left = len(unrecorded - owed_again)
             assert left <= bound, f"seed {seed}: kill at {threshold} left {left} to go twice"
