@@ -60,6 +60,9 @@ from digest.subscriptions import import_csv
 from digest.workers import send_now_with_workers
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the test deployment's config writer
+from support.deployment import write_config as deployment_config  # noqa: E402
+
 POSTS = ROOT / "config" / "posts"
 TEMPLATES = ROOT / "templates" / "email"
 HOST = "127.0.0.1"
@@ -200,62 +203,19 @@ class Sink:
 
 
 # --- the message: one digest edition, rendered by digest ------------------------------
-CONFIG_TEMPLATE = """
-[site]
-name = "Transmission"
-base_url = "https://transmission.example.org/digest"
-postal_address = "Transmission, Vinohradska 12, 120 00 Prague 2, Czechia"
-sender_name = "Transmission"
-sender_email = "{sender}"
-timezone = "Europe/Prague"
-
-[storage]
-data_dir = "{data_dir}"
-{database_line}
-
-[delivery]
-transport = "smtp"
-
-[delivery.smtp]
-host = "{host}"
-port = {port}
-tls = "none"
-concurrency = {concurrency}
-timeout_seconds = 60
-
-[sources.posts]
-kind = "folder"
-path = "{posts}"
-
-[newsletters.daily]
-title = "Transmission Daily"
-description = "The day's analysis from Transmission."
-sources = ["posts"]
-max_items = 10
-
-[newsletters.daily.schedule]
-daily = "07:00"
-"""
-
-
 def write_config(
     folder: Path, *, port: int, concurrency: int, database_url: str | None = None
 ) -> Path:
-    """A digest config file (format of tests/support/deployment.py) sending to the sink."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "digest.toml"
-    database_line = f'database_url = "{database_url}"' if database_url else ""
-    text = CONFIG_TEMPLATE.format(
-        sender=SENDER,
-        data_dir=folder / "var",
-        database_line=database_line,
-        host=HOST,
-        port=port,
+    """A digest config file sending the edition of config/posts to the sink."""
+    return deployment_config(
+        folder,
+        smtp_port=port,
+        web_port=8000,  # never served here
+        posts_dir=POSTS,
+        database_url=database_url or "",
         concurrency=concurrency,
-        posts=POSTS,
+        timeout_seconds=60,
     )
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 class MessageMaker:
@@ -448,9 +408,7 @@ def child(
         try:
             return seed_and_send(app, readers, workers)
         finally:
-            engine = getattr(app.store, "engine", None)  # the Store port has no close()
-            if engine is not None:
-                engine.dispose()
+            app.store.close()
 
 
 def seed_and_send(app: App, readers: int, workers: int = 1) -> dict[str, Any]:
@@ -487,7 +445,6 @@ def seed_and_send(app: App, readers: int, workers: int = 1) -> dict[str, Any]:
     cpu = cpu_now() - cpu
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     counts = {str(status): n for status, n in report.counts.items()}
-    bound = getattr(report, "duplicate_bound", None)  # being added by the send-path rewrite
     return {
         "readers": readers,
         "seed_seconds": seed_seconds,
@@ -500,7 +457,7 @@ def seed_and_send(app: App, readers: int, workers: int = 1) -> dict[str, Any]:
         "counts": counts,
         "recipients": report.recipients,
         "paused": report.paused,
-        "duplicate_bound": bound if bound is None or isinstance(bound, int | float) else str(bound),
+        "duplicate_bound": report.duplicate_bound,
     }
 
 
@@ -557,7 +514,7 @@ def print_results(
     bound = best.child["duplicate_bound"] if best.child else None
     checks.add_row(
         "duplicates after a crash",
-        "not reported yet" if bound is None else str(bound),
+        "n/a" if bound is None else str(bound),
         "≤ in flight",
     )
     console.print(checks)

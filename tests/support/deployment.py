@@ -44,6 +44,7 @@ def write_config(
     database_url: str = "",
     concurrency: int = 2,
     delivery: str = "",
+    timeout_seconds: float = 5,
 ) -> Path:
     """A config file in ``folder``: SQLite under it (or ``database_url``), SMTP on
     127.0.0.1:``smtp_port``; ``delivery`` adds lines to ``[delivery]``, ``extra`` at the end.
@@ -78,7 +79,7 @@ host = "127.0.0.1"
 port = {smtp_port}
 tls = "none"
 concurrency = {concurrency}
-timeout_seconds = 5
+timeout_seconds = {timeout_seconds}
 
 [sources.posts]
 kind = "folder"
