@@ -6,8 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -18,6 +17,7 @@ from digest import editions
 from digest.app import App
 from digest.cli.common import (
     app_of,
+    stop_on_signals,
 )
 from digest.editions import SendReport
 from digest.errors import UsageError
@@ -97,20 +97,6 @@ def cmd_worker(args: argparse.Namespace, out: Console) -> int:
                 await asyncio.wait_for(stop.wait(), args.watch)
 
     return asyncio.run(work())
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[asyncio.Event]:
-    """An event set by Ctrl-C or SIGTERM while the block runs (then the defaults return)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        yield stop
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
 
 
 def _sending(

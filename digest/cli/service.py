@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -17,6 +16,7 @@ from digest.app import build_app, open_store, utc_now
 from digest.cli.common import (
     app_of,
     config_of,
+    stop_on_signals,
 )
 from digest.scheduler import next_fire_time
 from digest.store import masked
@@ -61,11 +61,8 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
     app = build_app(config, environ=os.environ)
 
     async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await run_service(app, stop)
+        with stop_on_signals() as stop:
+            await run_service(app, stop)
 
     asyncio.run(serve())
     return 0
