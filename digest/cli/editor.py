@@ -15,11 +15,27 @@ from rich.console import Console
 from rich.table import Table
 
 from digest import editions
+from digest.app import App
 from digest.cli.common import app_of, config_of, write_file
 from digest.editorial_newsletters import describe
 from digest.models import DeliveryStatus
+from digest.planning import Plan
 from digest.render import personalize
 from digest.scheduler import next_fire_times
+
+
+def _next_digest(app: App, args: argparse.Namespace, out: Console) -> tuple[Plan, datetime]:
+    """Fetch the newsletter's sources, as a firing does, then plan the next digest for
+    ``--subscriber`` (else a new reader) of ``--cadence``."""
+    newsletter = app.newsletter(args.newsletter)
+    now = app.clock()
+    for report in asyncio.run(app.fetch(newsletter.source_ids, now)):
+        if report.error:
+            out.print(f"warning: {report.error}", style="yellow", soft_wrap=True)
+    plan = app.preview(
+        newsletter.id, cadence_id=args.cadence, subscriber_email=args.subscriber, now=now
+    )
+    return plan, now
 
 
 def cmd_preview(args: argparse.Namespace, out: Console) -> int:
@@ -30,14 +46,7 @@ def cmd_preview(args: argparse.Namespace, out: Console) -> int:
     """
     app = app_of(args)
     newsletter = app.newsletter(args.newsletter)
-    now = app.clock()
-    # Like a firing, look at the sources first: the preview is the digest that would go now.
-    for report in asyncio.run(app.fetch(newsletter.source_ids, now)):
-        if report.error:
-            out.print(f"warning: {report.error}", style="yellow", soft_wrap=True)
-    plan = app.preview(
-        newsletter.id, cadence_id=args.cadence, subscriber_email=args.subscriber, now=now
-    )
+    plan, now = _next_digest(app, args, out)
     who = args.subscriber or "a reader subscribing now"
     cadence = app.cadence(newsletter, plan.draft.readers.cadence_id)
     out.print(f"{newsletter.id}, cadence {cadence.id} ({cadence.title}), for {who}:")
@@ -89,11 +98,7 @@ def cmd_send_test(args: argparse.Namespace, out: Console) -> int:
     """Send the next digest to an editor's address, "[TEST]" in the subject, recording nothing."""
     app = app_of(args)
     newsletter = app.newsletter(args.newsletter)
-    now = app.clock()
-    asyncio.run(app.fetch(newsletter.source_ids, now))
-    plan = app.preview(
-        newsletter.id, cadence_id=args.cadence, subscriber_email=args.subscriber, now=now
-    )
+    plan, now = _next_digest(app, args, out)
     rendered = app.sample(plan, newsletter.id, now).rendered()
     if rendered is None:
         out.print(f"newsletter {newsletter.id!r} has no posts yet: nothing to send")
