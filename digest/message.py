@@ -28,7 +28,7 @@ from digest.errors import ConfigError, InvalidAddress
 # RFC 2047's 75 characters -- except List-Unsubscribe, which is written in by hand after
 # serializing: folded by Python, a long URL becomes an encoded-word that mailbox
 # providers ignore (CPython #85725).
-_BODY_POLICY = policy.SMTP.clone(max_line_length=76)
+BODY_POLICY = policy.SMTP.clone(max_line_length=76)  # quoted-printable body lines
 _WIRE_POLICY = policy.SMTP
 _WIRE_POLICY_UTF8 = policy.SMTPUTF8
 _BEFORE_LIST_UNSUBSCRIBE = b"\r\nList-Unsubscribe-Post: "
@@ -109,6 +109,15 @@ def _address(addr: str, *, what: str, display_name: str = "") -> Address:
         return Address(display_name=display_name, username=local, domain=domain)
     except (HeaderParseError, ValueError, IndexError) as exc:
         raise InvalidAddress(f"{what} {addr!r} is not a valid email address: {exc}") from exc
+
+
+def from_address(site: SiteConfig) -> Address:
+    """The From of every message digest sends: ``[site] sender_name <sender_email>``."""
+    return _address(
+        site.sender_email,
+        what="[site] sender_email",
+        display_name=clean_header_text(site.sender_name, 100),
+    )
 
 
 def address_header(addr: str) -> str:
@@ -198,15 +207,11 @@ def build_message(
     """
     if now.utcoffset() is None:
         raise ValueError("build_message needs an aware `now` for the Date header")
-    sender = _address(
-        site.sender_email,
-        what="[site] sender_email",
-        display_name=clean_header_text(site.sender_name, 100),
-    )
+    sender = from_address(site)
     to = _address(recipient, what="recipient")
     needs_utf8 = not (sender.username.isascii() and to.username.isascii())
 
-    message = EmailMessage(policy=_BODY_POLICY)
+    message = EmailMessage(policy=BODY_POLICY)
     message["From"] = sender
     message["To"] = to
     if site.reply_to:

@@ -11,21 +11,18 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from email import policy
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from zoneinfo import ZoneInfo
 
 from digest.config import SiteConfig
 from digest.errors import DigestError
-from digest.message import address_header, clean_header_text
+from digest.message import BODY_POLICY, address_header, clean_header_text, from_address
 from digest.models import DeliveryStatus, Letter
 from digest.ports import Mailer
 from digest.source_health import Alert, AlertKind, failed_fetches, longest_backoff
 
 log = logging.getLogger("digest.sources")
-
-_POLICY = policy.SMTP.clone(max_line_length=76)
 
 
 def alert_subject(site: SiteConfig, alert: Alert) -> str:
@@ -71,10 +68,8 @@ def alert_text(site: SiteConfig, alert: Alert) -> str:
 
 def alert_message(site: SiteConfig, alert: Alert, recipient: str, now: datetime) -> bytes:
     """The message to one editor, as wire bytes (CRLF line endings)."""
-    message = EmailMessage(policy=_POLICY)
-    message["From"] = Address(
-        display_name=clean_header_text(site.sender_name, 100), addr_spec=site.sender_email
-    )
+    message = EmailMessage(policy=BODY_POLICY)
+    message["From"] = from_address(site)
     message["To"] = address_header(recipient)
     message["Subject"] = clean_header_text(alert_subject(site, alert))
     message["Date"] = format_datetime(now)
