@@ -237,11 +237,8 @@ class App:
 
     def cadence(self, newsletter: NewsletterConfig, cadence_id: str | None) -> CadenceConfig:
         """The newsletter's cadence of that id (its default for None); NotFound otherwise."""
-        if cadence_id is None:
-            return newsletter.default_cadence
-        for cadence in newsletter.cadences:
-            if cadence.id == cadence_id:
-                return cadence
+        if cadence_id is None or any(c.id == cadence_id for c in newsletter.cadences):
+            return newsletter.cadence(cadence_id)
         raise NotFound(
             f"newsletter {newsletter.id!r} has no cadence {cadence_id!r}; it offers: "
             f"{', '.join(c.id for c in newsletter.cadences)}"
