@@ -195,8 +195,7 @@ def raise_for_site_refusal(code: int, message: str, *, stage: str, where: str) -
 
 
 def _relay_denied(message: str) -> bool:
-    text = message.strip()
-    enhanced = _ENHANCED_CODE.match(text + " ")
-    if enhanced and not enhanced.group().startswith("5.7."):
+    enhanced = enhanced_code(message)
+    if enhanced and not enhanced.startswith("5.7."):
         return False  # e.g. 5.1.1: a reader's mailbox, whatever the prose says
-    return _RELAY.search(_ADDRESS.sub(" ", text)) is not None
+    return _RELAY.search(_ADDRESS.sub(" ", message.strip())) is not None
