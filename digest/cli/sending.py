@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Awaitable, Callable
+from itertools import chain, islice
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -266,14 +267,11 @@ def _show_edition(app: App, out: Console, edition_id: str) -> int:
             table.add_row(str(status), str(count))
     out.print(table)
     failures = Table("email", "status", "reply", title="failures (first 20)")
-    shown = 0
-    for status in (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED, DeliveryStatus.UNCERTAIN):
-        for row in app.store.iter_deliveries(edition_id, status=status):
-            if shown == 20:
-                break
-            failures.add_row(row.email, str(row.status), row.reply)
-            shown += 1
-    if shown:
+    unsent = (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED, DeliveryStatus.UNCERTAIN)
+    rows = chain.from_iterable(app.store.iter_deliveries(edition_id, status=s) for s in unsent)
+    for row in islice(rows, 20):  # a status is read only while rows are still wanted
+        failures.add_row(row.email, str(row.status), row.reply)
+    if failures.row_count:
         out.print(failures)
         out.print(f"all of them: digest deliveries {edition.id[:8]} --status failed")
     return 0
