@@ -339,16 +339,21 @@ def test_a_paused_edition_waits_for_resume_and_a_sent_one_cannot_be_cancelled(
 # --- the editor's commands ------------------------------------------------------------------
 
 
-def test_schedule_lists_the_next_sends_of_each_cadence_in_local_time_and_utc(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def write_cadenced_config(tmp_path: Path) -> Path:
+    """The test config with two cadences, daily (the default) and weekly, for "daily"."""
     cadences = (
         '[newsletters.daily.cadences.daily]\ndaily = "07:00"\n'
         '[newsletters.daily.cadences.weekly]\nweekly = "mon 07:30"\n'
     )
     path = write_config(tmp_path, schedule="")
-    text = path.read_text().replace("[newsletters.daily.schedule]\n", cadences)
-    path.write_text(text)
+    path.write_text(path.read_text().replace("[newsletters.daily.schedule]\n", cadences))
+    return path
+
+
+def test_schedule_lists_the_next_sends_of_each_cadence_in_local_time_and_utc(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_cadenced_config(tmp_path)
     code, out, _ = run(capsys, "--config", str(path), "schedule", "-n", "3", "--json")
     assert code == 0
     rows = json.loads(out)
@@ -385,12 +390,7 @@ def test_preview_for_one_reader_gives_every_posts_reason_and_send_test_records_n
 def test_send_now_sends_to_the_readers_of_the_cadence_given(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cadences = (
-        '[newsletters.daily.cadences.daily]\ndaily = "07:00"\n'
-        '[newsletters.daily.cadences.weekly]\nweekly = "mon 07:30"\n'
-    )
-    path = write_config(tmp_path, schedule="")
-    path.write_text(path.read_text().replace("[newsletters.daily.schedule]\n", cadences))
+    path = write_cadenced_config(tmp_path)
     config = ["--config", str(path)]
     for email in ("ana@example.net", "ben@example.net"):
         run(capsys, *config, "subscribers", "add", email)
