@@ -43,6 +43,7 @@ from digest.subscriptions import normalize_address
 log = logging.getLogger("digest.app")
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+RESTART_KEYS = ("database_url", "data_dir", "delivery", "web")  # `digest reload` keeps these
 OUTBOX_CONCURRENCY = 4  # files written at once into the outbox (each is fsynced)
 
 
@@ -123,6 +124,20 @@ class App:
             if smtp
             else RateLimits(),
         )
+
+    def reconfigure(self, config: Config) -> list[str]:
+        """Use ``config`` from now on (``digest reload``); what it changed that needs a restart.
+
+        Newsletters, sources, schedules, the site's texts and the email templates take
+        effect at once (the templates are loaded again, so a broken one is a ``ConfigError``
+        here and nothing changes). The database, the data folder, the transport and the web
+        address stay as they were until the next start: their keys are returned.
+        """
+        renderer = Renderer(self.templates_dir / "email")
+        kept = [key for key in RESTART_KEYS if getattr(config, key) != getattr(self.config, key)]
+        self.config = replace(config, **{key: getattr(self.config, key) for key in kept})
+        self.renderer = renderer
+        return kept
 
     async def aclose(self) -> None:
         if self._mailer is not None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -252,6 +254,20 @@ def next_fire_time(schedule: ScheduleConfig, now: datetime) -> datetime:
     return fire.astimezone(UTC)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One APScheduler job as configured; ``signature`` changes exactly when it must move."""
+
+    id: str
+    func: Callable[..., Awaitable[None]]
+    trigger: CronTrigger | IntervalTrigger
+    signature: object
+    options: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self.options["id"] = self.id
+
+
 class DigestScheduler:
     """APScheduler 3 AsyncIOScheduler wiring: one job per newsletter and one per source.
 
@@ -280,6 +296,7 @@ class DigestScheduler:
         self._on_newsletter, self._on_fetch = on_newsletter, on_fetch
         self._log = logging.getLogger("digest.scheduler")
         self._scheduler: AsyncIOScheduler | None = None
+        self._signatures: dict[str, object] = {}
 
     @property
     def running(self) -> bool:
@@ -293,7 +310,45 @@ class DigestScheduler:
         scheduler = AsyncIOScheduler(
             timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1}
         )
-        for newsletter_id, newsletter in self._config.newsletters.items():
+        for job in self._jobs(self._config, now):
+            self._signatures[job.id] = job.signature
+            scheduler.add_job(job.func, job.trigger, **job.options)
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def reconfigure(
+        self, config: Config, scheduled_since: Mapping[tuple[str, str], datetime] | None = None
+    ) -> list[str]:
+        """Swap in ``config`` while running (``digest reload``); the ids of the jobs it changed.
+
+        A job whose schedule (or fetch interval) is unchanged keeps its next run, so a
+        reload never moves, skips or repeats a send. A new or changed cadence is scheduled
+        as :meth:`start` would schedule it (its first slot counts from ``scheduled_since``);
+        a removed one stops. Raises ``ConfigError`` (and changes nothing) for a bad schedule.
+        """
+        check_schedules(config)
+        now = self._clock()
+        self._config = config
+        self._since.update(scheduled_since or {})
+        if self._scheduler is None:
+            return []
+        wanted = {job.id: job for job in self._jobs(config, now)}
+        changed: list[str] = []
+        for existing in self._scheduler.get_jobs():
+            if existing.id not in wanted:
+                existing.remove()
+                del self._signatures[existing.id]
+                changed.append(existing.id)
+        for job_id, job in wanted.items():
+            if self._signatures.get(job_id) == job.signature:
+                continue
+            self._signatures[job_id] = job.signature
+            self._scheduler.add_job(job.func, job.trigger, replace_existing=True, **job.options)
+            changed.append(job_id)
+        return sorted(changed)
+
+    def _jobs(self, config: Config, now: datetime) -> Iterator[_Job]:
+        for newsletter_id, newsletter in config.newsletters.items():
             grace = self.grace(newsletter)
             for cadence in newsletter.cadences:
                 schedule = cadence.schedule
@@ -307,28 +362,28 @@ class DigestScheduler:
                 # A slot that passed before the cadence was first scheduled is not caught
                 # up: a new install (or a new cadence) waits for its next slot.
                 catch_up = slot is not None and (since is None or slot >= since)
-                scheduler.add_job(
-                    self.fire_newsletter,
-                    trigger,
-                    args=(newsletter_id, cadence.id),
+                yield _Job(
                     id=f"newsletter:{newsletter_id}:{cadence.id}",
-                    next_run_time=now if catch_up else trigger.get_next_fire_time(None, now),
-                    misfire_grace_time=max(1, int(grace.total_seconds())),
+                    func=self.fire_newsletter,
+                    trigger=trigger,
+                    signature=(schedule, grace),
+                    options={
+                        "args": (newsletter_id, cadence.id),
+                        "next_run_time": now if catch_up else trigger.get_next_fire_time(None, now),
+                        "misfire_grace_time": max(1, int(grace.total_seconds())),
+                    },
                 )
-        for source_id, source in self._config.sources.items():
+        for source_id, source in config.sources.items():
             first = now + timedelta(minutes=source.fetch_every_minutes)
-            every = IntervalTrigger(
-                minutes=source.fetch_every_minutes, start_date=first, timezone=UTC
-            )
-            scheduler.add_job(
-                self.fire_fetch,
-                every,
-                args=(source_id,),
+            yield _Job(
                 id=f"fetch:{source_id}",
-                next_run_time=first,
+                func=self.fire_fetch,
+                trigger=IntervalTrigger(
+                    minutes=source.fetch_every_minutes, start_date=first, timezone=UTC
+                ),
+                signature=source.fetch_every_minutes,
+                options={"args": (source_id,), "next_run_time": first},
             )
-        scheduler.start()
-        self._scheduler = scheduler
 
     def shutdown(self) -> None:
         """Stop firing. Takes effect at the loop's next iteration (APScheduler defers it).

@@ -12,15 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from starlette.applications import Starlette
+
 from digest.app import App
+from digest.config import Config
 from digest.errors import DigestError
 from digest.ports import Due
 from digest.scheduler import DigestScheduler
 from digest.store import masked
-from digest.web import create_web_app, listen, serve_on
+from digest.web import create_web_app, listen, reconfigure_web, serve_on
 
 log = logging.getLogger("digest.service")
 
@@ -28,8 +32,18 @@ RESUME_EVERY = timedelta(minutes=10)
 WIND_DOWN_SECONDS = 120.0  # how long in-flight sends may take to finish after a stop
 
 
-async def run_service(app: App, stop: asyncio.Event) -> None:
-    """Run until ``stop`` is set; then shut the scheduler, web server and mailer down."""
+async def run_service(
+    app: App,
+    stop: asyncio.Event,
+    *,
+    reload: asyncio.Event | None = None,
+    load_config: Callable[[], Config] | None = None,
+) -> None:
+    """Run until ``stop`` is set; then shut the scheduler, web server and mailer down.
+
+    Each time ``reload`` is set (SIGHUP, `digest reload`) the config is read again with
+    ``load_config`` and applied without a restart (see :func:`apply_config`).
+    """
     config = app.config
     delivery = config.delivery
     if delivery.transport == "outbox":
@@ -82,24 +96,15 @@ async def run_service(app: App, stop: asyncio.Event) -> None:
         for item in await app.fetch([source_id], now, due_only=True):
             _log_fetch(item.source_id, item.new, item.error)
 
-    started = app.clock()
-    since = {
-        (newsletter.id, cadence.id): app.store.schedule_start(newsletter.id, cadence.id, started)
-        for newsletter in config.newsletters.values()
-        for cadence in newsletter.cadences
-    }
     scheduler = DigestScheduler(
         config=config,
         clock=app.clock,
         on_newsletter=on_newsletter,
         on_fetch=on_fetch,
-        scheduled_since=since,
+        scheduled_since=_scheduled_since(app, config),
     )
     scheduler.start()
-    for job, when in scheduler.next_runs().items():
-        newsletter_id, _, cadence_id = job.partition(":")
-        zone = config.newsletters[newsletter_id].cadence(cadence_id).schedule.timezone
-        log.info("newsletter %s fires next at %s (%s)", job, _local(when, zone), zone)
+    _log_next_runs(scheduler, config)
 
     log.info(
         "web pages at http://%s:%s (public as %s)",
@@ -108,9 +113,13 @@ async def run_service(app: App, stop: asyncio.Event) -> None:
         config.site.base_url,
     )
     resumer = asyncio.create_task(_resume_forever(app, stop))
+    reloader = asyncio.create_task(
+        _reload_forever(app, scheduler, web, stop, reload or asyncio.Event(), load_config)
+    )
     try:
         await stop.wait()
     finally:
+        reloader.cancel()
         # Sends in progress saw `stop`: they record what went out and give the rest back.
         if running:
             await asyncio.wait(set(running), timeout=WIND_DOWN_SECONDS)
@@ -121,6 +130,66 @@ async def run_service(app: App, stop: asyncio.Event) -> None:
         await server
         await app.aclose()
         log.info("stopped")
+
+
+def apply_config(app: App, scheduler: DigestScheduler, web: Starlette, config: Config) -> None:
+    """Use ``config`` in the running service: the app, the schedule and the web pages.
+
+    Jobs whose schedule did not change keep their next run; a new cadence starts from
+    its next slot. Keys that need a restart are kept as they were, with a warning.
+    """
+    kept = app.reconfigure(config)  # broken templates: ConfigError, and nothing changed
+    scheduler.reconfigure(app.config, _scheduled_since(app, app.config))
+    reconfigure_web(web, site=app.config.site, newsletters=app.config.newsletters)
+    if kept:
+        log.warning(
+            "reload: %s changed in %s but take effect only at the next start of digest run",
+            ", ".join(f"[{key}]" if key in ("delivery", "web") else key for key in kept),
+            config.path,
+        )
+    log.info(
+        "reloaded %s: %d newsletter(s), %d source(s)",
+        config.path,
+        len(config.newsletters),
+        len(config.sources),
+    )
+    _log_next_runs(scheduler, app.config)
+
+
+async def _reload_forever(
+    app: App,
+    scheduler: DigestScheduler,
+    web: Starlette,
+    stop: asyncio.Event,
+    reload: asyncio.Event,
+    load_config: Callable[[], Config] | None,
+) -> None:
+    while not stop.is_set():
+        await reload.wait()
+        reload.clear()
+        if load_config is None:
+            log.warning("reload asked for, but this service was started without a config file")
+            continue
+        try:
+            apply_config(app, scheduler, web, load_config())
+        except DigestError as exc:
+            log.error("reload refused, still running the previous config: %s", exc)
+
+
+def _scheduled_since(app: App, config: Config) -> dict[tuple[str, str], datetime]:
+    now = app.clock()
+    return {
+        (newsletter.id, cadence.id): app.store.schedule_start(newsletter.id, cadence.id, now)
+        for newsletter in config.newsletters.values()
+        for cadence in newsletter.cadences
+    }
+
+
+def _log_next_runs(scheduler: DigestScheduler, config: Config) -> None:
+    for job, when in scheduler.next_runs().items():
+        newsletter_id, _, cadence_id = job.partition(":")
+        zone = config.newsletters[newsletter_id].cadence(cadence_id).schedule.timezone
+        log.info("newsletter %s fires next at %s (%s)", job, _local(when, zone), zone)
 
 
 async def _initial_fetch(app: App) -> None:

@@ -323,12 +323,22 @@ def create_web_app(
     handlers: dict[Any, Any] = {cls: pages.digest_error for cls in ERRORS}
     handlers[HTTPException] = pages.http_error
     handlers[Exception] = pages.server_error
-    return Starlette(
+    web = Starlette(
         routes=routes,
         middleware=[Middleware(_SecurityHeaders)],
         exception_handlers=handlers,
         max_body_size=MAX_BODY_BYTES,
     )
+    web.state.pages = pages
+    return web
+
+
+def reconfigure_web(
+    web: Starlette, *, site: SiteConfig, newsletters: Mapping[str, NewsletterConfig]
+) -> None:
+    """Serve ``site`` and ``newsletters`` from the next request on (``digest reload``)."""
+    pages: _Pages = web.state.pages
+    pages.site, pages.newsletters = site, newsletters
 
 
 # --- serving -----------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -453,3 +454,73 @@ def test_a_reader_without_a_zone_is_served_in_the_schedules_zone() -> None:
     assert not due("America/New_York", None)  # 01:00 there: not yet
     assert not due("", monday_7)  # already sent this local day
     assert not reader_due(schedule, monday_7 + timedelta(days=1), GRACE)("", None)  # Tuesday
+
+
+# --- digest reload ----------------------------------------------------------------------
+
+
+async def test_reconfigure_keeps_unchanged_jobs_and_reschedules_the_changed_ones() -> None:
+    now = utc(2099, 1, 5, 5, 0)  # Monday 06:00 Prague: nothing is due while the test runs
+    clock = [now]
+    config = make_config({"daily": daily("07:00"), "evening": daily("19:00")}, every=15)
+    rec = Recorder()
+    digest = DigestScheduler(
+        config=config,
+        clock=lambda: clock[0],
+        on_newsletter=rec.on_newsletter,
+        on_fetch=rec.on_fetch,
+        grace=GRACE,
+    )
+    digest.start()
+    try:
+        clock[0] = now + timedelta(minutes=10)  # the reload comes later than the start
+        renamed = dict(config.newsletters)
+        renamed["daily"] = replace(config.newsletters["daily"], title="Renamed")
+        assert digest.reconfigure(replace(config, newsletters=renamed)) == []
+        assert digest.next_runs() == {
+            "daily:daily": utc(2099, 1, 5, 6, 0),
+            "evening:daily": utc(2099, 1, 5, 18, 0),
+        }
+        # the fetches were not moved by ten minutes either
+        assert digest.next_fetches()["posts"] == now + timedelta(minutes=15)
+
+        moved = make_config({"daily": daily("08:30"), "weekly": daily("09:00")}, every=20)
+        changed = digest.reconfigure(moved)
+        assert changed == [
+            "fetch:feed",
+            "fetch:posts",
+            "newsletter:daily:daily",
+            "newsletter:evening:daily",
+            "newsletter:weekly:daily",
+        ]
+        assert digest.next_runs() == {
+            "daily:daily": utc(2099, 1, 5, 7, 30),
+            "weekly:daily": utc(2099, 1, 5, 8, 0),
+        }
+        assert digest.next_fetches()["feed"] == clock[0] + timedelta(minutes=20)
+        # a firing now runs the new config's newsletter
+        await digest.fire_newsletter("weekly", "daily")
+        assert [name for name, _, _ in rec.newsletters] == []  # 07:10 Prague: no slot yet
+        with pytest.raises(NotFound):
+            await digest.fire_newsletter("evening", "daily")
+    finally:
+        digest.shutdown()
+    await asyncio.sleep(0)
+
+
+def test_reconfigure_refuses_a_bad_schedule_and_changes_nothing() -> None:
+    now = utc(2099, 1, 5, 5, 0)
+    config = make_config({"daily": daily("07:00")})
+    rec = Recorder()
+
+    async def attempt() -> dict[str, datetime]:
+        digest = make_scheduler(config, now, rec)
+        digest.start()
+        try:
+            with pytest.raises(ConfigError, match="never fires"):
+                digest.reconfigure(make_config({"daily": cron("0 7 31 2 *")}))
+            return digest.next_runs()
+        finally:
+            digest.shutdown()
+
+    assert asyncio.run(attempt()) == {"daily:daily": utc(2099, 1, 5, 6, 0)}

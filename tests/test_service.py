@@ -20,6 +20,7 @@ from digest.errors import ConfigError
 from digest.models import EditionStatus, SubscriptionStatus
 from digest.service import run_service
 from digest.subscriptions import add_subscriber
+from digest.tokens import unsubscribe_token
 
 from support.deployment import SECRET_ENV, write_config
 from support.smtpd import running_smtpd
@@ -128,3 +129,55 @@ async def test_a_stop_during_the_start_up_resume_ends_it_cleanly(tmp_path: Path)
         assert sent == {m.recipients[0] for m in smtpd.messages}
         assert {(r.status, r.attempts) for r in rows if r.email not in sent} == {("pending", 0)}
         assert len(sent) < 200
+
+
+async def test_a_reload_applies_the_new_config_and_refuses_a_broken_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="digest")
+    port = free_port()
+    path = write_config(tmp_path, smtp_port=1, web_port=port, transport="outbox")
+    app = build_app(load_config(path), environ=SECRET_ENV)
+    subscription, _ = add_subscriber(app.store, "ana@example.net", "daily", ["daily"], utc_now())
+    page = f"http://127.0.0.1:{port}/u/" + unsubscribe_token(
+        app.secret, subscription.subscriber.id, "daily"
+    )
+    stop, reload = asyncio.Event(), asyncio.Event()
+    service = asyncio.create_task(
+        run_service(app, stop, reload=reload, load_config=lambda: load_config(path))
+    )
+
+    async def reloaded(times: int) -> None:
+        reload.set()
+        for _ in range(100):
+            said = [r.message for r in caplog.records if r.message.startswith("reload")]
+            if len(said) >= times:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no reload logged: {caplog.text}")
+
+    try:
+        await wait_until_healthy(f"http://127.0.0.1:{port}/healthz")
+        async with httpx.AsyncClient() as client:
+            assert "Transmission Daily" in (await client.get(page)).text
+            text = path.read_text()
+            renamed = text.replace('title = "Transmission Daily"', 'title = "Morning Brief"')
+            path.write_text(renamed.replace('transport = "outbox"', 'transport = "smtp"'))
+            await reloaded(2)
+            body = (await client.get(page)).text
+            assert "Morning Brief" in body
+            assert "Transmission Daily" not in body
+            assert app.newsletter("daily").title == "Morning Brief"
+            assert app.config.delivery.transport == "outbox"  # a restart key: kept
+            assert "[delivery] changed" in caplog.text
+
+            path.write_text(
+                renamed.replace("[newsletters.daily]", "[newsletters.daily]\nbogus = 1")
+            )
+            await reloaded(3)  # "reload: ... changed", "reloaded", then the refusal
+            assert "reload refused, still running the previous config" in caplog.text
+            assert "bogus" in caplog.text
+            assert "Morning Brief" in (await client.get(page)).text
+    finally:
+        stop.set()
+        await asyncio.wait_for(service, 10)

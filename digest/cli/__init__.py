@@ -22,7 +22,7 @@ from digest.cli.common import Handler
 from digest.cli.editor import cmd_preview, cmd_schedule, cmd_send_test
 from digest.cli.readers import cmd_subscribers_add, cmd_subscribers_import, cmd_subscribers_list
 from digest.cli.sending import cmd_deliveries, cmd_editions, cmd_send_now, cmd_worker
-from digest.cli.service import cmd_check, cmd_fetch, cmd_migrate, cmd_run
+from digest.cli.service import cmd_check, cmd_fetch, cmd_migrate, cmd_reload, cmd_run
 from digest.cli.sources import cmd_sources
 from digest.errors import DigestError, UsageError
 from digest.models import DeliveryStatus
@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     command("run", cmd_run)
+    command("reload", cmd_reload)
     command("migrate", cmd_migrate)
     command("check", cmd_check)
     fetch = command("fetch", cmd_fetch)

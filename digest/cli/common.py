@@ -62,3 +62,15 @@ def stop_on_signals() -> Iterator[asyncio.Event]:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+@contextlib.contextmanager
+def reload_on_hangup() -> Iterator[asyncio.Event]:
+    """An event set by SIGHUP (`digest reload`) while the block runs."""
+    reload = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, reload.set)
+    try:
+        yield reload
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)

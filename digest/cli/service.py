@@ -1,4 +1,4 @@
-"""`digest run`, `migrate`, `check`, `fetch` and `preview`: the service and its content."""
+"""`digest run`, `reload`, `migrate`, `check` and `fetch`: the service and its content."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -16,8 +17,12 @@ from digest.app import build_app, open_store, utc_now
 from digest.cli.common import (
     app_of,
     config_of,
+    reload_on_hangup,
     stop_on_signals,
 )
+from digest.cli.process import PID_FILE, pid_file, running_pid
+from digest.editorial import load_config
+from digest.errors import DigestError
 from digest.scheduler import next_fire_time
 from digest.store import masked
 
@@ -61,10 +66,28 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
     app = build_app(config, environ=os.environ)
 
     async def serve() -> None:
-        with stop_on_signals() as stop:
-            await run_service(app, stop)
+        with stop_on_signals() as stop, reload_on_hangup() as reload:
+            await run_service(
+                app, stop, reload=reload, load_config=lambda: load_config(config.path)
+            )
 
-    asyncio.run(serve())
+    with pid_file(config.data_dir / PID_FILE):
+        asyncio.run(serve())
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace, out: Console) -> int:
+    """Check the config, then have the running `digest run` use it (SIGHUP), no restart."""
+    config = config_of(args)  # a broken config is refused here, and the service keeps going
+    path = config.data_dir / PID_FILE
+    pid = running_pid(path)
+    if pid is None:
+        raise DigestError(
+            f"no running `digest run` found (no live process in {path}); start it with "
+            "`make run`: it reads the config when it starts"
+        )
+    os.kill(pid, signal.SIGHUP)
+    out.print(f"{config.path}: OK; sent to digest run (pid {pid}), which logs what changed")
     return 0
 
 
