@@ -236,13 +236,20 @@ def reader_due(schedule: ScheduleConfig, now: datetime, grace: timedelta) -> Due
 
 
 def next_fire_times(schedule: ScheduleConfig, now: datetime, count: int) -> list[datetime]:
-    """The next ``count`` scheduled fire times at or after ``now``, aware UTC."""
+    """The next ``count`` sends at or after ``now``, aware UTC: one per slot (the second
+    firing of a slot in a DST fall-back hour sends nothing, so it is left out)."""
     trigger = _checked_trigger(schedule)
     fires: list[datetime] = []
+    last_slot = ""
     fire: datetime | None = trigger.get_next_fire_time(None, now)
     while fire is not None and len(fires) < count:
-        fires.append(fire.astimezone(UTC))
-        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+        slot = f"{fire:%Y-%m-%dT%H:%M}"  # in the schedule's zone: both firings of a fold match
+        if slot != last_slot:
+            fires.append(fire.astimezone(UTC))
+            last_slot = slot
+        # From the fire time itself, as APScheduler steps (in UTC): a step in wall-clock
+        # time from a fold's second firing lands before it and finds it again, forever.
+        fire = trigger.get_next_fire_time(fire, fire)
     return fires
 
 

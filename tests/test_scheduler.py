@@ -25,6 +25,7 @@ from digest.scheduler import (
     DigestScheduler,
     check_schedules,
     next_fire_time,
+    next_fire_times,
     period_key,
     reader_due,
 )
@@ -174,6 +175,21 @@ def test_next_fire_time_weekly_and_crontab_weekdays(now: datetime) -> None:
     assert next_fire_time(cron("0 7 * * 1-5"), now) == utc(2026, 11, 30, 6, 0)
     assert next_fire_time(cron("0 7 * * sat,sun"), now) == utc(2026, 11, 28, 6, 0)
     assert next_fire_time(cron("0 7 * * 7"), now) == utc(2026, 11, 29, 6, 0)
+
+
+@pytest.mark.parametrize(
+    ("zone", "time", "day_before"),
+    [("Europe/Berlin", "02:30", 24), ("America/New_York", "01:30", 31)],  # the fall-back days
+)
+def test_next_fire_times_lists_a_slot_in_the_fall_back_hour_once_and_goes_on(
+    zone: str, time: str, day_before: int
+) -> None:
+    fires = next_fire_times(daily(time, zone), utc(2026, 10, day_before, 0, 0), 4)
+    local = [fire.astimezone(ZoneInfo(zone)) for fire in fires]
+    first = datetime(2026, 10, day_before).date()
+    assert [moment.date() for moment in local] == [first + timedelta(days=n) for n in range(4)]
+    assert {f"{moment:%H:%M}" for moment in local} == {time}
+    assert local[1].dst()  # the fold's first firing (still summer time) is the one that sends
 
 
 # --- check_schedules ------------------------------------------------------------------
