@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/digest.toml
 
-.PHONY: run test install install-test lint typecheck pytest fmt check clean bench browser
+.PHONY: run test install install-test lint typecheck pytest fmt check clean bench browser spamassassin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ run: install
 	$(BIN)/digest --config $(CONFIG) run
 
 ## test: lint, type-check and run the test suite
-test: install-test browser lint typecheck pytest
+test: install-test browser spamassassin lint typecheck pytest
 
 lint:
 	$(BIN)/ruff check digest tests benchmarks
@@ -56,6 +56,16 @@ browser:
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else \
 	    echo "chromium not found: browser tests will be skipped (apt-get install chromium)"; \
+	  fi; }
+
+## spamassassin: Debian's spam filter, to score digests with its local rules (installed under CI)
+spamassassin:
+	@command -v spamassassin >/dev/null 2>&1 || { \
+	  if [ "$$CI" = "true" ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -q --no-install-recommends spamassassin; \
+	  else \
+	    echo "spamassassin not found: spam tests will be skipped (apt-get install spamassassin)"; \
 	  fi; }
 
 ## bench: print the benchmarks' ratios against their baselines
