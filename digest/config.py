@@ -129,6 +129,7 @@ class NewsletterConfig:
     catch_up_items: int | None = None  # a new reader's first digest: newest posts (max_items)
     late_after_hours: float = 6.0  # a slot missed by more than this folds into the next
     public: bool = False  # offered on the home page and open to sign-up
+    language: str = "en"  # a language tag: the templates' strings and the dates
 
     @property
     def schedule(self) -> ScheduleConfig:

@@ -25,6 +25,7 @@ from digest.config import (
 )
 from digest.config_table import ConfigTable, is_zone, show
 from digest.errors import ConfigError
+from digest.i18n import SHIPPED_LOCALE_DIR, check_language
 from digest.models import Post
 from digest.scheduler import check_schedule
 
@@ -40,6 +41,7 @@ NEWSLETTER_KEYS = (
     "late_after_hours",
     "subject",
     "public",
+    "language",
     "schedule",
     "cadences",
     "topics",
@@ -267,9 +269,20 @@ def newsletter(
         else None,
         late_after_hours=t.number("late_after_hours", 6.0, _HOURS_PER_YEAR),
         public=public is True,
+        language=_language(t),
     )
     _check_subject(t, result)
     return result
+
+
+def _language(t: ConfigTable) -> str:
+    language = t.string("language", "en")
+    try:
+        check_language(SHIPPED_LOCALE_DIR, language, "")
+    except ConfigError as exc:
+        t.fail(str(exc))
+        return "en"
+    return language
 
 
 def _check_subject(t: ConfigTable, config: NewsletterConfig) -> None:

@@ -298,7 +298,7 @@ def test_unknown_key_suggests_the_right_one(config_path: Path) -> None:
     assert (
         f"{config_path}: [newsletters.daily] unknown key 'shedule' (did you mean 'schedule'? "
         "known: title, description, sources, max_items, min_items, max_wait_hours, catch_up_items,"
-        " late_after_hours, subject, public, schedule, cadences, topics)"
+        " late_after_hours, subject, public, language, schedule, cadences, topics)"
     ) in message
     assert "give either a [schedule] table (one cadence) or [cadences.<id>] tables" in message
 
@@ -697,3 +697,16 @@ def test_every_cadence_is_checked_and_named_by_its_own_table(config_path: Path) 
     good = edit('cron = "0 7 31 2 *"', 'weekly = "mon 07:30"', text)
     loaded = load(config_path, good).newsletters["daily"]
     assert [c.id for c in loaded.cadences] == ["first", "second"]
+
+
+def test_a_newsletters_language_is_checked_against_the_shipped_catalogues(
+    config_path: Path,
+) -> None:
+    assert load(config_path, MINIMAL).newsletters["daily"].language == "en"
+    british = edit('sources = ["posts"]', 'sources = ["posts"]\nlanguage = "en-GB"')
+    assert load(config_path, british).newsletters["daily"].language == "en-GB"
+    german = edit('sources = ["posts"]', 'sources = ["posts"]\nlanguage = "de"')
+    message = problem(config_path, german)
+    assert "[newsletters.daily] language 'de' has no translation" in message
+    assert "available: " in message
+    assert "Traceback" not in message
