@@ -14,8 +14,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import update
 
 from digest.models import EditionStatus
+from digest.store import tables
 
 from support.databases import BACKENDS, database_url
 from support.schedule import Newsroom
@@ -84,6 +86,55 @@ async def test_a_daily_slot_sends_one_edition_a_day_across_a_dst_change(
         }:
             assert newsroom.editions()[1].created_at == local(change, at, zone)
         assert newsroom.received() == each_once(READERS, names[:-1])  # the last waits for tomorrow
+
+
+# --- a reader's own time zone across a DST change -------------------------------------------
+
+
+async def test_readers_get_one_digest_a_local_day_at_their_own_time_across_dst(
+    tmp_path: Path,
+) -> None:
+    # Berlin falls back on 25 October (02:30 happens twice); New York keeps its time.
+    days = [date(2099, 10, 24), date(2099, 10, 25), date(2099, 10, 26)]
+    own_zone = (
+        '[newsletters.daily.schedule]\ndaily = "02:30"\ntimezone = "America/New_York"\n'
+        "reader_timezone = true\n"
+    )
+    start = local(days[0], "00:00", "Europe/Berlin")
+    async with Newsroom(tmp_path, own_zone, start) as newsroom:
+        berlin, _ = newsroom.subscribe("berlin@example.net", "nozone@example.org")
+        with newsroom.app.store.engine.begin() as connection:  # nothing sets it yet but SQL
+            connection.execute(
+                update(tables.subscribers)
+                .where(tables.subscribers.c.id == berlin)
+                .values(timezone="Europe/Berlin")
+            )
+        times = {
+            "berlin@example.net": [local(day, "02:30", "Europe/Berlin") for day in days],
+            "nozone@example.org": [local(day, "02:30", "America/New_York") for day in days],
+        }
+
+        def near_a_readers_time(when: datetime) -> bool:  # the fold's second 02:30 too
+            return any(
+                timedelta(minutes=-15) <= when - at <= timedelta(minutes=75)
+                for ats in times.values()
+                for at in ats
+            )
+
+        process = newsroom.start()
+        names = []
+        for day in days:
+            names.append(f"news-{day:%d}")
+            newsroom.publish(names[-1], newsroom.clock())
+            await process.advance(local(day, "23:45", "Europe/Berlin"), only=near_a_readers_time)
+        process.stop()
+
+        sent_at: dict[str, list[datetime]] = {reader: [] for reader in times}
+        for edition in newsroom.editions():
+            for row in newsroom.app.store.list_deliveries(edition.id):
+                sent_at[row.email].append(edition.created_at)
+        assert sent_at == times
+        assert newsroom.received() == each_once(tuple(times), names)
 
 
 # --- a post published just before, at and just after a fire time ---------------------------
