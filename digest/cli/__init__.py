@@ -2,7 +2,7 @@
 
 One module per area: ``service`` (run, migrate, check, fetch, preview), ``sources``
 (source health), ``readers`` (subscribers), ``sending`` (send-now, worker, editions,
-deliveries); ``common`` holds what they share. This module parses the command line
+deliveries), ``lint``; ``common`` holds what they share. This module parses the command line
 and maps errors to exit codes.
 
 Exit status: 0 success, 1 a problem with input or the environment (the message names
@@ -20,6 +20,7 @@ from rich.console import Console
 
 from digest.cli.common import Handler
 from digest.cli.editor import cmd_preview, cmd_schedule, cmd_send_test
+from digest.cli.lint import cmd_lint
 from digest.cli.readers import cmd_subscribers_add, cmd_subscribers_import, cmd_subscribers_list
 from digest.cli.sending import cmd_deliveries, cmd_editions, cmd_send_now, cmd_worker
 from digest.cli.service import cmd_check, cmd_fetch, cmd_migrate, cmd_reload, cmd_run
@@ -94,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (preview, send_test):
         sub.add_argument("--subscriber", metavar="EMAIL", help="the next digest of this reader")
         sub.add_argument("--cadence", metavar="C", help="of this cadence (default: the reader's)")
+    lint = command("lint", cmd_lint)
+    lint.add_argument(
+        "target", metavar="NEWSLETTER|EDITION", help="a newsletter id, or an edition id"
+    )
+    lint.add_argument("--subscriber", metavar="EMAIL", help="NEWSLETTER: this reader's next digest")
+    lint.add_argument("--cadence", metavar="C", help="NEWSLETTER: of this cadence")
+    lint.add_argument("--json", action="store_true", help="print JSON instead of a table")
     schedule = command("schedule", cmd_schedule)
     schedule.add_argument("newsletter", nargs="?", metavar="NEWSLETTER", help="default: all")
     schedule.add_argument("-n", type=int, default=5, metavar="N", help="sends per cadence (5)")

@@ -17,17 +17,20 @@ from rich.table import Table
 from digest import editions
 from digest.app import App
 from digest.cli.common import app_of, config_of, write_file
+from digest.config import NewsletterConfig
 from digest.editorial_newsletters import describe
-from digest.models import DeliveryStatus
+from digest.models import DeliveryStatus, Rendered
 from digest.planning import Plan
 from digest.render import personalize
 from digest.scheduler import next_fire_times
 
 
-def _next_digest(app: App, args: argparse.Namespace, out: Console) -> tuple[Plan, datetime]:
+def next_digest(
+    app: App, newsletter_id: str, args: argparse.Namespace, out: Console
+) -> tuple[Plan, datetime]:
     """Fetch the newsletter's sources, as a firing does, then plan the next digest for
     ``--subscriber`` (else a new reader) of ``--cadence``."""
-    newsletter = app.newsletter(args.newsletter)
+    newsletter = app.newsletter(newsletter_id)
     now = app.clock()
     for report in asyncio.run(app.fetch(newsletter.source_ids, now)):
         if report.error:
@@ -38,6 +41,23 @@ def _next_digest(app: App, args: argparse.Namespace, out: Console) -> tuple[Plan
     return plan, now
 
 
+def preview_message(
+    app: App, rendered: Rendered, newsletter: NewsletterConfig, now: datetime
+) -> bytes:
+    """``rendered`` as the wire message a reader would get, with a preview reader's links."""
+    site = app.config.site
+    return editions.personal_letter(
+        rendered,
+        site,
+        newsletter,
+        app.secret,
+        subscriber_id="preview",
+        email=f"reader@{site.sender_domain}",
+        message_id=f"<preview@{site.sender_domain}>",
+        now=now,
+    ).message
+
+
 def cmd_preview(args: argparse.Namespace, out: Console) -> int:
     """Fetch the sources, then render the next digest (for one reader) without sending it.
 
@@ -46,7 +66,7 @@ def cmd_preview(args: argparse.Namespace, out: Console) -> int:
     """
     app = app_of(args)
     newsletter = app.newsletter(args.newsletter)
-    plan, now = _next_digest(app, args, out)
+    plan, now = next_digest(app, newsletter.id, args, out)
     who = args.subscriber or "a reader subscribing now"
     cadence = app.cadence(newsletter, plan.draft.readers.cadence_id)
     out.print(f"{newsletter.id}, cadence {cadence.id} ({cadence.title}), for {who}:")
@@ -72,17 +92,7 @@ def cmd_preview(args: argparse.Namespace, out: Console) -> int:
         write_file(Path(args.html), html.encode("utf-8"))
         out.print(f"HTML written to {args.html}")
     if args.eml:
-        message = editions.personal_letter(
-            rendered,
-            site,
-            newsletter,
-            app.secret,
-            subscriber_id="preview",
-            email=f"reader@{site.sender_domain}",
-            message_id=f"<preview@{site.sender_domain}>",
-            now=now,
-        ).message
-        write_file(Path(args.eml), message)
+        write_file(Path(args.eml), preview_message(app, rendered, newsletter, now))
         out.print(f"message written to {args.eml}")
     if args.open:
         with tempfile.NamedTemporaryFile("wb", suffix=".html", delete=False) as file:
@@ -98,7 +108,7 @@ def cmd_send_test(args: argparse.Namespace, out: Console) -> int:
     """Send the next digest to an editor's address, "[TEST]" in the subject, recording nothing."""
     app = app_of(args)
     newsletter = app.newsletter(args.newsletter)
-    plan, now = _next_digest(app, args, out)
+    plan, now = next_digest(app, newsletter.id, args, out)
     rendered = app.sample(plan, newsletter.id, now).rendered()
     if rendered is None:
         out.print(f"newsletter {newsletter.id!r} has no posts yet: nothing to send")
