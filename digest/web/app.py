@@ -24,6 +24,7 @@ from digest import links
 from digest.config import NewsletterConfig, SiteConfig
 from digest.errors import DigestError, InvalidToken, NotFound, StoreError
 from digest.ports import Clock, Store
+from digest.tokens import Keys
 from digest.web.archive import ArchivePages
 from digest.web.headers import SecurityHeaders, add_security_headers
 from digest.web.pages import Pages, in_thread, load_templates
@@ -106,7 +107,7 @@ class _Handlers:
 def create_web_app(
     *,
     store: Store,
-    secret: bytes,
+    secret: Keys | bytes,
     site: SiteConfig,
     newsletters: Mapping[str, NewsletterConfig],
     templates_dir: Path,
@@ -114,12 +115,13 @@ def create_web_app(
 ) -> Starlette:
     """The Starlette app of digest's public pages (see :mod:`digest.links` for the URLs).
 
-    ``templates_dir`` holds the page templates; they are loaded here, so a missing one is
+    ``secret`` is the signing key, or the keys (current and previous) that links are
+    read with. ``templates_dir`` holds the page templates; they are loaded here, so a missing one is
     a ``ConfigError`` at start-up.
     """
     pages = Pages(
         store=store,
-        secret=secret,
+        keys=Keys.of(secret),
         site=site,
         newsletters=newsletters,
         templates=load_templates(templates_dir),

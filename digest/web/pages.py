@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse
 from digest.config import NewsletterConfig, SiteConfig
 from digest.errors import ConfigError
 from digest.ports import Clock, Store
+from digest.tokens import Keys
 from digest.web.headers import PAGE_CSP
 
 TEMPLATES = ("base.html", "unsubscribe.html", "unsubscribed.html", "error.html")
@@ -62,14 +63,14 @@ class Pages:
         self,
         *,
         store: Store,
-        secret: bytes,
+        keys: Keys,
         site: SiteConfig,
         newsletters: Mapping[str, NewsletterConfig],
         templates: dict[str, jinja2.Template],
         clock: Clock,
     ) -> None:
         self.store = store
-        self.secret = secret
+        self.keys = keys
         self.site = site
         self.newsletters = newsletters
         self.templates = templates

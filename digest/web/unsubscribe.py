@@ -36,7 +36,7 @@ class UnsubscribePages:
         """GET: ask; never change anything (mail scanners fetch every link)."""
         pages = self.pages
         subscriber_id, newsletter_id = read_unsubscribe_token(
-            pages.secret, request.path_params["token"]
+            pages.keys, request.path_params["token"]
         )
         try:
             subscriber = await in_thread(pages.store.get_subscriber, subscriber_id)
@@ -56,7 +56,7 @@ class UnsubscribePages:
         """
         pages = self.pages
         subscriber_id, newsletter_id = read_unsubscribe_token(
-            pages.secret, request.path_params["token"]
+            pages.keys, request.path_params["token"]
         )
         async with request.form(max_files=0, max_fields=20) as form:
             value = form.get("List-Unsubscribe")
