@@ -34,11 +34,12 @@ from digest.planning import Plan, new_reader, plan_edition
 from digest.ports import Clock, Due, Ledger, Mailer, Store
 from digest.render import Renderer
 from digest.sending import RateLimits, SendPolicy
-from digest.settings import Secret, load_secret
+from digest.settings import Secret, load_previous_secrets, load_secret
 from digest.source_health import Alert
 from digest.sources import FetchResult, feed_client, fetch_source
 from digest.store import OffloadedLedger, SqlStore, check_schema, create_engine_for, migrate
 from digest.subscriptions import normalize_address
+from digest.tokens import Keys
 
 log = logging.getLogger("digest.app")
 
@@ -68,6 +69,7 @@ class App:
     environ: Mapping[str, str] = field(repr=False)
     templates_dir: Path = TEMPLATES_DIR
     owner: str = field(default_factory=sender_name)
+    previous_keys: tuple[Secret, ...] = ()  # still accepted in links, never used to sign
     _ledger: OffloadedLedger | None = field(default=None, repr=False)
     _mailer: Mailer | None = field(default=None, repr=False)
     # Editions being sent by this process: the resume loop must not send them a second
@@ -78,6 +80,11 @@ class App:
     def secret(self) -> bytes:
         """The signing key's bytes, for the code that signs (links, Message-IDs)."""
         return self.signing_key.reveal()
+
+    @property
+    def keys(self) -> Keys:
+        """The signing key and the previous ones, for the code that reads links."""
+        return Keys(self.secret, tuple(key.reveal() for key in self.previous_keys))
 
     # --- lookups -----------------------------------------------------------------
     def newsletter(self, newsletter_id: str) -> NewsletterConfig:
@@ -444,6 +451,7 @@ def build_app(
         store=open_store(config, apply_migrations=apply_migrations),
         renderer=Renderer(templates_dir / "email"),
         signing_key=load_secret(environ, config.data_dir),
+        previous_keys=load_previous_secrets(environ),
         clock=clock,
         environ=environ,
         templates_dir=templates_dir,

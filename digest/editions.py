@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from digest import links
 from digest.config import CadenceConfig, NewsletterConfig, SiteConfig
 from digest.errors import DigestError
 from digest.letters import LetterTemplate
@@ -40,7 +41,7 @@ OPEN_ATTEMPTS = 5  # selections made again when posts arrived while opening
 
 def unsubscribe_url(site: SiteConfig, secret: bytes, subscriber_id: str, newsletter_id: str) -> str:
     """The reader's one-click unsubscribe link (served by ``digest.web``)."""
-    return f"{site.base_url}/u/{unsubscribe_token(secret, subscriber_id, newsletter_id)}"
+    return links.unsubscribe_url(site, unsubscribe_token(secret, subscriber_id, newsletter_id))
 
 
 def letter_template(

@@ -55,7 +55,7 @@ async def run_service(
 
     web = create_web_app(
         store=app.store,
-        secret=app.secret,
+        secret=app.keys,
         site=config.site,
         newsletters=config.newsletters,
         templates_dir=app.templates_dir / "web",

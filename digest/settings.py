@@ -4,6 +4,9 @@
 Without it, a random key is created once in ``<data_dir>/secret.key`` (mode 0600) so the
 embedded default works with no setup; every process of a multi-worker deployment must
 then share the same key through the environment.
+
+``DIGEST_PREVIOUS_SECRET_KEYS`` (comma-separated) lists keys used before: links signed
+with them are still accepted, nothing new is signed with them (key rotation).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from digest.errors import ConfigError
 
 SECRET_ENV = "DIGEST_SECRET_KEY"
+PREVIOUS_SECRETS_ENV = "DIGEST_PREVIOUS_SECRET_KEYS"
 SECRET_FILE = "secret.key"
 MIN_SECRET_LENGTH = 32
 
@@ -49,17 +53,31 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
+def _checked(value: str, name: str) -> Secret:
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"{name} is {len(value)} characters long; use at least "
+            f"{MIN_SECRET_LENGTH} (e.g. `python -c 'import secrets; "
+            f"print(secrets.token_hex(32))'`)"
+        )
+    return Secret(value.encode())
+
+
+def load_previous_secrets(environ: Mapping[str, str]) -> tuple[Secret, ...]:
+    """The keys of ``$DIGEST_PREVIOUS_SECRET_KEYS``, newest first as listed; () if unset."""
+    values = [value.strip() for value in environ.get(PREVIOUS_SECRETS_ENV, "").split(",")]
+    return tuple(
+        _checked(value, f"key {number} of ${PREVIOUS_SECRETS_ENV}")
+        for number, value in enumerate(values, start=1)
+        if value
+    )
+
+
 def load_secret(environ: Mapping[str, str], data_dir: Path) -> Secret:
     """The signing key: from ``$DIGEST_SECRET_KEY``, else from (or created in) the data dir."""
     value = environ.get(SECRET_ENV, "")
     if value:
-        if len(value) < MIN_SECRET_LENGTH:
-            raise ConfigError(
-                f"${SECRET_ENV} is {len(value)} characters long; use at least "
-                f"{MIN_SECRET_LENGTH} (e.g. `python -c 'import secrets; "
-                f"print(secrets.token_hex(32))'`)"
-            )
-        return Secret(value.encode())
+        return _checked(value, f"${SECRET_ENV}")
     path = data_dir / SECRET_FILE
     try:
         data_dir.mkdir(parents=True, exist_ok=True)

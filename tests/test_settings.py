@@ -12,7 +12,8 @@ from digest.app import build_app
 from digest.config import SmtpConfig
 from digest.delivery import SmtpMailer
 from digest.editorial import load_config
-from digest.settings import Secret, load_secret
+from digest.errors import ConfigError
+from digest.settings import Secret, load_previous_secrets, load_secret
 
 from support.deployment import write_config
 
@@ -55,3 +56,26 @@ def test_repr_of_the_app_and_the_mailer_show_neither_key_nor_password(
     assert "password=***" in repr(mailer)
     assert app.secret == KEY.encode()  # what signs links is still the key itself
     app.store.close()
+
+
+def test_previous_keys_are_read_from_a_comma_separated_list(tmp_path: Path) -> None:
+    old, older = "old-key-" + "o" * 32, "older-key-" + "p" * 32
+    environ = {
+        "DIGEST_SECRET_KEY": KEY,
+        "DIGEST_PREVIOUS_SECRET_KEYS": f" {old} ,{older},",
+    }
+    assert load_previous_secrets(environ) == (Secret(old.encode()), Secret(older.encode()))
+    assert load_previous_secrets({}) == ()
+    app = build_app(load_config(write_config(tmp_path, smtp_port=1, web_port=1)), environ=environ)
+    try:
+        assert app.keys.current == KEY.encode()
+        assert app.keys.previous == (old.encode(), older.encode())
+        assert old not in repr(app)
+    finally:
+        app.store.close()
+
+
+def test_a_short_previous_key_is_refused_by_its_place_in_the_list() -> None:
+    environ = {"DIGEST_PREVIOUS_SECRET_KEYS": "k" * 40 + ",short"}
+    with pytest.raises(ConfigError, match=r"key 2 of \$DIGEST_PREVIOUS_SECRET_KEYS is 5"):
+        load_previous_secrets(environ)

@@ -18,7 +18,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from digest.errors import ConfigError
 from digest.models import Rendered, Subscription, SubscriptionStatus
 from digest.store import SqlStore, create_engine_for
-from digest.tokens import unsubscribe_token
+from digest.tokens import Keys, unsubscribe_token
 from digest.web import ARCHIVE_CSP, create_web_app, listen, mask_email, serve_on
 
 from support.databases import migrated_engine, sqlite_url
@@ -391,3 +391,26 @@ def test_listen_on_a_taken_port_is_a_config_error() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(ConfigError, match=rf"\[web\] cannot listen on 127.0.0.1:{port}"):
             listen("127.0.0.1", port)
+
+
+# --- key rotation -----------------------------------------------------------------------------
+def test_links_signed_with_a_previous_key_still_unsubscribe(
+    store: SqlStore, reader: Subscription, now: datetime
+) -> None:
+    old = b"the-previous-key-0123456789abcdef"
+    url = f"/u/{unsubscribe_token(old, reader.subscriber.id, 'daily')}"
+    rotated = create_web_app(
+        store=store,
+        secret=Keys(SECRET, (old,)),
+        site=sample_site(),
+        newsletters={"daily": sample_newsletter()},
+        templates_dir=TEMPLATES_DIR,
+        clock=lambda: now,
+    )
+    with TestClient(rotated) as client:
+        assert client.get(url).status_code == 200
+        unknown = f"/u/{unsubscribe_token(b'x' * 32, reader.subscriber.id, 'daily')}"
+        assert client.post(unknown, data=ONE_CLICK).status_code == 400
+        assert status_of(store, reader) is SubscriptionStatus.CONFIRMED
+        assert client.post(url, data=ONE_CLICK).status_code == 200
+    assert status_of(store, reader) is SubscriptionStatus.UNSUBSCRIBED

@@ -121,7 +121,7 @@ async def running_deployment(
     app = build_app(config, environ=SECRET_ENV, clock=clock)
     web = create_web_app(
         store=app.store,
-        secret=app.secret,
+        secret=app.keys,
         site=config.site,
         newsletters=config.newsletters,
         templates_dir=app.templates_dir / "web",
