@@ -45,6 +45,7 @@ class Post:
     content_html: str = ""
     image_url: str = ""
     image_caption: str = ""
+    image_width: int = 0  # px, as the source declared it; 0: not declared
     categories: tuple[str, ...] = ()
     dated: bool = True  # False: the feed gave no date; ``published`` is when digest first saw it
 

@@ -23,6 +23,7 @@ import jinja2
 
 from digest.config import NewsletterConfig, SiteConfig
 from digest.errors import ConfigError
+from digest.images import display_width
 from digest.message import clean_header_text
 from digest.models import Post, Rendered
 
@@ -160,6 +161,7 @@ class Renderer:
             "edition_date": format_date(now),
             "format_date": format_date,
             "byline": byline,
+            "image_width": lambda post: display_width(post.image_width),
             "unsubscribe_url": marker,
             "archive_url": edition_url(site, edition_id),
         }

@@ -4,8 +4,8 @@ Feed and folder content is hostile until it has been through here. ``clean_html`
 keeps a small set of article tags and attributes (nh3/ammonia), allows only the
 http, https and mailto URL schemes and makes every URL absolute; ``plain_text``
 turns a title, author or caption into one line of text; ``clean_identifier`` makes a
-GUID storable (no NUL: PostgreSQL refuses it in text). The helpers
-``first_paragraph`` and ``first_image`` read already-cleaned HTML.
+GUID storable (no NUL: PostgreSQL refuses it in text). ``first_paragraph`` reads
+already-cleaned HTML.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 import nh3
@@ -163,74 +162,3 @@ def first_paragraph(clean: str) -> str:
         if plain_text(match[1]):
             return match[0]
     return ""
-
-
-def first_image(clean: str) -> tuple[str, str]:
-    """``(src, caption)`` of the first image with a source in already-cleaned HTML.
-
-    The caption is the ``<figcaption>`` of the figure around the image, else its
-    ``alt``, else its ``title``; ``("", "")`` when there is no image.
-    """
-    finder = _FirstImage()
-    finder.feed(clean)
-    finder.close()
-    if not finder.src:
-        return "", ""
-    # The parser already decoded entities: only whitespace is left to normalize.
-    caption = " ".join(" ".join(finder.figcaption).split()) or finder.alt or finder.title
-    return finder.src, " ".join(caption.split())
-
-
-class _FirstImage(HTMLParser):
-    """Finds the first ``<img src>`` and the text of its figure's ``<figcaption>``."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.src = ""
-        self.alt = ""
-        self.title = ""
-        self.figcaption: list[str] = []
-        self._figure_depth = 0
-        self._image_figure = 0  # depth of the figure holding the image, 0 if none
-        self._in_caption = False
-        self._captions_in_figure: list[str] = []
-        self._done = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._done:
-            return
-        if tag == "figure":
-            self._figure_depth += 1
-            if not self._image_figure:
-                self._captions_in_figure = []
-        elif tag == "figcaption":
-            self._in_caption = True
-        elif tag == "img" and not self.src:
-            values = {name: value or "" for name, value in attrs}
-            if values.get("src"):
-                self.src = values["src"]
-                self.alt = values.get("alt", "")
-                self.title = values.get("title", "")
-                self._image_figure = self._figure_depth
-                if not self._image_figure:
-                    self._done = True
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._done:
-            return
-        if tag == "figcaption":
-            self._in_caption = False
-        elif tag == "figure":
-            if self._image_figure and self._figure_depth == self._image_figure:
-                self.figcaption = self._captions_in_figure
-                self._done = True
-            self._figure_depth = max(0, self._figure_depth - 1)
-
-    def close(self) -> None:
-        super().close()
-        if self._image_figure and not self._done:
-            self.figcaption = self._captions_in_figure
-
-    def handle_data(self, data: str) -> None:
-        if self._in_caption and not self._done:
-            self._captions_in_figure.append(data)

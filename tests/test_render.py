@@ -232,16 +232,19 @@ def test_feed_text_is_escaped_everywhere(render: Callable[..., Rendered]) -> Non
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered.html
     assert "&lt;b&gt;Mallory&lt;/b&gt;" in rendered.html
     page = _Elements(rendered.html)
-    assert page.with_class("lead-image")[0]["alt"] == '" onerror="alert(2)'
+    assert '>" onerror="alert(2)</p>' in rendered.html  # the caption: text, not an attribute
     assert not [a for _, a in page.elements if "onerror" in a]
     assert 'Russia &amp; "Allies" &lt;analysis&gt;</a>' in rendered.html
     assert f"## {SPECIAL_TITLE}\n" in rendered.text  # plain text is not HTML-escaped
 
 
-def test_image_alt_falls_back_to_the_title(render: Callable[..., Rendered]) -> None:
+def test_image_alt_is_the_title_so_a_blocked_image_does_not_repeat_its_caption(
+    render: Callable[..., Rendered],
+) -> None:
     seed = sample_posts()[0]
-    with_caption = _Elements(render([seed]).html).with_class("lead-image")[0]
-    assert with_caption["alt"] == SEED_CAPTION
+    page = _Elements(render([seed]).html)
+    assert page.with_class("lead-image")[0]["alt"] == SEED_TITLE
+    assert render([seed]).html.count(SEED_CAPTION) == 1  # the caption line only
     no_caption = dataclasses.replace(seed, image_caption="")
     page = _Elements(render([no_caption]).html)
     assert page.with_class("lead-image")[0]["alt"] == SEED_TITLE

@@ -8,7 +8,6 @@ from digest.sanitize import (
     absolute_url,
     clean_html,
     clean_identifier,
-    first_image,
     first_paragraph,
     plain_text,
 )
@@ -173,18 +172,3 @@ def test_first_paragraph_skips_paragraphs_without_text() -> None:
     html = '<p><img src="https://e.org/a.png"></p><p>First <em>words</em>.</p><p>Second</p>'
     assert first_paragraph(html) == "<p>First <em>words</em>.</p>"
     assert first_paragraph("<h2>No paragraphs</h2>") == ""
-
-
-def test_first_image_prefers_figcaption_then_alt_then_title() -> None:
-    figure = (
-        '<figure><figcaption>Before</figcaption><img src="https://e.org/1.png" alt="alt">'
-        "<figcaption>Leaders &amp; friends</figcaption></figure>"
-        '<img src="https://e.org/2.png">'
-    )
-    assert first_image(figure) == ("https://e.org/1.png", "Before Leaders & friends")
-    assert first_image('<p><img src="https://e.org/a.png" alt="A &amp; B"></p>') == (
-        "https://e.org/a.png",
-        "A & B",
-    )
-    assert first_image('<img src="https://e.org/t.png" title="T">') == ("https://e.org/t.png", "T")
-    assert first_image("<p>No image</p>") == ("", "")

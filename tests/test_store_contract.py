@@ -128,6 +128,7 @@ def test_upsert_keeps_first_seen_and_refreshes_content(store: Store, now: dateti
         summary_html="<p>new</p>",
         categories=("a", "b"),
         image_url="https://example.org/i.png",
+        image_width=640,
     )
     assert store.upsert_posts([edited, make_post("3")], now + LATER) == 1
     stored = {c.post.guid: c for c in store.recent_posts(["blog"], released_after=EPOCH)}

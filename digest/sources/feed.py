@@ -23,12 +23,12 @@ import feedparser
 from feedparser.encodings import convert_to_utf8
 
 from digest.errors import SourceError
+from digest.images import ImageCandidate, choose_lead, dimension, html_images
 from digest.models import Post
 from digest.sanitize import (
     absolute_url,
     clean_html,
     clean_identifier,
-    first_image,
     first_paragraph,
     plain_text,
 )
@@ -266,9 +266,7 @@ def _entry_to_post(
         guid = f"sha256:{hashlib.sha256(text.encode(errors='surrogatepass')).hexdigest()}"
 
     published = _date_of(entry)
-    image_url, image_caption = _image_of(entry, content_base)
-    if not image_url:
-        image_url, image_caption = first_image(content_html)
+    lead = _image_of(entry, content_raw or summary_raw, content_base)
     post, cut = cap_post(
         Post(
             source_id=source_id,
@@ -279,8 +277,9 @@ def _entry_to_post(
             author=_author_of(entry) or feed_author,
             summary_html=summary_html,
             content_html=content_html,
-            image_url=image_url,
-            image_caption=image_caption,
+            image_url=lead.url if lead else "",
+            image_width=lead.width if lead else 0,
+            image_caption=lead.caption if lead else "",
             categories=_categories_of(entry),
             dated=published is not None,
         )
@@ -353,24 +352,28 @@ def _relative_media(entry: Mapping[str, Any]) -> int:
     return sum(is_relative(url) for url in urls if url)
 
 
-def _image_of(entry: Mapping[str, Any], base_url: str) -> tuple[str, str]:
-    """Lead image from media:content, media:thumbnail or an image enclosure."""
+def _image_of(entry: Mapping[str, Any], content_raw: str, base_url: str) -> ImageCandidate | None:
+    """The lead image: media:content, an image enclosure, an image of the content, then
+    media:thumbnail, in that order of preference (``digest.images.choose_lead``)."""
     found = entry.get("media_digestcaption", "")
     caption = plain_text(found if isinstance(found, str) else "")  # never a Python dict
+    candidates: list[ImageCandidate] = []
+
+    def offer(url: object, width: object = 0, height: object = 0) -> None:
+        absolute = absolute_url(str(url or ""), base_url)
+        if absolute:
+            candidates.append(
+                ImageCandidate(absolute, dimension(width), dimension(height), caption)
+            )
+
     for media in entry.get("media_content", []) or []:
         medium = str(media.get("medium", "")) or str(media.get("type", "")).split("/")[0]
         if medium in ("image", ""):
-            url = absolute_url(str(media.get("url", "")), base_url)
-            if url:
-                return url, caption
-    for thumbnail in entry.get("media_thumbnail", []) or []:
-        url = absolute_url(str(thumbnail.get("url", "")), base_url)
-        if url:
-            return url, caption
+            offer(media.get("url"), media.get("width"), media.get("height"))
     for link in entry.get("links", []) or []:
-        is_image = str(link.get("type", "")).startswith(_IMAGE_TYPES)
-        if link.get("rel") == "enclosure" and is_image:
-            url = absolute_url(str(link.get("href", "")), base_url)
-            if url:
-                return url, caption
-    return "", ""
+        if link.get("rel") == "enclosure" and str(link.get("type", "")).startswith(_IMAGE_TYPES):
+            offer(link.get("href"))
+    candidates.extend(html_images(content_raw, base_url))
+    for thumbnail in entry.get("media_thumbnail", []) or []:
+        offer(thumbnail.get("url"), thumbnail.get("width"), thumbnail.get("height"))
+    return choose_lead(candidates)

@@ -23,12 +23,12 @@ import yaml
 from markdown_it import MarkdownIt
 
 from digest.errors import SourceError
+from digest.images import ImageCandidate, choose_lead, dimension, html_images
 from digest.models import Post
 from digest.sanitize import (
     absolute_url,
     clean_html,
     clean_identifier,
-    first_image,
     first_paragraph,
     plain_text,
 )
@@ -128,10 +128,13 @@ def _read_post(
         if summary_text
         else first_paragraph(content_html)
     )
-    image_url = absolute_url(_text(meta, "image"), link)
-    image_caption = _plain(meta, "image_caption")
-    if not image_url:
-        image_url, image_caption = first_image(content_html)
+    # The editor's own choice of image is taken as it is; otherwise one of the body's.
+    chosen = absolute_url(_text(meta, "image"), link)
+    lead: ImageCandidate | None = ImageCandidate(
+        chosen, dimension(meta.get("image_width")), 0, _plain(meta, "image_caption")
+    )
+    if not chosen:
+        lead = choose_lead(html_images(body_html, link))
     lost = 0
     if not link:
         lost = relative_urls(body_html) + is_relative(_text(meta, "image"))
@@ -145,8 +148,9 @@ def _read_post(
         author=_plain(meta, "author"),
         summary_html=summary_html,
         content_html=content_html,
-        image_url=image_url,
-        image_caption=image_caption,
+        image_url=lead.url if lead else "",
+        image_caption=lead.caption if lead else "",
+        image_width=lead.width if lead else 0,
         categories=_categories(meta),
     )
     return post, lost

@@ -28,6 +28,7 @@ _CONTENT_COLUMNS = (
     "content_html",
     "image_url",
     "image_caption",
+    "image_width",
     "categories",
 )
 
@@ -191,6 +192,7 @@ def _post(row: Row[Any]) -> Post:
         content_html=row.content_html,
         image_url=row.image_url,
         image_caption=row.image_caption,
+        image_width=row.image_width,
         categories=tuple(row.categories),
         dated=bool(row.dated),
     )

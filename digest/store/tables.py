@@ -1,8 +1,9 @@
 """The database schema as SQLAlchemy Core tables: what the store's queries are built from.
 
-Migrations ``0001_initial``, ``0002_delivery_engine``, ``0003_source_health`` and
-``0004_reader_choices`` create exactly this schema; ``tests/test_store.py`` compares a
-migrated database with this metadata, so a change here needs a new migration.
+Migrations ``0001_initial``, ``0002_delivery_engine``, ``0003_source_health``,
+``0004_reader_choices`` and ``0005_lead_image_width`` create exactly this schema;
+``tests/test_store.py`` compares a migrated database with this metadata, so a change
+here needs a new migration.
 Newsletters and sources live in the editor's configuration, not in the database:
 ``newsletter_id`` and ``source_id`` are plain strings without a foreign key.
 """
@@ -121,6 +122,7 @@ posts = Table(
     Column("content_html", Text, nullable=False),
     Column("image_url", Text, nullable=False),
     Column("image_caption", Text, nullable=False),
+    Column("image_width", Integer, nullable=False, default=0),  # declared px; 0: unknown
     Column("categories", JSON, nullable=False),
     Column("first_seen", UtcDateTime, nullable=False),
     Column("dated", Boolean, nullable=False, default=True),

@@ -1,16 +1,18 @@
 """Digests as readers get them: the sample edition and one digest per feed fixture.
 
-Every document in ``tests/fixtures/feeds/`` that reads as a feed is a corpus digest: its
-posts rendered with the shipped templates and assembled into the wire message the sender
-puts into SMTP DATA (``editions.personal_letter``). A fixture added to that folder joins
-the corpus without a change here; the documents the feed reader refuses (entities, not a
-feed, malformed) have no digest.
+Every document in ``tests/fixtures/feeds/`` (format and attack fixtures) and
+``tests/fixtures/corpus/`` (one awkward feed per rendering defect class) that reads as a
+feed is a corpus digest: its posts rendered with the shipped templates and assembled into
+the wire message the sender puts into SMTP DATA (``editions.personal_letter``). A fixture
+added to either folder joins the corpus without a change here; the documents the feed
+reader refuses (entities, not a feed, malformed) have no digest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from digest.config import NewsletterConfig, SiteConfig
@@ -26,6 +28,8 @@ from support.edition import sample_newsletter, sample_posts, sample_site
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO / "templates" / "email"
 FEEDS = REPO / "tests" / "fixtures" / "feeds"
+CORPUS = REPO / "tests" / "fixtures" / "corpus"
+NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
 SECRET = b"corpus-secret-" + b"x" * 32
 READER = "ana.novakova@example.net"
 EDITION_ID = "0b7d1c2e-5f3a-4c1d-9e8f-1a2b3c4d5e6f"
@@ -33,8 +37,11 @@ SUBSCRIBER_ID = "5c0ffee0-0000-4000-8000-00000000a11a"
 
 
 def corpus_feeds() -> list[Path]:
-    """Every file of the feed fixture folder, in name order."""
-    return sorted(path for path in FEEDS.iterdir() if path.is_file())
+    """Every file of the two feed fixture folders, in name order."""
+    return sorted(
+        (path for folder in (FEEDS, CORPUS) for path in folder.iterdir() if path.is_file()),
+        key=lambda path: path.name,
+    )
 
 
 def feed_posts(path: Path, now: datetime) -> list[Post]:
@@ -108,3 +115,40 @@ def wire_message(
 def sample_message(now: datetime) -> bytes:
     """The sample edition (tests/support/edition.py) as one reader's wire message."""
     return wire_message(sample_posts(), now)
+
+
+# --- the rendering defect corpus, by name ---------------------------------------------
+
+
+def corpus_names() -> list[str]:
+    """The corpus files' names without their suffix, e.g. "lead-images"."""
+    return sorted(path.stem for path in CORPUS.glob("*.xml"))
+
+
+def corpus_posts(name: str, *, source_id: str = "") -> list[Post]:
+    """The posts of corpus file ``name``, as a fetch would store them."""
+    data = (CORPUS / f"{name}.xml").read_bytes()
+    posts, _ = parse_feed(
+        data,
+        source_id=source_id or name,
+        location=f"{name}.xml",
+        base_url="",
+        content_type="application/rss+xml",
+        now=NOW,
+    )
+    return posts
+
+
+def render_corpus(
+    name: str, *, renderer: Renderer | None = None, newsletter: NewsletterConfig | None = None
+) -> Rendered:
+    """Corpus file ``name`` rendered as one digest of the sample newsletter."""
+    posts = corpus_posts(name)
+    chosen = newsletter or replace(sample_newsletter(), source_ids=(name,))
+    return (renderer or Renderer(TEMPLATES)).render_edition(
+        site=sample_site(),
+        newsletter=chosen,
+        posts=posts,
+        edition_id=f"corpus-{name}",
+        now=NOW,
+    )

@@ -1,0 +1,86 @@
+"""The corpus of awkward feeds, one file per defect class, rendered: HTML and text part."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from digest.models import Rendered
+from digest.render import Renderer
+
+from support.corpus import TEMPLATES, corpus_posts, render_corpus
+
+
+class _Images(HTMLParser):
+    def __init__(self, document: str) -> None:
+        super().__init__()
+        self.images: list[dict[str, str]] = []
+        self.feed(document)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.images.append({name: value or "" for name, value in attrs})
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer(TEMPLATES)
+
+
+def _post_html(rendered: Rendered, title: str) -> str:
+    """The HTML of one post: from its title to the next post's title or the footer."""
+    after = rendered.html.split(f">{title}</a>", 1)[1]
+    return re.split(r'class="post-title"|class="footer"', after, maxsplit=1)[0]
+
+
+# --- lead images --------------------------------------------------------------------
+
+
+def test_lead_images_skip_pixels_avatars_buttons_ads_and_small_thumbnails() -> None:
+    posts = {post.title: post for post in corpus_posts("lead-images")}
+    harbour = posts["Avatar And Pixel Before The Photo"]
+    assert harbour.image_url == "https://images.example.org/photos/harbour.jpg"
+    assert (harbour.image_width, harbour.image_caption) == (1200, "The harbour at dawn")
+    assert posts["Feed Service Button And Advert"].image_url == ""
+    assert posts["Only A Small Thumbnail"].image_url == ""
+    chart = posts["A Narrow Chart"]
+    assert (chart.image_url, chart.image_width) == (
+        "https://images.example.org/charts/prices-400.png",
+        400,
+    )
+
+
+def _test_no_tracking_pixel_avatar_or_button_reaches_the_reader(renderer: Renderer) -> None:
+    rendered = render_corpus("lead-images", renderer=renderer)
+    sources = [image["src"] for image in _Images(rendered.html).images]
+    assert sources == [
+        "https://images.example.org/photos/harbour.jpg",
+        "https://images.example.org/charts/prices-400.png",
+        "https://images.example.org/photos/market.jpg",
+    ]
+    for banned in ("gravatar", "track.gif", "feedburner", "doubleclick", "note-154"):
+        assert banned not in rendered.html
+
+
+def test_an_image_is_never_stretched_past_its_declared_width(renderer: Renderer) -> None:
+    rendered = render_corpus("lead-images", renderer=renderer)
+    images = {i["src"]: i for i in _Images(rendered.html).images if i.get("class") == "lead-image"}
+    assert images["https://images.example.org/charts/prices-400.png"]["width"] == "400"
+    assert images["https://images.example.org/photos/harbour.jpg"]["width"] == "536"
+    for image in images.values():
+        style = image["style"].replace(" ", "")
+        assert "width:auto" in style  # browsers keep its own size; Outlook reads width=
+        assert "max-width:100%" in style
+        assert "width:100%" not in style.replace("max-width:100%", "")
+
+
+def _test_the_lead_image_is_shown_once_and_its_caption_once(renderer: Renderer) -> None:
+    rendered = render_corpus("lead-images", renderer=renderer)
+    market = _post_html(rendered, "The Same Photo Twice")
+    assert market.count("photos/market.jpg") == 1
+    assert market.count("The market square") == 1  # the caption line; alt is the title
+    (image,) = [i for i in _Images(rendered.html).images if "market" in i["src"]]
+    assert image["alt"] == "The Same Photo Twice"
+    assert "Stallholders returned" in market
