@@ -78,9 +78,15 @@ def lint_message(message: bytes | EmailMessage, *, budget: int = HTML_BUDGET) ->
                     " included; send fewer posts (max_items) or shorter ones",
                 )
             )
-        charset = html_part.get_content_charset() or "utf-8"
-        findings.extend(html_findings(data.decode(charset, errors="replace")))
+        findings.extend(html_findings(_decoded(data, html_part.get_content_charset())))
     return Lint(_capped(findings), html_bytes)
+
+
+def _decoded(data: bytes, charset: str | None) -> str:
+    try:
+        return data.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know: read it as UTF-8
+        return data.decode("utf-8", errors="replace")
 
 
 def _header_findings(message: EmailMessage) -> list[Finding]:

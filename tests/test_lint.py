@@ -83,6 +83,15 @@ def test_bytes_and_a_parsed_message_give_the_same_findings(now: datetime) -> Non
     assert lint_message(data).findings
 
 
+def test_an_unknown_charset_is_read_as_utf8(now: datetime) -> None:
+    data = wire(now, html=body('<img src="/a.jpg" alt="é" width="9">'))
+    html_charset = b'Content-Type: text/html; charset="utf-8"'
+    assert html_charset in data
+    odd = data.replace(html_charset, b'Content-Type: text/html; charset="x-unknown"')
+    finding = only(lint_message(odd).findings)
+    assert finding.code == "image-url"
+
+
 def test_html_over_the_budget_is_an_error_that_gives_the_size(now: datetime) -> None:
     html = body("<p>" + "é and more words " * 6000 + "</p>")
     lint = lint_message(wire(now, html=html))

@@ -29,11 +29,11 @@ def cmd_lint(args: argparse.Namespace, out: Console) -> int:
     """Check a digest for what would hurt its delivery or display (exit 1 on errors).
 
     NEWSLETTER: its next digest, fetched and rendered as `digest preview` does. EDITION
-    (an id or a unique prefix): each rendering stored for it. Errors: the HTML part over
-    the size budget (Gmail clips past 102 KB), missing or repeated headers, a missing
-    part, relative links or images. Warnings: images without width or alt, links and
-    images that are not https, CSS premailer left un-inlined, elements wider than the
-    column.
+    (an id or a unique prefix; a newsletter id wins): each rendering stored for it.
+    Errors: the HTML part over the size budget (Gmail clips past 102 KB), missing or
+    repeated headers, a missing part, relative links or images. Warnings: images without
+    width or alt, links and images that are not https, CSS premailer left un-inlined,
+    elements wider than the column.
     """
     app = app_of(args)
     notes = Console(stderr=True, highlight=False, markup=False) if args.json else out
