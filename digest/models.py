@@ -197,6 +197,7 @@ class Subscriber:
     email: str
     ascii_email: str
     created_at: datetime
+    name: str = ""  # as an import gave it; "" when unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +208,50 @@ class Subscription:
     changed_at: datetime
     cadence: str | None = None  # None: the newsletter's default cadence
     topics: tuple[str, ...] | None = None  # None: every topic
+    created_at: datetime | None = None  # when the reader joined this newsletter
+
+
+@dataclass(frozen=True, slots=True)
+class NewReader:
+    """One subscription an import asks for: a normalized address, a name and the choices."""
+
+    email: str
+    ascii_email: str
+    newsletter_id: str
+    name: str = ""
+    cadence: str | None = None  # None: the newsletter's default cadence
+    topics: tuple[str, ...] | None = None  # None: every topic
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    """What a bulk add created: people new to the list and subscriptions new to them."""
+
+    people: int
+    subscriptions: int
+
+
+REMOVED_ADDRESS = "(removed)"  # what a removed reader's ledger rows show instead of the address
+REMOVED_REPLY = "not sent: the reader was removed"
+
+
+def redacted(reply: str, *addresses: str) -> str:
+    """``reply`` with every spelling of ``addresses`` replaced: a server's reply to RCPT
+    often quotes the address it refused."""
+    for address in addresses:
+        if address:
+            reply = re.sub(re.escape(address), REMOVED_ADDRESS, reply, flags=re.IGNORECASE)
+    return reply
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """What erasing one reader did; ``found`` is False when the address was not on the list."""
+
+    found: bool
+    subscriptions: int = 0
+    deliveries: int = 0  # ledger rows kept for the editions' counts, anonymized
+    suppressed_at: datetime | None = None  # since when the address is suppressed
 
 
 class EditionStatus(enum.StrEnum):

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from digest.models import (
+    Added,
     CadenceReaders,
     Claimed,
     Delivery,
@@ -28,10 +29,12 @@ from digest.models import (
     EditionStatus,
     EditionSummary,
     Letter,
+    NewReader,
     Outcome,
     Post,
     Quota,
     Reader,
+    Removal,
     Rendered,
     SendResult,
     SourceHealth,
@@ -135,12 +138,44 @@ class Readers(Protocol):
         status: SubscriptionStatus,
         now: datetime,
     ) -> int:
-        """Subscribe many ``(email, ascii_email, newsletter_id)`` at once (an import).
+        """Subscribe many ``(email, ascii_email, newsletter_id)`` at once: ``add_readers``
+        for bare addresses. Returns how many subscriptions were new."""
+        ...
 
-        Like ``add_subscription`` without ``resubscribe``: missing subscribers and
-        subscriptions are created with ``status``; existing ones keep theirs (an import
-        never revives an unsubscribed or bounced reader). Returns how many subscriptions
-        were new.
+    def add_readers(
+        self, entries: Sequence[NewReader], status: SubscriptionStatus, now: datetime
+    ) -> Added:
+        """Subscribe many readers at once (a batch of an import), in one transaction.
+
+        Like ``add_subscription`` without ``resubscribe``: missing subscribers are created
+        with the name of their first entry, missing subscriptions with ``status`` and the
+        entry's cadence and topics; existing ones are left as they are (an import never
+        revives an unsubscribed or bounced reader, nor changes a name or a choice).
+        Entries repeating an (address, newsletter) count once. Returns how many people
+        and how many subscriptions were new. Suppressed addresses are the caller's to
+        leave out (``suppressions``).
+        """
+        ...
+
+    def iter_subscriptions(
+        self, newsletter_id: str | None = None, status: SubscriptionStatus | None = None
+    ) -> Iterator[Subscription]:
+        """Subscriptions (of one newsletter, in one status, or all) by email then
+        newsletter, read a page at a time: memory stays flat at any size."""
+        ...
+
+    def suppressions(self, keys: Sequence[str]) -> dict[str, datetime]:
+        """Of these address keys, the suppressed ones, with when they were removed."""
+        ...
+
+    def remove_subscriber(self, email: str, suppression_key: str, now: datetime) -> Removal:
+        """Erase the reader of ``email`` (normalized) and suppress ``suppression_key``.
+
+        Deletes the subscriber and every subscription. Their ledger rows stay for the
+        editions' counts and the rate limits, anonymized under a random id: the address
+        (also where a reply quotes it) and the Message-ID go, and rows not yet sent
+        become ``suppressed``. The key is suppressed from ``now`` on (the first removal's
+        time is kept), also for an address that was not on the list (``found`` False).
         """
         ...
 

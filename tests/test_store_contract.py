@@ -17,15 +17,20 @@ import pytest
 
 from digest.errors import AlreadyExists, NotFound
 from digest.models import (
+    REMOVED_ADDRESS,
+    REMOVED_REPLY,
+    Added,
     CadenceReaders,
     DeliveryStatus,
     Draft,
     Edition,
     EditionStatus,
     Mark,
+    NewReader,
     Outcome,
     Quota,
     Reader,
+    Removal,
     Rendered,
     SourceHealth,
     SourceState,
@@ -825,3 +830,106 @@ def test_an_undated_item_keeps_the_date_it_was_first_given(store: Store, now: da
     store.upsert_posts([dated], later)
     [stored] = store.recent_posts(["blog"], released_after=EPOCH)
     assert (stored.post.published, stored.post.dated) == (now - LATER, True)
+
+
+# --- the reader list: bulk adds, pages, suppression, erasure --------------------------
+
+
+def test_bulk_readers_count_people_and_subscriptions_and_keep_what_exists(
+    store: Store, now: datetime
+) -> None:
+    gone, _ = subscribe(store, "gone@x.org", now, status=SubscriptionStatus.UNSUBSCRIBED)
+    entries = [
+        NewReader("gone@x.org", "gone@x.org", "weekly", name="Gone", cadence="instant"),
+        NewReader("ana@x.org", "ana@x.org", "weekly", "Ana Novak", "instant", ("tech", "arts")),
+        NewReader("ana@x.org", "ana@x.org", "daily", name="Someone else"),
+        NewReader("ana@x.org", "ana@x.org", "weekly", name="Twice"),
+    ]
+    later = now + LATER
+    assert store.add_readers(entries, SubscriptionStatus.CONFIRMED, later) == Added(1, 2)
+    assert store.add_readers(entries, SubscriptionStatus.CONFIRMED, later) == Added(0, 0)
+    assert store.add_readers([], SubscriptionStatus.CONFIRMED, later) == Added(0, 0)
+    found = {
+        (s.subscriber.email, s.newsletter_id): (
+            s.subscriber.name, s.status, s.cadence, s.topics, s.created_at
+        )
+        for s in store.list_subscriptions()
+    }  # fmt: skip
+    assert found == {
+        ("ana@x.org", "daily"): ("Ana Novak", SubscriptionStatus.CONFIRMED, None, None, later),
+        ("ana@x.org", "weekly"): (
+            "Ana Novak", SubscriptionStatus.CONFIRMED, "instant", ("arts", "tech"), later
+        ),
+        ("gone@x.org", "weekly"): ("", SubscriptionStatus.UNSUBSCRIBED, None, None, now),
+    }  # fmt: skip
+    assert store.get_subscriber(gone).name == ""
+
+
+def test_subscriptions_are_read_in_pages_in_order_and_filtered(store: Store, now: datetime) -> None:
+    emails = [f"r{n:04}@x.org" for n in range(2_100)]  # more than two pages of SqlStore
+    entries = [NewReader(e, e, "weekly") for e in emails] + [
+        NewReader(e, e, "daily") for e in emails[::7]
+    ]
+    store.add_readers(entries, SubscriptionStatus.CONFIRMED, now)
+    [left] = [s for s in store.list_subscriptions("daily") if s.subscriber.email == emails[7]]
+    store.set_subscription_status(left.subscriber.id, "daily", SubscriptionStatus.UNSUBSCRIBED, now)
+    everything = [(s.subscriber.email, s.newsletter_id) for s in store.iter_subscriptions()]
+    assert everything == sorted(everything)
+    assert len(everything) == len(entries)
+    weekly = [s.subscriber.email for s in store.iter_subscriptions("weekly")]
+    assert weekly == emails
+    daily = store.iter_subscriptions("daily", SubscriptionStatus.CONFIRMED)
+    assert [s.subscriber.email for s in daily] == [e for e in emails[::7] if e != emails[7]]
+    gone = store.iter_subscriptions(status=SubscriptionStatus.UNSUBSCRIBED)
+    assert [(s.subscriber.email, s.newsletter_id) for s in gone] == [(emails[7], "daily")]
+    assert list(store.iter_subscriptions("monthly")) == []
+
+
+def test_removing_a_reader_erases_them_keeps_anonymous_ledger_rows_and_suppresses(
+    store: Store, now: datetime
+) -> None:
+    ana, _ = subscribe(store, "ana@x.org", now)
+    subscribe(store, "ana@x.org", now, newsletter="daily")
+    ben, _ = subscribe(store, "ben@x.org", now)
+    first = opened(store, now, period="p")
+    claimed = store.claim_batch(first.id, "me", now, now + LEASE, 10).rows
+    replies = {ana: "250 2.0.0 <ANA@x.org> queued", ben: "250 2.0.0 <ben@x.org> queued"}
+    outcomes = [Outcome(row.subscriber_id, DeliveryStatus.SENT, replies[row.subscriber_id])
+                for row in claimed]  # fmt: skip
+    store.record_batch(first.id, "me", outcomes, now)
+    second = opened(store, now + LATER, period="q", post_keys=("k3",))  # not sent yet
+    removed_at = now + 2 * LATER
+
+    removal = store.remove_subscriber("ana@x.org", "key-ana", removed_at)
+
+    assert removal == Removal(True, subscriptions=2, deliveries=2, suppressed_at=removed_at)
+    assert [s.subscriber.email for s in store.list_subscriptions()] == ["ben@x.org"]
+    assert store.find_subscription("ana@x.org", "weekly") is None
+    with pytest.raises(NotFound):
+        store.get_subscriber(ana)
+    sent = {row.email: row for row in store.list_deliveries(first.id)}
+    assert set(sent) == {REMOVED_ADDRESS, "ben@x.org"}
+    anonymous = sent[REMOVED_ADDRESS]
+    assert anonymous.subscriber_id not in (ana, ben)
+    assert (anonymous.status, anonymous.message_id) == (DeliveryStatus.SENT, "")
+    assert anonymous.reply == f"250 2.0.0 <{REMOVED_ADDRESS}> queued"
+    assert sent["ben@x.org"].reply == replies[ben]
+    unsent = {row.email: row for row in store.iter_deliveries(second.id)}
+    assert (unsent[REMOVED_ADDRESS].status, unsent[REMOVED_ADDRESS].reply) == (
+        DeliveryStatus.SUPPRESSED,
+        REMOVED_REPLY,
+    )
+    summary = store.edition_summary(second.id)
+    assert (summary.recipients, summary.unfinished) == (2, 1)
+    [row] = store.claim_batch(second.id, "me", removed_at, removed_at + LEASE, 10).rows
+    assert row.subscriber_id == ben
+    assert store.edition_summary(first.id).counts[DeliveryStatus.SENT] == 2
+
+    assert store.suppressions(["key-ana", "key-other"]) == {"key-ana": removed_at}
+    again = store.remove_subscriber("ana@x.org", "key-ana", removed_at + LATER)
+    assert again == Removal(False, suppressed_at=removed_at)  # the first removal's date
+    stranger = store.remove_subscriber("cy@x.org", "key-cy", removed_at)
+    assert (stranger.found, store.suppressions(["key-cy"])) == (False, {"key-cy": removed_at})
+    back, created = subscribe(store, "ana@x.org", removed_at)  # the use cases refuse this
+    assert created
+    assert back != ana

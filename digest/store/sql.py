@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, Stateme
 
 from digest.errors import AlreadyExists
 from digest.models import (
+    Added,
     CadenceReaders,
     Claimed,
     Delivery,
@@ -25,10 +26,12 @@ from digest.models import (
     Edition,
     EditionStatus,
     EditionSummary,
+    NewReader,
     Outcome,
     Post,
     Quota,
     Reader,
+    Removal,
     Rendered,
     SourceHealth,
     SourceState,
@@ -40,12 +43,12 @@ from digest.models import (
 from digest.ports import Due, Store
 from digest.store import editions as edition_queries
 from digest.store import health as health_queries
-from digest.store import ledger, subscribers
+from digest.store import ledger, reader_list, subscribers
 from digest.store import posts as post_queries
 from digest.store import tables as t
 from digest.store.engine import READ_ONLY, unreachable
 
-PAGE = 1000  # rows per transaction when listing an edition's deliveries
+PAGE = 1000  # rows per transaction when listing an edition's deliveries or subscriptions
 
 
 def _aware(value: datetime, name: str) -> datetime:
@@ -178,9 +181,39 @@ class SqlStore:
         status: SubscriptionStatus,
         now: datetime,
     ) -> int:
+        readers = [
+            NewReader(email, ascii_email, newsletter) for email, ascii_email, newsletter in entries
+        ]
+        return self.add_readers(readers, status, now).subscriptions
+
+    def add_readers(
+        self, entries: Sequence[NewReader], status: SubscriptionStatus, now: datetime
+    ) -> Added:
         _aware(now, "now")
         with self._transaction() as connection:
-            return subscribers.add_subscriptions(connection, entries, status, now)
+            return reader_list.add_readers(connection, entries, status, now)
+
+    def iter_subscriptions(
+        self, newsletter_id: str | None = None, status: SubscriptionStatus | None = None
+    ) -> Iterator[Subscription]:
+        after: str | None = None
+        while True:
+            with self._transaction(read_only=True) as connection:
+                rows, after = reader_list.page(
+                    connection, newsletter_id=newsletter_id, status=status, after=after, size=PAGE
+                )
+            yield from rows
+            if after is None:
+                return
+
+    def suppressions(self, keys: Sequence[str]) -> dict[str, datetime]:
+        with self._transaction(read_only=True) as connection:
+            return reader_list.suppressions(connection, keys)
+
+    def remove_subscriber(self, email: str, suppression_key: str, now: datetime) -> Removal:
+        _aware(now, "now")
+        with self._transaction() as connection:
+            return reader_list.remove_subscriber(connection, email, suppression_key, now)
 
     def get_subscriber(self, subscriber_id: str) -> Subscriber:
         with self._transaction(read_only=True) as connection:
@@ -191,8 +224,7 @@ class SqlStore:
             return subscribers.find_subscription(connection, email, newsletter_id)
 
     def list_subscriptions(self, newsletter_id: str | None = None) -> list[Subscription]:
-        with self._transaction(read_only=True) as connection:
-            return subscribers.list_subscriptions(connection, newsletter_id)
+        return list(self.iter_subscriptions(newsletter_id))
 
     def set_subscription_status(
         self, subscriber_id: str, newsletter_id: str, status: SubscriptionStatus, now: datetime

@@ -83,60 +83,12 @@ def add_subscription(
     if not changed and resubscribe:
         changed = _set_status(connection, subscriber_id, newsletter_id, status, now)
     row = connection.execute(
-        _subscriptions().where(
+        subscriptions_query().where(
             t.subscriptions.c.subscriber_id == subscriber_id,
             t.subscriptions.c.newsletter_id == newsletter_id,
         )
     ).one()
-    return _subscription(row), changed
-
-
-def add_subscriptions(
-    connection: Connection,
-    entries: Sequence[tuple[str, str, str]],
-    status: SubscriptionStatus,
-    now: datetime,
-) -> int:
-    """See ``Readers.add_subscriptions``: three statements for a whole batch."""
-    if not entries:
-        return 0
-    addresses = {email: ascii_email for email, ascii_email, _ in entries}
-    connection.execute(
-        insert_for(connection, t.subscribers).on_conflict_do_nothing(
-            index_elements=[t.subscribers.c.email]
-        ),
-        [
-            {"id": new_subscriber_id(), "email": email, "ascii_email": ascii, "created_at": now}
-            for email, ascii in addresses.items()
-        ],
-    )
-    ids = dict(
-        connection.execute(
-            select(t.subscribers.c.email, t.subscribers.c.id).where(
-                t.subscribers.c.email.in_(list(addresses))
-            )
-        ).all()
-    )
-    wanted = {(ids[email], newsletter_id) for email, _, newsletter_id in entries}
-    created = connection.execute(
-        insert_for(connection, t.subscriptions)
-        .on_conflict_do_nothing(
-            index_elements=[t.subscriptions.c.subscriber_id, t.subscriptions.c.newsletter_id]
-        )
-        .returning(t.subscriptions.c.subscriber_id),
-        [
-            {
-                "subscriber_id": subscriber_id,
-                "newsletter_id": newsletter_id,
-                "status": status.value,
-                "changed_at": now,
-                "created_at": now,
-                "mark_at": now,
-            }
-            for subscriber_id, newsletter_id in sorted(wanted)
-        ],
-    ).all()
-    return len(created)
+    return subscription_of(row), changed
 
 
 def get_subscriber(connection: Connection, subscriber_id: str) -> Subscriber:
@@ -152,19 +104,11 @@ def find_subscription(
     connection: Connection, email: str, newsletter_id: str
 ) -> Subscription | None:
     row = connection.execute(
-        _subscriptions().where(
+        subscriptions_query().where(
             t.subscribers.c.email == email, t.subscriptions.c.newsletter_id == newsletter_id
         )
     ).one_or_none()
-    return None if row is None else _subscription(row)
-
-
-def list_subscriptions(connection: Connection, newsletter_id: str | None) -> list[Subscription]:
-    statement = _subscriptions()
-    if newsletter_id is not None:
-        statement = statement.where(t.subscriptions.c.newsletter_id == newsletter_id)
-    statement = statement.order_by(t.subscribers.c.email, t.subscriptions.c.newsletter_id)
-    return [_subscription(row) for row in connection.execute(statement)]
+    return None if row is None else subscription_of(row)
 
 
 def set_subscription_status(
@@ -309,7 +253,8 @@ def reader_state(connection: Connection, subscriber_id: str, newsletter_id: str)
     return reader_of(row)
 
 
-def _subscriptions() -> Select[Any]:
+def subscriptions_query() -> Select[Any]:
+    """Subscriptions with their subscriber, as ``subscription_of`` reads them."""
     return select(
         t.subscribers,
         t.subscriptions.c.newsletter_id,
@@ -317,16 +262,21 @@ def _subscriptions() -> Select[Any]:
         t.subscriptions.c.changed_at,
         t.subscriptions.c.cadence,
         t.subscriptions.c.topics,
+        t.subscriptions.c.created_at.label("subscribed_at"),
     ).join(t.subscriptions, t.subscriptions.c.subscriber_id == t.subscribers.c.id)
 
 
 def _subscriber(row: Row[Any]) -> Subscriber:
     return Subscriber(
-        id=row.id, email=row.email, ascii_email=row.ascii_email, created_at=row.created_at
+        id=row.id,
+        email=row.email,
+        ascii_email=row.ascii_email,
+        created_at=row.created_at,
+        name=row.name,
     )
 
 
-def _subscription(row: Row[Any]) -> Subscription:
+def subscription_of(row: Row[Any]) -> Subscription:
     return Subscription(
         subscriber=_subscriber(row),
         newsletter_id=row.newsletter_id,
@@ -334,6 +284,7 @@ def _subscription(row: Row[Any]) -> Subscription:
         changed_at=row.changed_at,
         cadence=row.cadence,
         topics=None if row.topics is None else tuple(row.topics),
+        created_at=row.subscribed_at,
     )
 
 

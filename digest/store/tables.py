@@ -1,9 +1,9 @@
 """The database schema as SQLAlchemy Core tables: what the store's queries are built from.
 
 Migrations ``0001_initial``, ``0002_delivery_engine``, ``0003_source_health``,
-``0004_reader_choices`` and ``0005_lead_image_width`` create exactly this schema;
-``tests/test_store.py`` compares a migrated database with this metadata, so a change
-here needs a new migration.
+``0004_reader_choices``, ``0005_lead_image_width`` and ``0006_readers`` create exactly
+this schema; ``tests/test_store.py`` compares a migrated database with this metadata, so
+a change here needs a new migration.
 Newsletters and sources live in the editor's configuration, not in the database:
 ``newsletter_id`` and ``source_id`` are plain strings without a foreign key.
 """
@@ -141,7 +141,17 @@ subscribers = Table(
     Column("ascii_email", String, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("timezone", String, nullable=False, default=""),  # the reader's IANA zone, or ""
+    Column("name", String, nullable=False, default=""),  # as an import gave it, or ""
     UniqueConstraint("email"),
+)
+
+# Addresses removed on request, as keyed hashes (``digest.subscriptions.suppression_key``):
+# an import or an add of one is refused. Nothing here names a person.
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("address_key", String, primary_key=True),
+    Column("removed_at", UtcDateTime, nullable=False),
 )
 
 subscriptions = Table(
@@ -210,7 +220,8 @@ deliveries = Table(
     "deliveries",
     metadata,
     Column("edition_id", String, nullable=False),
-    Column("subscriber_id", String, ForeignKey("subscribers.id"), nullable=False),
+    # No foreign key: the rows of a removed reader stay, anonymized, for the edition's counts.
+    Column("subscriber_id", String, nullable=False),
     Column("email", String, nullable=False),
     Column("message_id", Text, nullable=False),
     Column("status", String, nullable=False),

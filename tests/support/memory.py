@@ -20,6 +20,9 @@ from itertools import islice
 
 from digest.errors import AlreadyExists, NotFound
 from digest.models import (
+    REMOVED_ADDRESS,
+    REMOVED_REPLY,
+    Added,
     CadenceReaders,
     Claimed,
     ClaimedRow,
@@ -30,10 +33,12 @@ from digest.models import (
     EditionStatus,
     EditionSummary,
     Mark,
+    NewReader,
     Outcome,
     Post,
     Quota,
     Reader,
+    Removal,
     Rendered,
     SourceHealth,
     SourceState,
@@ -41,6 +46,7 @@ from digest.models import (
     Subscriber,
     Subscription,
     SubscriptionStatus,
+    redacted,
 )
 from digest.ports import Due, Store
 
@@ -125,6 +131,7 @@ class _Tables:
     starts: dict[tuple[str, str], datetime] = field(default_factory=dict)  # schedule_starts
     renderings: dict[str, dict[int, Rendered]] = field(default_factory=dict)
     deliveries: dict[str, dict[str, _Row]] = field(default_factory=dict)  # edition -> reader
+    suppressions: dict[str, datetime] = field(default_factory=dict)  # address key -> removed
 
     def copy(self) -> _Tables:
         copied = _Tables(*(dict(getattr(self, table.name)) for table in fields(self)))
@@ -161,20 +168,32 @@ class _Tables:
                 unfinished += 1
         return EditionSummary(edition, counts, duplicates=duplicates, unfinished=unfinished)
 
-    def reader(self, email: str, ascii_email: str, now: datetime) -> str:
+    def reader(self, email: str, ascii_email: str, now: datetime, name: str = "") -> str:
         """The id of the subscriber of ``email``, created if new (else keeping its forms)."""
         subscriber_id = self.emails.get(email)
         if subscriber_id is None:
             subscriber_id = secrets.token_urlsafe(16)
-            self.subscribers[subscriber_id] = Subscriber(subscriber_id, email, ascii_email, now)
+            self.subscribers[subscriber_id] = Subscriber(
+                subscriber_id, email, ascii_email, now, name
+            )
             self.emails[email] = subscriber_id
         return subscriber_id
 
-    def subscribe(self, key: tuple[str, str], status: SubscriptionStatus, now: datetime) -> bool:
+    def subscribe(
+        self,
+        key: tuple[str, str],
+        status: SubscriptionStatus,
+        now: datetime,
+        cadence: str | None = None,
+        topics: tuple[str, ...] | None = None,
+    ) -> bool:
         """Create the subscription ``(subscriber id, newsletter)`` unless it exists."""
         if key in self.subscriptions:
             return False
-        self.subscriptions[key] = Subscription(self.subscribers[key[0]], key[1], status, now)
+        chosen = None if topics is None else tuple(sorted(set(topics)))
+        self.subscriptions[key] = Subscription(
+            self.subscribers[key[0]], key[1], status, now, cadence, chosen, created_at=now
+        )
         self.marks[key] = (Mark(now), None)
         return True
 
@@ -354,14 +373,79 @@ class MemoryStore:
     def add_subscriptions(
         self, entries: Sequence[tuple[str, str, str]], status: SubscriptionStatus, now: datetime
     ) -> int:
+        readers = [
+            NewReader(email, ascii_email, newsletter) for email, ascii_email, newsletter in entries
+        ]
+        return self.add_readers(readers, status, now).subscriptions
+
+    def add_readers(
+        self, entries: Sequence[NewReader], status: SubscriptionStatus, now: datetime
+    ) -> Added:
         now = _aware(now, "now")
         status = SubscriptionStatus(status)
-        addresses = {email: ascii_email for email, ascii_email, _ in entries}  # last one wins
         with self._write() as t:
-            ids = {
-                email: t.reader(email, ascii_email, now) for email, ascii_email in addresses.items()
-            }
-            return sum(t.subscribe((ids[email], nl), status, now) for email, _, nl in entries)
+            known = len(t.subscribers)
+            ids = {e.email: t.reader(e.email, e.ascii_email, now, e.name) for e in entries}
+            added = sum(
+                t.subscribe((ids[e.email], e.newsletter_id), status, now, e.cadence, e.topics)
+                for e in entries
+            )
+            return Added(people=len(t.subscribers) - known, subscriptions=added)
+
+    def iter_subscriptions(
+        self, newsletter_id: str | None = None, status: SubscriptionStatus | None = None
+    ) -> Iterator[Subscription]:
+        with self._read() as t:
+            found = [
+                s
+                for s in t.subscriptions.values()
+                if newsletter_id in (None, s.newsletter_id) and status in (None, s.status)
+            ]
+        return iter(sorted(found, key=lambda s: (s.subscriber.email, s.newsletter_id)))
+
+    def suppressions(self, keys: Sequence[str]) -> dict[str, datetime]:
+        with self._read() as t:
+            return {key: t.suppressions[key] for key in keys if key in t.suppressions}
+
+    def remove_subscriber(self, email: str, suppression_key: str, now: datetime) -> Removal:
+        now = _aware(now, "now")
+        with self._write() as t:
+            since = t.suppressions.setdefault(suppression_key, now)
+            subscriber_id = t.emails.pop(email, None)
+            if subscriber_id is None:
+                return Removal(found=False, suppressed_at=since)
+            reader = t.subscribers.pop(subscriber_id)
+            mine = [key for key in t.subscriptions if key[0] == subscriber_id]
+            for key in mine:
+                del t.subscriptions[key]
+                del t.marks[key]
+            t.zones.pop(subscriber_id, None)
+            anonymous = f"removed-{secrets.token_urlsafe(12)}"
+            rows = 0
+            for edition_rows in t.deliveries.values():
+                row = edition_rows.pop(subscriber_id, None)
+                if row is None:
+                    continue
+                rows += 1
+                row = replace(
+                    row,
+                    subscriber_id=anonymous,
+                    email=REMOVED_ADDRESS,
+                    message_id="",
+                    reply=redacted(row.reply, email, reader.ascii_email),
+                )
+                if row.status in (PENDING, SENDING, DEFERRED):
+                    row = replace(
+                        row,
+                        status=SUPPRESSED,
+                        reply=REMOVED_REPLY,
+                        updated_at=now,
+                        owner=None,
+                        lease_until=None,
+                        not_before=None,
+                    )
+                edition_rows[anonymous] = row
+            return Removal(True, subscriptions=len(mine), deliveries=rows, suppressed_at=since)
 
     def get_subscriber(self, subscriber_id: str) -> Subscriber:
         with self._read() as t:
@@ -375,13 +459,7 @@ class MemoryStore:
             return t.subscriptions.get((t.emails.get(email, ""), newsletter_id))
 
     def list_subscriptions(self, newsletter_id: str | None = None) -> list[Subscription]:
-        with self._read() as t:
-            found = [
-                s
-                for s in t.subscriptions.values()
-                if newsletter_id is None or s.newsletter_id == newsletter_id
-            ]
-        return sorted(found, key=lambda s: (s.subscriber.email, s.newsletter_id))
+        return list(self.iter_subscriptions(newsletter_id))
 
     def set_subscription_status(
         self, subscriber_id: str, newsletter_id: str, status: SubscriptionStatus, now: datetime
