@@ -141,3 +141,20 @@ def test_markup_css_and_shortcodes_are_not_printed_as_text(renderer: Renderer) -
     assert "The mayor resigned on Friday." in rendered.text
     assert "The newsletter itself starts here, and {braces} in prose stay." in rendered.text
     assert "close the street to cars on Sundays…" in rendered.html
+
+
+# --- wide content -------------------------------------------------------------------
+
+
+def test_wide_content_is_made_to_wrap(renderer: Renderer) -> None:
+    rendered = render_corpus("wide", renderer=renderer)
+    pre = rendered.html.split("<pre", 1)[1].split(">", 1)[0]
+    assert "white-space:pre-wrap" in pre.replace(" ", "")
+    posts = [part.split(">", 1)[0] for part in rendered.html.split('<td class="post"')[1:]]
+    assert len(posts) == 3
+    for cell in posts:
+        assert "overflow-wrap:anywhere" in cell.replace(" ", "")
+        assert "word-break:break-word" in cell.replace(" ", "")
+    assert "wide-cell" not in rendered.html  # a table is not the post's leading text
+    assert "Results by district:" in rendered.html
+    assert 'File "/srv/app/very/deeply/nested/package' in rendered.text
