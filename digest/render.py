@@ -23,6 +23,7 @@ import jinja2
 
 from digest.config import NewsletterConfig, SiteConfig
 from digest.errors import ConfigError
+from digest.excerpts import excerpt
 from digest.images import display_width
 from digest.message import clean_header_text
 from digest.models import Post, Rendered
@@ -167,9 +168,11 @@ class Renderer:
         }
         titles = " · ".join(post.title for post in safe_posts)
         preheader = clean_header_text(titles, _PREHEADER_MAX_LENGTH)
-        document = self._html.render(context, preheader=preheader)
-        entries = [(post, html_to_text(post.summary_html)) for post in safe_posts]
-        text = self._text.render(context, entries=entries)
+        excerpts = [excerpt(post.summary_html or post.content_html) for post in safe_posts]
+        entries = list(zip(safe_posts, excerpts, strict=True))
+        document = self._html.render(context, preheader=preheader, entries=entries)
+        text_entries = [(post, html_to_text(ex.html())) for post, ex in entries]
+        text = self._text.render(context, entries=text_entries)
         return Rendered(
             subject=subject,
             html=_settle_placeholder(self._inline_css(document), marker),

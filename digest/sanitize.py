@@ -4,8 +4,7 @@ Feed and folder content is hostile until it has been through here. ``clean_html`
 keeps a small set of article tags and attributes (nh3/ammonia), allows only the
 http, https and mailto URL schemes and makes every URL absolute; ``plain_text``
 turns a title, author or caption into one line of text; ``clean_identifier`` makes a
-GUID storable (no NUL: PostgreSQL refuses it in text). ``first_paragraph`` reads
-already-cleaned HTML.
+GUID storable (no NUL: PostgreSQL refuses it in text).
 """
 
 from __future__ import annotations
@@ -57,7 +56,6 @@ _WRITING_FORMAT = frozenset(
     {"\u200c", "\u200d", "\u200e", "\u200f", "\u061c"}
     | {chr(code) for code in range(0xE0020, 0xE0080)}
 )
-_PARAGRAPH = re.compile(r"<p>(.*?)</p>", re.DOTALL)
 _IMAGE_WITHOUT_SOURCE = re.compile(r"<img(?![^>]*\ssrc=)[^>]*>")
 
 
@@ -154,11 +152,3 @@ def plain_text(html_or_text: str) -> str:
             ch for ch in text if ch in _WRITING_FORMAT or unicodedata.category(ch) != "Cf"
         )
     return " ".join(_SPACE_OR_CONTROL.sub(" ", text).split())
-
-
-def first_paragraph(clean: str) -> str:
-    """The first ``<p>`` with some text in already-cleaned HTML, or "" if there is none."""
-    for match in _PARAGRAPH.finditer(clean):
-        if plain_text(match[1]):
-            return match[0]
-    return ""

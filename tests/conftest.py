@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from support.browser import browser  # noqa: F401  (a fixture of the browser tests)
+
 
 @pytest.fixture
 def now() -> datetime:

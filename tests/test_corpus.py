@@ -52,7 +52,7 @@ def test_lead_images_skip_pixels_avatars_buttons_ads_and_small_thumbnails() -> N
     )
 
 
-def _test_no_tracking_pixel_avatar_or_button_reaches_the_reader(renderer: Renderer) -> None:
+def test_no_tracking_pixel_avatar_or_button_reaches_the_reader(renderer: Renderer) -> None:
     rendered = render_corpus("lead-images", renderer=renderer)
     sources = [image["src"] for image in _Images(rendered.html).images]
     assert sources == [
@@ -76,7 +76,7 @@ def test_an_image_is_never_stretched_past_its_declared_width(renderer: Renderer)
         assert "width:100%" not in style.replace("max-width:100%", "")
 
 
-def _test_the_lead_image_is_shown_once_and_its_caption_once(renderer: Renderer) -> None:
+def test_the_lead_image_is_shown_once_and_its_caption_once(renderer: Renderer) -> None:
     rendered = render_corpus("lead-images", renderer=renderer)
     market = _post_html(rendered, "The Same Photo Twice")
     assert market.count("photos/market.jpg") == 1
@@ -84,3 +84,77 @@ def _test_the_lead_image_is_shown_once_and_its_caption_once(renderer: Renderer) 
     (image,) = [i for i in _Images(rendered.html).images if "market" in i["src"]]
     assert image["alt"] == "The Same Photo Twice"
     assert "Stallholders returned" in market
+
+
+# --- bodies -------------------------------------------------------------------------
+
+
+def test_every_body_gives_an_excerpt_whatever_its_markup(renderer: Renderer) -> None:
+    rendered = render_corpus("bodies", renderer=renderer)
+    plain = _post_html(rendered, "Plain Text Only")
+    assert "The ferry timetable changes on Monday.</p>" in plain
+    assert "the evening boat is unchanged.</p>" in plain  # the second paragraph too
+    listed = _post_html(rendered, "A List After The First Paragraph")
+    assert "<ul" in listed
+    assert listed.count("<li") == 4
+    assert '<ol start="4"' in listed
+    soup = _post_html(rendered, "Div Soup")
+    assert "Builders found a Roman well under the car park.</p>" in soup
+    assert "Digging stops until spring.<br>Visitors are welcome." in soup
+    text = rendered.text
+    assert "The ferry timetable changes on Monday." in text
+    assert "the library extended its hours," in text
+    assert "Builders found a Roman well under the car park." in text
+
+
+def test_a_long_body_is_cut_on_a_word_to_the_budget(renderer: Renderer) -> None:
+    rendered = render_corpus("bodies", renderer=renderer)
+    long = _post_html(rendered, "A Very Long Body")
+    assert "A fourth paragraph" not in long
+    assert "pumps at the lower lock are now…</p>" in long
+    assert "A fourth paragraph" not in rendered.text
+    assert "the lower lock are now…" in " ".join(rendered.text.split())
+
+
+def test_a_picture_only_body_shows_its_picture_once_and_no_empty_excerpt(
+    renderer: Renderer,
+) -> None:
+    rendered = render_corpus("bodies", renderer=renderer)
+    picture = _post_html(rendered, "Only A Picture")
+    assert picture.count("sunset.jpg") == 1
+    assert picture.count("Sunset over the estuary") == 1
+    assert 'class="excerpt"' not in picture
+    assert "Read more" in picture
+
+
+# --- noise --------------------------------------------------------------------------
+
+
+def test_markup_css_and_shortcodes_are_not_printed_as_text(renderer: Renderer) -> None:
+    rendered = render_corpus("noise", renderer=renderer)
+    posts_html = rendered.html.split('class="post"', 1)[1].split('class="footer"')[0]
+    for part in (posts_html, rendered.text):
+        for noise in ("&lt;p", "<p>The mayor", "&lt;strong", "margin:0;padding:0", "{margin",
+                      "@media (max", "[if mso]", "[caption", "[/caption]", "appeared first on",
+                      "[…]", "A quiet street"):  # fmt: skip
+            assert noise not in part, noise
+    assert "The mayor resigned on Friday." in rendered.text
+    assert "The newsletter itself starts here, and {braces} in prose stay." in rendered.text
+    assert "close the street to cars on Sundays…" in rendered.html
+
+
+# --- wide content -------------------------------------------------------------------
+
+
+def test_wide_content_is_made_to_wrap(renderer: Renderer) -> None:
+    rendered = render_corpus("wide", renderer=renderer)
+    pre = rendered.html.split("<pre", 1)[1].split(">", 1)[0]
+    assert "white-space:pre-wrap" in pre.replace(" ", "")
+    posts = [part.split(">", 1)[0] for part in rendered.html.split('<td class="post"')[1:]]
+    assert len(posts) == 3
+    for cell in posts:
+        assert "overflow-wrap:anywhere" in cell.replace(" ", "")
+        assert "word-break:break-word" in cell.replace(" ", "")
+    assert "wide-cell" not in rendered.html  # a table is not the post's leading text
+    assert "Results by district:" in rendered.html
+    assert 'File "/srv/app/very/deeply/nested/package' in rendered.text

@@ -146,9 +146,10 @@ async def test_atom_10(offline: httpx.AsyncClient, now: datetime) -> None:
     assert summit.image_url == "https://transmission.example.org/images/summit.jpg"
     assert summit.image_caption == "The family photo, minus one"
     assert 'href="https://transmission.example.org/2026/11/earlier"' in summit.content_html
-    # Only <updated>: that date is used; the summary is the content's first paragraph.
+    # Only <updated>: that date is used; no summary of its own (the excerpt is made from
+    # the content when the digest is rendered).
     assert updated.published == datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-    assert updated.summary_html == "<p>First paragraph of XHTML content.</p>"
+    assert updated.summary_html == ""
     assert updated.content_html == "<p>First paragraph of XHTML content.</p><p>Second.</p>"
 
 

@@ -61,10 +61,7 @@ async def test_sample_folder_parses(offline: httpx.AsyncClient, now: datetime) -
     assert seed.image_url == "https://transmission.example.org/images/lukashenka-csto.jpg"
     assert seed.image_caption == "Belarusian Alyaksandr Lukashenka at the CSTO meeting last week"
     assert seed.categories == ("Belarus", "CSTO", "Central Asia")
-    assert seed.summary_html == (
-        "<p>Belarus is proving again that the CIS Collective Security Treaty Organization "
-        "(CSTO) is not exactly a cohesive military alliance.</p>"
-    )
+    assert seed.summary_html == ""  # no summary in the front matter: excerpts use the body
     assert seed.content_html.count("<p>") == 10
     for chrome in ("Accessibility links", "Breaking News", "About This Blog", "Latest Posts"):
         assert chrome not in seed.content_html
@@ -248,7 +245,7 @@ async def test_html_files_markdown_rendering_and_sanitizing(
     assert "onclick" not in md.content_html
     assert page.image_url == "https://e.org/pic.jpg"
     assert page.image_caption == "A caption"
-    assert page.summary_html == "<p>Body</p>"
+    assert page.summary_html == ""
     assert [post.title for post in result.posts] == ["AT&T <3 *md*", "HTML post"]
 
 

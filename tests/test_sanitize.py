@@ -8,7 +8,6 @@ from digest.sanitize import (
     absolute_url,
     clean_html,
     clean_identifier,
-    first_paragraph,
     plain_text,
 )
 
@@ -166,9 +165,3 @@ def test_clean_identifier_removes_nul_control_and_format_characters() -> None:
     assert clean_identifier("g\ud800") == "g"  # a lone surrogate cannot be stored either
     assert clean_identifier("\x00\u200b") == ""
     assert clean_identifier("https://e.org/caf\u00e9 x") == "https://e.org/caf\u00e9 x"
-
-
-def test_first_paragraph_skips_paragraphs_without_text() -> None:
-    html = '<p><img src="https://e.org/a.png"></p><p>First <em>words</em>.</p><p>Second</p>'
-    assert first_paragraph(html) == "<p>First <em>words</em>.</p>"
-    assert first_paragraph("<h2>No paragraphs</h2>") == ""

@@ -5,16 +5,13 @@ Skipped when chromium is absent, except under CI=true where it must run.
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from digest.editions import unsubscribe_url
 from digest.models import Post, SubscriptionStatus
@@ -27,34 +24,10 @@ from support.smtpd import running_smtpd
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
 PHONE = {"width": 375, "height": 740}
 TEMPLATES = REPO / "templates" / "email"
 SEED_TITLE = "Strains Visible In CIS Military Alliance"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if shutil.which(CHROMIUM) is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is required under CI=true: run `make browser`")
-        pytest.skip("chromium not installed (apt-get install chromium)")
-    async with async_playwright() as playwright:
-        instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            yield instance
-        finally:
-            await instance.close()
 
 
 async def test_unsubscribe_page_asks_then_the_button_unsubscribes(

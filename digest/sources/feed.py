@@ -29,7 +29,6 @@ from digest.sanitize import (
     absolute_url,
     clean_html,
     clean_identifier,
-    first_paragraph,
     plain_text,
 )
 from digest.sources.limits import MAX_ITEMS, Cuts, cap_post
@@ -256,8 +255,8 @@ def _entry_to_post(
     summary_raw = _html_of(entry.get("summary_detail")) if entry.get("summary") else ""
     content_html = clean_html(content_raw or summary_raw, content_base)
     # feedparser copies an Atom entry's only content into its summary: not a summary.
-    summary = clean_html(summary_raw, content_base) if summary_raw != content_raw else ""
-    summary_html = summary or first_paragraph(content_html)
+    # Without a summary of its own, the digest's excerpt is made from the content.
+    summary_html = clean_html(summary_raw, content_base) if summary_raw != content_raw else ""
 
     own_guid = clean_identifier(str(entry.get("id", "")))
     guid = own_guid or link

@@ -29,7 +29,6 @@ from digest.sanitize import (
     absolute_url,
     clean_html,
     clean_identifier,
-    first_paragraph,
     plain_text,
 )
 from digest.sources.limits import MAX_ITEMS, Cuts, cap_post
@@ -123,11 +122,8 @@ def _read_post(
     body_html = markdown.render(body) if path.suffix.lower() == ".md" else body
     content_html = clean_html(body_html, link)
     summary_text = _text(meta, "summary")
-    summary_html = (
-        clean_html(markdown.render(summary_text), link)
-        if summary_text
-        else first_paragraph(content_html)
-    )
+    # Without a summary, the digest's excerpt is made from the body.
+    summary_html = clean_html(markdown.render(summary_text), link) if summary_text else ""
     # The editor's own choice of image is taken as it is; otherwise one of the body's.
     chosen = absolute_url(_text(meta, "image"), link)
     lead: ImageCandidate | None = ImageCandidate(
