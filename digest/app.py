@@ -140,7 +140,9 @@ class App:
         here and nothing changes). The database, the data folder, the transport and the web
         address stay as they were until the next start: their keys are returned.
         """
-        renderer = Renderer(self.templates_dir / "email")
+        renderer = Renderer.for_newsletters(
+            self.templates_dir / "email", config.newsletters.values()
+        )
         kept = [key for key in RESTART_KEYS if getattr(config, key) != getattr(self.config, key)]
         self.config = replace(config, **{key: getattr(self.config, key) for key in kept})
         self.renderer = renderer
@@ -449,7 +451,7 @@ def build_app(
     return App(
         config=config,
         store=open_store(config, apply_migrations=apply_migrations),
-        renderer=Renderer(templates_dir / "email"),
+        renderer=Renderer.for_newsletters(templates_dir / "email", config.newsletters.values()),
         signing_key=load_secret(environ, config.data_dir),
         previous_keys=load_previous_secrets(environ),
         clock=clock,

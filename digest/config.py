@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from digest.branding import Branding
+
 SourceKind = Literal["feed", "folder"]
 ScheduleKind = Literal["cron", "daily", "weekly", "monthly"]
 LAST_DAY = 31  # a monthly schedule's day for "the month's last day"
@@ -130,6 +132,8 @@ class NewsletterConfig:
     late_after_hours: float = 6.0  # a slot missed by more than this folds into the next
     public: bool = False  # offered on the home page and open to sign-up
     language: str = "en"  # a language tag: the templates' strings and the dates
+    templates: Path | None = None  # the editor's templates, before the shipped ones
+    branding: Branding = field(default_factory=Branding)
 
     @property
     def schedule(self) -> ScheduleConfig:

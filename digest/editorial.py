@@ -283,7 +283,7 @@ def load_config(path: Path) -> Config:
     for ident, data in root.table("newsletters", None).data.items():
         t = ConfigTable(problems, file, f"newsletters.{ident}", data, NEWSLETTER_KEYS)
         check_id(t, "newsletter", ident)
-        newsletters[ident] = newsletter(t, ident, sources, site.timezone)
+        newsletters[ident] = newsletter(t, ident, sources, site.timezone, base)
     if not newsletters:
         root.fail("no newsletter defined: add a [newsletters.<id>] table (see the example)")
     config = Config(

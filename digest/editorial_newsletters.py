@@ -10,9 +10,11 @@ import difflib
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 import jinja2
 
+from digest.branding import MAX_LOGO_WIDTH, Branding, contrast_problems, parse_colour
 from digest.config import (
     DEFAULT_SUBJECT,
     LAST_DAY,
@@ -42,6 +44,8 @@ NEWSLETTER_KEYS = (
     "subject",
     "public",
     "language",
+    "templates",
+    "branding",
     "schedule",
     "cadences",
     "topics",
@@ -49,6 +53,7 @@ NEWSLETTER_KEYS = (
 SCHEDULE_KEYS = ("daily", "weekly", "monthly", "cron", "weekdays", "reader_timezone", "timezone")
 _CADENCE_KEYS = ("title", *SCHEDULE_KEYS)
 _TOPIC_KEYS = ("title", "categories")
+_BRANDING_KEYS = ("accent", "accent_dark", "logo_url", "logo_width", "logo_alt")
 _SCHEDULE_HINT = (
     'daily = "07:00", weekly = "mon 07:00", monthly = "1 07:00" or cron = "0 7 * * 1-5"'
 )
@@ -229,7 +234,11 @@ def _topics(t: ConfigTable) -> tuple[TopicConfig, ...]:
 
 
 def newsletter(
-    t: ConfigTable, ident: str, sources: Mapping[str, SourceConfig], default_zone: str
+    t: ConfigTable,
+    ident: str,
+    sources: Mapping[str, SourceConfig],
+    default_zone: str,
+    base: Path,
 ) -> NewsletterConfig:
     source_ids: list[str] = []
     raw = t.data.get("sources")
@@ -270,9 +279,55 @@ def newsletter(
         late_after_hours=t.number("late_after_hours", 6.0, _HOURS_PER_YEAR),
         public=public is True,
         language=_language(t),
+        templates=_templates(t, base),
+        branding=_branding(t),
     )
     _check_subject(t, result)
     return result
+
+
+def _templates(t: ConfigTable, base: Path) -> Path | None:
+    if "templates" not in t.data:
+        return None
+    folder = t.path("templates", base, base)
+    if not folder.is_dir():
+        t.fail(
+            f"templates: {folder} is not a folder; give a folder holding any of digest.html,"
+            " _post.html, digest.txt and email.css (the shipped ones fill in the rest)"
+        )
+        return None
+    return folder
+
+
+def _branding(t: ConfigTable) -> Branding:
+    table = t.table("branding", _BRANDING_KEYS)
+    default = Branding()
+    colours: dict[str, str] = {}
+    for key in ("accent", "accent_dark"):
+        colour = table.string(key, getattr(default, key))
+        try:
+            parse_colour(colour)
+        except ValueError as exc:
+            table.fail(f"{key}: {exc}")
+            colour = getattr(default, key)
+        colours[key] = colour.lower()
+    logo_url = table.string("logo_url", "")
+    if logo_url and not logo_url.startswith("https://"):
+        table.fail(
+            f"logo_url {logo_url!r}: use an absolute https:// address (mail programs block"
+            " images from plain http, and a relative address means nothing in an inbox)"
+        )
+        logo_url = ""
+    branding = Branding(
+        accent=colours["accent"],
+        accent_dark=colours["accent_dark"],
+        logo_url=logo_url,
+        logo_width=table.integer("logo_width", default.logo_width, 16, MAX_LOGO_WIDTH),
+        logo_alt=table.string("logo_alt", ""),
+    )
+    for problem in contrast_problems(branding):
+        table.fail(problem)
+    return branding
 
 
 def _language(t: ConfigTable) -> str:

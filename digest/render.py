@@ -11,7 +11,8 @@ import html
 import logging
 import os
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import html2text
 import jinja2
 
+from digest.branding import brand_css
 from digest.config import NewsletterConfig, SiteConfig
 from digest.errors import ConfigError
 from digest.excerpts import excerpt
@@ -93,31 +95,65 @@ def _zone(site: SiteConfig) -> ZoneInfo:
         ) from exc
 
 
-class Renderer:
-    """Renders editions from ``templates_dir`` (digest.html, digest.txt, email.css).
+@dataclass(frozen=True, slots=True)
+class _Templates:
+    html: jinja2.Template
+    text: jinja2.Template
+    css: str
 
-    Templates and the stylesheet are loaded once, here; a missing or broken template is a
+
+def _load_templates(folders: Sequence[Path], what: str) -> _Templates:
+    """The templates of the first folder that has each (an editor's folder, then ours)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folders),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    try:
+        stylesheet = next(
+            (folder / "email.css" for folder in folders if (folder / "email.css").is_file()),
+            folders[-1] / "email.css",
+        )
+        return _Templates(
+            env.get_template("digest.html"),
+            env.get_template("digest.txt"),
+            stylesheet.read_text(encoding="utf-8"),
+        )
+    except (jinja2.TemplateError, OSError) as exc:
+        raise ConfigError(f"{what} cannot be loaded: {exc}") from exc
+
+
+class Renderer:
+    """Renders editions from ``templates_dir`` (digest.html, _post.html, digest.txt,
+    email.css), or for a newsletter in ``overrides`` from its editor's folder first.
+
+    Templates and stylesheets are loaded once, here; a missing or broken template is a
     ``ConfigError`` at construction, not at the first send.
     """
 
-    def __init__(self, templates_dir: Path) -> None:
-        self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(templates_dir),
-            autoescape=jinja2.select_autoescape(["html"]),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+    def __init__(self, templates_dir: Path, overrides: Mapping[str, Path] | None = None) -> None:
+        self._shipped = _load_templates([templates_dir], f"email templates in {templates_dir}")
+        self._overrides = {
+            newsletter_id: _load_templates(
+                [folder, templates_dir],
+                f"[newsletters.{newsletter_id}] templates in {folder}",
+            )
+            for newsletter_id, folder in (overrides or {}).items()
+        }
         # Subjects are headers, not HTML: escaping would show "&amp;" in the inbox.
         self._subject_env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
-        try:
-            self._html = self._env.get_template("digest.html")
-            self._text = self._env.get_template("digest.txt")
-            self._css = (templates_dir / "email.css").read_text(encoding="utf-8")
-        except (jinja2.TemplateError, OSError) as exc:
-            raise ConfigError(
-                f"email templates in {templates_dir} cannot be loaded: {exc}"
-            ) from exc
+
+    @classmethod
+    def for_newsletters(
+        cls, templates_dir: Path, newsletters: Iterable[NewsletterConfig]
+    ) -> Renderer:
+        """A renderer with each newsletter's own templates folder, where it has one."""
+        return cls(
+            templates_dir,
+            {n.id: n.templates for n in newsletters if n.templates is not None},
+        )
 
     def render_edition(
         self,
@@ -165,17 +201,20 @@ class Renderer:
             "image_width": lambda post: display_width(post.image_width),
             "unsubscribe_url": marker,
             "archive_url": edition_url(site, edition_id),
+            "branding": newsletter.branding,
         }
         titles = " · ".join(post.title for post in safe_posts)
         preheader = clean_header_text(titles, _PREHEADER_MAX_LENGTH)
         excerpts = [excerpt(post.summary_html or post.content_html) for post in safe_posts]
         entries = list(zip(safe_posts, excerpts, strict=True))
-        document = self._html.render(context, preheader=preheader, entries=entries)
+        templates = self._overrides.get(newsletter.id, self._shipped)
+        document = templates.html.render(context, preheader=preheader, entries=entries)
         text_entries = [(post, html_to_text(ex.html())) for post, ex in entries]
-        text = self._text.render(context, entries=text_entries)
+        text = templates.text.render(context, entries=text_entries)
+        stylesheet = templates.css + brand_css(newsletter.branding)
         return Rendered(
             subject=subject,
-            html=_settle_placeholder(self._inline_css(document), marker),
+            html=_settle_placeholder(self._inline_css(document, stylesheet), marker),
             text=_settle_placeholder(_tidy(text), marker),
         )
 
@@ -190,14 +229,14 @@ class Renderer:
             ) from exc
         return clean_header_text(raw, SUBJECT_MAX_LENGTH)
 
-    def _inline_css(self, document: str) -> str:
+    def _inline_css(self, document: str, stylesheet: str) -> str:
         transform: Callable[..., str] = premailer.transform
         return transform(
             document,
             pretty_print=True,
             base_url=None,
             allow_network=False,
-            css_text=self._css,
+            css_text=stylesheet,
             # Plain rules become style="" attributes; only @media rules (mobile, dark mode)
             # stay in a <style> block, with !important so they beat the inline styles.
             keep_style_tags=False,

@@ -12,6 +12,7 @@ import pytest
 
 from digest.config import DEFAULT_SUBJECT, Config
 from digest.editorial import default_config_path, load_config
+from digest.editorial_newsletters import NEWSLETTER_KEYS
 from digest.errors import ConfigError
 from digest.sources import fetch_source
 
@@ -297,8 +298,7 @@ def test_unknown_key_suggests_the_right_one(config_path: Path) -> None:
     )
     assert (
         f"{config_path}: [newsletters.daily] unknown key 'shedule' (did you mean 'schedule'? "
-        "known: title, description, sources, max_items, min_items, max_wait_hours, catch_up_items,"
-        " late_after_hours, subject, public, language, schedule, cadences, topics)"
+        f"known: {', '.join(NEWSLETTER_KEYS)})"
     ) in message
     assert "give either a [schedule] table (one cadence) or [cadences.<id>] tables" in message
 
@@ -710,3 +710,41 @@ def test_a_newsletters_language_is_checked_against_the_shipped_catalogues(
     assert "[newsletters.daily] language 'de' has no translation" in message
     assert "available: " in message
     assert "Traceback" not in message
+
+
+def test_a_newsletters_templates_folder_and_branding_are_read_and_checked(
+    config_path: Path,
+) -> None:
+    (config_path.parent / "look").mkdir()
+    text = edit(
+        'sources = ["posts"]',
+        'sources = ["posts"]\ntemplates = "look"\n'
+        '[newsletters.daily.branding]\naccent = "#9A1B1B"\n'
+        'logo_url = "https://transmission.example.org/logo.png"\nlogo_width = 200\n',
+    )
+    daily = load(config_path, text).newsletters["daily"]
+    assert daily.templates == config_path.parent / "look"
+    assert daily.branding.accent == "#9a1b1b"
+    assert daily.branding.accent_dark == "#58a6ff"
+    assert (daily.branding.logo_url, daily.branding.logo_width) == (
+        "https://transmission.example.org/logo.png",
+        200,
+    )
+    assert load(config_path, MINIMAL).newsletters["daily"].templates is None
+
+    bad = edit(
+        'sources = ["posts"]',
+        'sources = ["posts"]\ntemplates = "nowhere"\n'
+        '[newsletters.daily.branding]\naccent = "#ffdd00"\naccent_dark = "blue"\n'
+        'logo_url = "http://transmission.example.org/logo.png"\nlogo_width = 9000\n',
+    )
+    message = problem(config_path, bad)
+    assert f"[newsletters.daily] templates: {config_path.parent / 'nowhere'} is not a folder" in (
+        message
+    )
+    assert "[newsletters.daily.branding] accent #ffdd00 has a contrast of" in message
+    assert "[newsletters.daily.branding] accent_dark: 'blue' is not a colour" in message
+    assert "logo_url 'http://transmission.example.org/logo.png': use an absolute https://" in (
+        message
+    )
+    assert "logo_width 9000 is out of range" in message
