@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import html2text
 import jinja2
 
 from digest.branding import brand_css
@@ -29,6 +28,7 @@ from digest.excerpts import excerpt
 from digest.images import display_width
 from digest.message import clean_header_text
 from digest.models import Post, Rendered
+from digest.plaintext import TEXT_WIDTH, excerpt_text, wrap
 
 # premailer sizes its one memo cache (stylesheet parses, selectors, declaration lists)
 # from this variable when it is first imported. The default of 128 entries is smaller than
@@ -43,7 +43,6 @@ UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
 # (visible on purpose: header cleaning would remove an invisible separator again).
 _DEFANGED = "%%UNSUBSCRIBE URL%%"
 _ARCHIVE_UNSUBSCRIBE = "#"
-TEXT_WIDTH = 78
 SUBJECT_MAX_LENGTH = 150
 _PREHEADER_MAX_LENGTH = 140
 _MONTHS = (
@@ -71,15 +70,6 @@ def long_date(moment: datetime, zone: ZoneInfo) -> str:
     """``moment`` as a day in ``zone``, e.g. "27 November 2026" (English, locale-free)."""
     local = moment.astimezone(zone)
     return f"{local.day} {_MONTHS[local.month - 1]} {local.year}"
-
-
-def html_to_text(fragment: str) -> str:
-    """A sanitized HTML fragment as plain text wrapped at 78, links inline."""
-    converter = html2text.HTML2Text(bodywidth=TEXT_WIDTH)
-    converter.unicode_snob = True
-    converter.ignore_images = True
-    converter.ignore_emphasis = True
-    return str(converter.handle(fragment)).strip()
 
 
 def _settle_placeholder(rendered: str, marker: str) -> str:
@@ -173,8 +163,8 @@ class Renderer:
             raise ValueError(f"edition {edition_id!r} has no posts to render")
         zone = _zone(site)
         safe_posts = list(posts)
-        # The template gets a marker no feed can guess; only after lxml and html2text have
-        # decoded every entity is it turned into the placeholder, and any placeholder a
+        # The template gets a marker no feed can guess; only after the excerpts and lxml
+        # have decoded every entity is it turned into the placeholder, and any placeholder a
         # feed spelled out (even as entities) is defanged first.
         marker = f"%%UNSUBSCRIBE_{secrets.token_hex(8)}%%"
         subject = self._subject(newsletter, safe_posts)
@@ -209,8 +199,10 @@ class Renderer:
         entries = list(zip(safe_posts, excerpts, strict=True))
         templates = self._overrides.get(newsletter.id, self._shipped)
         document = templates.html.render(context, preheader=preheader, entries=entries)
-        text_entries = [(post, html_to_text(ex.html())) for post, ex in entries]
-        text = templates.text.render(context, entries=text_entries)
+        text_entries = [(post, excerpt_text(ex)) for post, ex in entries]
+        text = templates.text.render(
+            context, entries=text_entries, wrap=wrap, rule="-" * TEXT_WIDTH
+        )
         stylesheet = templates.css + brand_css(newsletter.branding)
         return Rendered(
             subject=subject,

@@ -158,3 +158,34 @@ def test_wide_content_is_made_to_wrap(renderer: Renderer) -> None:
     assert "wide-cell" not in rendered.html  # a table is not the post's leading text
     assert "Results by district:" in rendered.html
     assert 'File "/srv/app/very/deeply/nested/package' in rendered.text
+
+
+# --- the text part ------------------------------------------------------------------
+
+
+def test_the_text_part_has_no_markdown_and_never_splits_a_url(renderer: Renderer) -> None:
+    text = render_corpus("text-part", renderer=renderer).text
+    for artifact in ("## ", "](", "[](", "![", "**"):
+        assert artifact not in text, artifact
+    assert "\nWhat happened\n" in text
+    # The linked image went with the other pictures: its link has no text to number.
+    assert "The report [1] came out, with a map, and it is at" in " ".join(text.split())
+    assert (
+        "\n[1] https://text.example.org/report-on-the-state-of-the-roads-in-the-northern-districts-2026-edition\n"
+        in text
+    )
+    assert "[2]" not in text
+    bare = "https://text.example.org/the-full-report-on-the-state-of-the-roads-in-the-northern-districts.pdf"
+    assert f"\n{bare}\n" in text  # a URL longer than a line gets a line of its own, whole
+    assert "\n> The roads are a disgrace, said the mayor" in text
+    assert all(
+        len(line) <= 72 for line in text.splitlines() if "https://" not in line and "%%" not in line
+    )
+
+
+def test_a_long_title_is_wrapped_in_the_text_part(renderer: Renderer) -> None:
+    text = render_corpus("text-part", renderer=renderer).text
+    title_lines = text.split("---\n\n", 1)[1].split("\n26 November 2026")[0].splitlines()
+    assert len(title_lines) >= 3
+    assert all(len(line) <= 72 for line in title_lines)
+    assert " ".join(title_lines).startswith("A headline that the newsroom forgot to shorten")
