@@ -6,12 +6,14 @@ import asyncio
 import logging
 import mailbox
 import socket
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import time_machine
 
 from digest import editions as edition_use_cases
 from digest.app import build_app, utc_now
@@ -23,6 +25,7 @@ from digest.subscriptions import add_subscriber
 from digest.tokens import unsubscribe_token
 
 from support.deployment import SECRET_ENV, write_config
+from support.schedule import publish, received, schedule_config
 from support.smtpd import running_smtpd
 
 
@@ -181,3 +184,137 @@ async def test_a_reload_applies_the_new_config_and_refuses_a_broken_one(
     finally:
         stop.set()
         await asyncio.wait_for(service, 10)
+
+
+# --- restarts and downtime, on a clock moved by time-machine ---------------------------------
+
+BERLIN = ZoneInfo("Europe/Berlin")
+DAILY_BERLIN = '[newsletters.daily.schedule]\ndaily = "07:00"\ntimezone = "Europe/Berlin"\n'
+SLOT = datetime(2099, 11, 23, 7, 0, tzinfo=BERLIN)  # a Monday
+READERS = ("ana@example.net", "ben@example.org")
+
+
+class Lives:
+    """One deployment and its `digest run` processes, started one after another, each on
+    a clock frozen (time-machine) at its start in Berlin's local time."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = schedule_config(folder, DAILY_BERLIN, web_port=free_port())
+        self.outbox = folder / "var" / "outbox"
+
+    async def run(self, at: datetime, *, subscribe: bool = False) -> str:
+        """Start `digest run` at ``at``, let the newsletter job it fires at once finish,
+        stop it. Returns the edition that firing logged ("" when it fired none)."""
+        logged: list[str] = []
+        handler = logging.Handler()
+        handler.emit = lambda record: logged.append(record.getMessage())  # type: ignore[method-assign]
+        log = logging.getLogger("digest.service")
+        level = log.level
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        try:
+            with time_machine.travel(at, tick=False):
+                app = build_app(load_config(self.path), environ=SECRET_ENV)
+                if subscribe:
+                    for reader in READERS:
+                        add_subscriber(app.store, reader, "daily", ["daily"], utc_now())
+                stop = asyncio.Event()
+                service = asyncio.create_task(run_service(app, stop))
+                fires = await self._line(logged, "newsletter daily:daily fires next at ")
+                fired = ""
+                if fires.startswith(f"{at.astimezone(BERLIN):%Y-%m-%d %H:%M} "):  # at once
+                    fired = await self._line(logged, "daily daily@")
+                stop.set()
+                await asyncio.wait_for(service, 10)
+        finally:
+            log.removeHandler(handler)
+            log.setLevel(level)
+        return fired
+
+    @staticmethod
+    async def _line(logged: list[str], prefix: str) -> str:
+        """The rest of the first log line that starts with ``prefix``, once logged."""
+        for _ in range(1000):
+            for line in logged:
+                if line.startswith(prefix):
+                    return line.removeprefix(prefix)
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"the service never logged {prefix!r}: {logged}")
+
+    def publish(self, name: str, dated: datetime) -> None:
+        publish(self.folder, name, dated)
+
+    def received(self) -> Counter[tuple[str, str]]:
+        return received(self.outbox)
+
+
+def each_once(names: list[str]) -> Counter[tuple[str, str]]:
+    return Counter({(reader, name): 1 for reader in READERS for name in names})
+
+
+async def test_a_restart_just_after_a_fire_time_sends_the_slot_once(tmp_path: Path) -> None:
+    lives = Lives(tmp_path)
+    assert await lives.run(SLOT - timedelta(hours=1), subscribe=True) == ""
+    lives.publish("morning", SLOT - timedelta(minutes=30))
+    # Down at 07:00; back 20 seconds later: the slot is sent at once.
+    fired = await lives.run(SLOT + timedelta(seconds=20))
+    assert fired.startswith("2099-11-23T07:00: edition ")
+    assert " sent, 2 recipient(s)" in fired
+    assert lives.received() == each_once(["morning"])
+    # Restarted again 20 seconds later: the firing finds that edition, nothing goes twice.
+    assert (await lives.run(SLOT + timedelta(seconds=40))).split()[2] == fired.split()[2]
+    assert lives.received() == each_once(["morning"])
+
+
+async def test_a_fresh_install_after_the_days_slot_sends_nothing_until_the_next(
+    tmp_path: Path,
+) -> None:
+    lives = Lives(tmp_path)
+    lives.publish("yesterday", SLOT - timedelta(days=1))
+    assert await lives.run(SLOT + timedelta(hours=2, minutes=55), subscribe=True) == ""
+    assert await lives.run(SLOT + timedelta(hours=5)) == ""  # a restart that day: still not
+    assert lives.received() == Counter()
+    lives.publish("today", SLOT + timedelta(hours=6))
+    fired = await lives.run(SLOT + timedelta(days=1, seconds=10))  # the next slot
+    assert fired.startswith("2099-11-24T07:00: edition ")
+    assert lives.received() == each_once(["yesterday", "today"])  # a new reader's catch-up
+
+
+@pytest.mark.parametrize(
+    ("down", "back", "late_key"),
+    [
+        # down for an hour across the slot: one late edition
+        (timedelta(minutes=-30), timedelta(minutes=30), "2099-11-23T07:00"),
+        # down for three days after a slot: one late edition of the last slot, not one a day
+        (timedelta(0), timedelta(days=3, hours=1), "2099-11-26T07:00"),
+        # the same, back beyond late_after_hours (6): nothing until the next slot
+        (timedelta(0), timedelta(days=3, hours=7), ""),
+    ],
+)
+async def test_downtime_gives_one_late_edition_or_folds_into_the_next_slot(
+    tmp_path: Path, down: timedelta, back: timedelta, late_key: str
+) -> None:
+    lives = Lives(tmp_path)
+    assert await lives.run(SLOT - timedelta(days=1, hours=1), subscribe=True) == ""
+    lives.publish("before", SLOT - timedelta(days=1))
+    ran_the_slot = await lives.run(SLOT + down)  # the last start before the downtime
+    assert ran_the_slot.startswith("2099-11-23T07:00: edition ") == (down == timedelta(0))
+    names = ["before"]
+    for hours in range(1, int(back.total_seconds() // 3600), 12):  # published while down
+        names.append(f"down-{hours}h")
+        lives.publish(names[-1], SLOT + timedelta(hours=hours))
+    fired = await lives.run(SLOT + back)
+    if late_key:
+        assert fired.startswith(f"{late_key}: edition ")
+        assert " sent, 2 recipient(s)" in fired
+    else:
+        assert fired == ""
+        fired = await lives.run(SLOT + timedelta(days=4, seconds=5))
+        assert fired.startswith("2099-11-27T07:00: edition ")
+    assert lives.received() == each_once(names)  # every post, each once
+    with time_machine.travel(SLOT + timedelta(days=4, minutes=1), tick=False):
+        app = build_app(load_config(lives.path), environ=SECRET_ENV)
+        editions = app.store.list_editions("daily")
+        await app.aclose()
+    assert len(editions) == (2 if ran_the_slot else 1)  # never a burst

@@ -38,7 +38,7 @@ POST_LINK = re.compile(r"https://example\.org/p/([\w-]+)/")
 
 
 def schedule_config(
-    folder: Path, schedule: str, *, database_url: str = "", newsletter: str = ""
+    folder: Path, schedule: str, *, database_url: str = "", newsletter: str = "", web_port: int = 1
 ) -> Path:
     """A config file in ``folder`` whose newsletter "daily" has the ``schedule`` tables
     (TOML, ``[newsletters.daily.schedule]`` or cadences) and ``newsletter`` keys, reading
@@ -48,7 +48,7 @@ def schedule_config(
     path = write_config(
         folder,
         smtp_port=1,
-        web_port=1,
+        web_port=web_port,
         posts_dir=posts,
         transport="outbox",
         database_url=database_url,
