@@ -266,7 +266,7 @@ def test_deliveries_show_who_got_an_edition(
     assert run(capsys, *config, "send-now", "daily")[0] == 0
     code, out, _ = run(capsys, *config, "editions", "daily")
     edition_id = next(word for word in out.split() if len(word) == 8 and word.isalnum())
-    code, out, _ = run(capsys, *config, "deliveries", edition_id)
+    code, out, _ = run(capsys, *config, "deliveries", edition_id, "--tsv")
     assert code == 0
     rows = [line for line in out.splitlines() if "@example" in line]
     assert len(rows) == 2
@@ -311,7 +311,7 @@ def test_the_operator_steers_an_edition_by_its_id_prefix(
     assert "usage: digest editions show EDITION_ID" in err
 
     code, out, _ = run(capsys, *config, "deliveries", prefix, "--email", "ANA")
-    assert [line.split("\t")[0] for line in out.splitlines() if "@" in line] == ["ana@example.net"]
+    assert [line.split()[0] for line in out.splitlines() if "@" in line] == ["ana@example.net"]
 
 
 def test_a_paused_edition_waits_for_resume_and_a_sent_one_cannot_be_cancelled(

@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from rich.console import Console
 
 from digest.cli.common import Handler
+from digest.cli.editions import cmd_deliveries, cmd_editions
 from digest.cli.editor import cmd_preview, cmd_schedule, cmd_send_test
 from digest.cli.readers import cmd_subscribers_add, cmd_subscribers_import, cmd_subscribers_list
-from digest.cli.sending import cmd_deliveries, cmd_editions, cmd_send_now, cmd_worker
+from digest.cli.sending import cmd_send_now, cmd_worker
 from digest.cli.service import cmd_check, cmd_fetch, cmd_migrate, cmd_run
 from digest.cli.sources import cmd_sources
 from digest.errors import DigestError, UsageError
@@ -122,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
         help="list a newsletter's editions, or act on one edition (any unique id prefix)",
     )
     listing.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    listing.add_argument("--json", action="store_true", help="list or show: JSON, exact times")
     listing.add_argument("--failed", action="store_true", help="resend: failed, expired, uncertain")
     listing.add_argument(
         "--unsent", action="store_true", help="resend: cancelled, expired, deferred"
@@ -133,6 +135,9 @@ def _parser() -> argparse.ArgumentParser:
         "--status", choices=[status.value for status in DeliveryStatus], help="only this status"
     )
     deliveries.add_argument("--email", metavar="TEXT", help="only addresses containing TEXT")
+    form = deliveries.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="a JSON array, one row a line")
+    form.add_argument("--tsv", action="store_true", help="tab-separated, for spreadsheets")
 
     subscribers = commands.add_parser(
         "subscribers", parents=[common], help="Manage readers.", description="Manage readers."
