@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from digest.app import build_app
-from digest.cli import main
 from digest.editions import open_edition
 from digest.editorial import load_config
 from digest.models import CadenceReaders, DeliveryStatus, Draft, Outcome
 
-from support import deployment
+from support import cli, deployment
+from support.cli import run
 
 READERS = ("ana@example.net", "ben.longername@subdomain.example.org", "carla@example.com")
 REJECTED = (
@@ -31,32 +31,11 @@ REPLIES = {
     READERS[1]: (DeliveryStatus.FAILED, REJECTED),
     READERS[2]: (DeliveryStatus.DEFERRED, "451 4.7.1 Greylisted, try again in 5 minutes"),
 }
-WEEKLY = """
-[newsletters.weekly-review]
-title = "Transmission Weekly Review"
-description = "The week's analysis."
-sources = ["posts"]
-
-[newsletters.weekly-review.cadences.weekly]
-weekly = "mon 07:30"
-
-[newsletters.weekly-review.cadences.monthly]
-monthly = "1 08:00"
-timezone = "America/New_York"
-"""
 
 
 @pytest.fixture(autouse=True)
 def narrow_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "80")
-    monkeypatch.setenv("DIGEST_SECRET_KEY", deployment.SECRET_ENV["DIGEST_SECRET_KEY"])
-    monkeypatch.delenv("DIGEST_CONFIG", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    cli.terminal(monkeypatch, 80)
 
 
 @dataclass
@@ -69,9 +48,7 @@ class History:
 
 @pytest.fixture
 def history(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> History:
-    path = deployment.write_config(
-        tmp_path, smtp_port=1, web_port=1, transport="outbox", extra=WEEKLY
-    )
+    path = cli.write_config(tmp_path)
     config = ["--config", str(path)]
     for email in READERS:
         for newsletter in ("daily", "weekly-review"):

@@ -78,9 +78,11 @@ def _parser() -> argparse.ArgumentParser:
 
     command("run", cmd_run)
     command("migrate", cmd_migrate)
-    command("check", cmd_check)
+    check = command("check", cmd_check)
+    check.add_argument("--json", action="store_true", help="the sources and next sends as JSON")
     fetch = command("fetch", cmd_fetch)
     fetch.add_argument("source", nargs="?", metavar="SOURCE", help="source id (default: all)")
+    fetch.add_argument("--json", action="store_true", help="the report per source as JSON")
     sources = command("sources", cmd_sources)
     sources.add_argument("--json", action="store_true", help="print JSON, with exact times")
     preview = command("preview", cmd_preview)
@@ -88,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--html", metavar="FILE", help="write the HTML part to FILE")
     preview.add_argument("--eml", metavar="FILE", help="write the whole message to FILE")
     preview.add_argument("--open", action="store_true", help="open the HTML in a browser")
+    preview.add_argument(
+        "--json", action="store_true", help="print the candidate posts and the subject as JSON"
+    )
     send_test = command("send-test", cmd_send_test)
     send_test.add_argument("newsletter", metavar="NEWSLETTER")
     send_test.add_argument("--to", required=True, metavar="ADDRESS", help="the editor's address")
