@@ -5,6 +5,9 @@ One module per area: ``service`` (run, migrate, check, fetch, preview), ``source
 deliveries); ``common`` holds what they share. This module parses the command line
 and maps errors to exit codes.
 
+Every command logs to stderr (see ``logs``): warnings and errors, and for `run` and
+`worker` what they do as well.
+
 Exit status: 0 success, 1 a problem with input or the environment (the message names
 it), 2 wrong usage.
 """
@@ -12,6 +15,7 @@ it), 2 wrong usage.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -21,6 +25,7 @@ from rich.console import Console
 from digest.cli.common import Handler
 from digest.cli.editions import cmd_deliveries, cmd_editions
 from digest.cli.editor import cmd_preview, cmd_schedule, cmd_send_test
+from digest.cli.logs import logging_to_stderr
 from digest.cli.readers import cmd_subscribers_add, cmd_subscribers_import, cmd_subscribers_list
 from digest.cli.sending import cmd_send_now, cmd_worker
 from digest.cli.service import cmd_check, cmd_fetch, cmd_migrate, cmd_run
@@ -36,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors = Console(stderr=True, highlight=False, markup=False)
     handler: Handler = args.handler
     try:
-        return handler(args, console)
+        with logging_to_stderr(args.log_level):
+            return handler(args, console)
     except DigestError as exc:
         errors.print(f"error: {exc}", style="bold red", soft_wrap=True)
         return 2 if isinstance(exc, UsageError) else 1
@@ -73,10 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     ) -> argparse.ArgumentParser:
         doc = (handler.__doc__ or "").strip().splitlines()[0]
         sub = parent.add_parser(name, parents=[common], help=doc, description=doc)
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, log_level=logging.WARNING)
         return sub
 
-    command("run", cmd_run)
+    command("run", cmd_run).set_defaults(log_level=logging.INFO)
     command("migrate", cmd_migrate)
     check = command("check", cmd_check)
     check.add_argument("--json", action="store_true", help="the sources and next sends as JSON")
@@ -113,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
         help="send with N processes in all (0: one per core); for large lists on a fast relay",
     )
     worker = command("worker", cmd_worker)
+    worker.set_defaults(log_level=logging.INFO)
     worker.add_argument("--edition", metavar="ID", help="only this edition (a unique id prefix)")
     worker.add_argument(
         "--watch",

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 
 from rich.console import Console
-from rich.logging import RichHandler
 
 from digest.app import build_app, open_store, utc_now
 from digest.cli.common import app_of, config_of, stop_on_signals
@@ -43,16 +41,7 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
     """Run the scheduler, the fetchers, the senders and the web pages until stopped."""
     from digest.service import run_service
 
-    config = config_of(args)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
-    )
-    for chatty in ("alembic", "apscheduler"):  # their INFO lines say nothing an operator needs
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-    app = build_app(config, environ=os.environ)
+    app = build_app(config_of(args), environ=os.environ)
 
     async def serve() -> None:
         with stop_on_signals() as stop:
