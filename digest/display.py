@@ -12,11 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from os import PathLike, fspath
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 from zoneinfo import ZoneInfo
 
 MIN_PREFIX = 8
 
+Status = TypeVar("Status", bound=enum.Enum)
 Json: TypeAlias = bool | int | float | str | list["Json"] | dict[str, "Json"] | None
 
 
@@ -102,11 +103,11 @@ def age(moment: datetime | None, now: datetime) -> str:
     return f"{int(seconds // size)}{unit}"
 
 
-def counts(numbers: Mapping[enum.StrEnum, int], *, skip: Iterable[enum.StrEnum] = ()) -> str:
-    """``sent 3, failed 1``: the non-zero counts in the enum's order, statuses as words."""
+def counts(numbers: Mapping[Status, int], *, skip: Iterable[Status] = ()) -> str:
+    """``sent: 3, failed: 1``: the non-zero counts in the enum's order, statuses as words."""
     left_out = set(skip)
     ordered = sorted(numbers.items(), key=lambda item: _position(item[0]))
-    return ", ".join(f"{status} {n}" for status, n in ordered if n and status not in left_out)
+    return ", ".join(f"{status}: {n}" for status, n in ordered if n and status not in left_out)
 
 
 def _position(member: enum.Enum) -> int:

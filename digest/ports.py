@@ -260,9 +260,9 @@ class EditionStore(Protocol):
         """The edition with this id; ``NotFound`` otherwise."""
         ...
 
-    def resolve_edition(self, prefix: str) -> str:
-        """The id of the only edition whose id starts with ``prefix``; ``NotFound`` if none
-        or several (the message says which)."""
+    def edition_ids(self, prefix: str = "") -> list[str]:
+        """The ids of the editions whose id starts with ``prefix`` (every one for ""),
+        sorted; ``%`` and ``_`` in a prefix are literal."""
         ...
 
     def find_edition(self, newsletter_id: str, period_key: str) -> Edition | None:

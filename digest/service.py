@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 
+from digest import display
 from digest.app import App
 from digest.config import Config
 from digest.errors import DigestError
@@ -88,7 +89,7 @@ async def run_service(
             report.edition.id,
             report.edition.status,
             report.recipients,
-            dict(report.counts),
+            display.counts(report.counts) or "no rows",
             f", paused: {report.paused}" if report.paused else "",
         )
 
@@ -189,7 +190,8 @@ def _log_next_runs(scheduler: DigestScheduler, config: Config) -> None:
     for job, when in scheduler.next_runs().items():
         newsletter_id, _, cadence_id = job.partition(":")
         zone = config.newsletters[newsletter_id].cadence(cadence_id).schedule.timezone
-        log.info("newsletter %s fires next at %s (%s)", job, _local(when, zone), zone)
+        local = display.local_and_utc(when, ZoneInfo(zone))
+        log.info("newsletter %s fires next at %s, in %s", job, local, zone)
 
 
 async def _initial_fetch(app: App) -> None:
@@ -199,7 +201,9 @@ async def _initial_fetch(app: App) -> None:
 
 async def _resume(app: App, stop: asyncio.Event) -> None:
     for report in await app.resume(stop):
-        log.info("resumed edition %s: %s", report.edition.id, dict(report.counts))
+        log.info(
+            "resumed edition %s: %s", report.edition.id, display.counts(report.counts) or "no rows"
+        )
 
 
 async def _resume_forever(app: App, stop: asyncio.Event) -> None:
@@ -220,7 +224,3 @@ def _log_fetch(source_id: str, new: int, error: str) -> None:
         log.warning("fetch %s failed: %s", source_id, error)
     else:
         log.info("fetched %s: %d new post(s)", source_id, new)
-
-
-def _local(when: datetime, zone: str) -> str:
-    return when.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import mailbox
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -92,8 +93,10 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
 def test_check_accepts_the_shipped_config(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "check", "--config", str(REPO / "config" / "digest.toml"))
     assert code == 0
-    assert "newsletter daily" in out
-    assert "Europe/Prague" in out
+    assert "2 source(s): transmission-posts, transmission-feed" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith("daily ")]
+    assert [row[1] for row in rows] == ["daily", "weekly", "hourly"]  # the sample's cadences
+    assert rows[0][-4:-2] == ["07:00", "CET"]
 
 
 @pytest.mark.parametrize(
@@ -126,9 +129,10 @@ def test_fetch_reports_a_broken_feed_and_goes_on(
     config = write_config(tmp_path)
     code, out, _ = run(capsys, "--config", str(config), "fetch")
     assert code == 1
-    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│")}
-    assert "malformed.xml" in rows["broken"]
-    assert rows["posts"].split("│")[2].strip() == "3"  # the three sample posts are new
+    rows = {line.split()[0]: line.split() for line in out.splitlines()}
+    assert "malformed.xml" in " ".join(out.split())
+    assert rows["broken"][1:4] == ["0", "0", "source"]
+    assert rows["posts"][1:4] == ["3", "3", "ok"]  # the three sample posts are new
 
 
 def test_fetch_refuses_a_feed_at_a_private_address_unless_its_source_allows_it(
@@ -149,8 +153,8 @@ def test_fetch_refuses_a_feed_at_a_private_address_unless_its_source_allows_it(
         code, out, _ = run(capsys, "--config", str(config), "fetch", "intranet")
         assert code == 0
         assert server.requests == ["/status.xml"]
-    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│")}
-    assert rows["intranet"].split("│")[2].strip() == "1"
+    rows = {line.split()[0]: line.split() for line in out.splitlines()}
+    assert rows["intranet"][1:] == ["1", "1", "ok"]
 
 
 def test_fetch_reports_the_relative_links_a_local_feed_file_lost(
@@ -266,7 +270,7 @@ def test_deliveries_show_who_got_an_edition(
     assert run(capsys, *config, "send-now", "daily")[0] == 0
     code, out, _ = run(capsys, *config, "editions", "daily")
     edition_id = next(word for word in out.split() if len(word) == 8 and word.isalnum())
-    code, out, _ = run(capsys, *config, "deliveries", edition_id)
+    code, out, _ = run(capsys, *config, "deliveries", edition_id, "--tsv")
     assert code == 0
     rows = [line for line in out.splitlines() if "@example" in line]
     assert len(rows) == 2
@@ -311,7 +315,7 @@ def test_the_operator_steers_an_edition_by_its_id_prefix(
     assert "usage: digest editions show EDITION_ID" in err
 
     code, out, _ = run(capsys, *config, "deliveries", prefix, "--email", "ANA")
-    assert [line.split("\t")[0] for line in out.splitlines() if "@" in line] == ["ana@example.net"]
+    assert [line.split()[0] for line in out.splitlines() if "@" in line] == ["ana@example.net"]
 
 
 def test_a_paused_edition_waits_for_resume_and_a_sent_one_cannot_be_cancelled(
@@ -357,11 +361,12 @@ def test_schedule_lists_the_next_sends_of_each_cadence_in_local_time_and_utc(
     code, out, _ = run(capsys, "--config", str(path), "schedule", "-n", "3", "--json")
     assert code == 0
     rows = json.loads(out)
-    assert [(r["cadence"], r["local"][-9:]) for r in rows][:3] == [("daily", "07:00 CET")] * 3
+    assert [(r["cadence"], r["local"][-14:]) for r in rows][:3] == [("daily", "07:00:00+01:00")] * 3
     weekly = [r for r in rows if r["cadence"] == "weekly"]
     assert len(weekly) == 3
-    assert all(r["local"].startswith("Mon ") and "07:30" in r["local"] for r in weekly)
-    assert all(r["utc"].endswith("06:30") for r in weekly)  # CET is UTC+1 in winter
+    assert all(datetime.fromisoformat(r["local"]).weekday() == 0 for r in weekly)  # Mondays
+    assert all(r["at"].endswith("T06:30:00+00:00") for r in weekly)  # CET is UTC+1 in winter
+    assert {r["timezone"] for r in rows} == {"Europe/Prague"}
 
 
 def test_preview_for_one_reader_gives_every_posts_reason_and_send_test_records_nothing(

@@ -85,8 +85,8 @@ def test_counts_are_words_in_the_statuses_order_without_zeros() -> None:
         DeliveryStatus.PENDING: 0,
         DeliveryStatus.DEFERRED: 2,
     }
-    assert display.counts(numbers) == "sent 3, deferred 2, failed 1"
-    assert display.counts(numbers, skip=[DeliveryStatus.SENT]) == "deferred 2, failed 1"
+    assert display.counts(numbers) == "sent: 3, deferred: 2, failed: 1"
+    assert display.counts(numbers, skip=[DeliveryStatus.SENT]) == "deferred: 2, failed: 1"
     assert display.counts({}) == ""
 
 

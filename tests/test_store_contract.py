@@ -506,19 +506,17 @@ def test_edition_status_error_and_guarded_moves(store: Store, now: datetime) -> 
     assert store.get_edition(edition.id).error == ""
 
 
-def test_edition_ids_are_found_by_a_unique_prefix(store: Store, now: datetime) -> None:
-    opened(store, now, period="p1", edition_id="abc123", rendered=None, post_keys=())
-    opened(store, now, period="p2", edition_id="abd456", rendered=None, post_keys=())
-    assert store.resolve_edition("abc") == "abc123"
-    assert store.resolve_edition("abd456") == "abd456"
-    with pytest.raises(NotFound, match="'ab' is ambiguous"):
-        store.resolve_edition("ab")
-    with pytest.raises(NotFound, match="'zz'"):
-        store.resolve_edition("zz")
-    with pytest.raises(NotFound):
-        store.resolve_edition("")
-    with pytest.raises(NotFound):
-        store.resolve_edition("a%")  # no wildcard in a prefix
+def test_edition_ids_are_found_by_their_prefix(store: Store, now: datetime) -> None:
+    assert store.edition_ids() == []
+    for period, edition_id in (("p1", "abd456"), ("p2", "abc123"), ("p3", "a_c%99")):
+        opened(store, now, period=period, edition_id=edition_id, rendered=None, post_keys=())
+    assert store.edition_ids() == ["a_c%99", "abc123", "abd456"]
+    assert store.edition_ids("ab") == ["abc123", "abd456"]
+    assert store.edition_ids("abd456") == ["abd456"]
+    assert store.edition_ids("zz") == []
+    assert store.edition_ids("a%") == []  # no wildcard in a prefix
+    assert store.edition_ids("a_") == ["a_c%99"]
+    assert store.edition_ids("a_c%") == ["a_c%99"]
 
 
 def test_list_editions_counts_per_status_newest_first(store: Store, now: datetime) -> None:

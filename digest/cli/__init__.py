@@ -5,6 +5,9 @@ One module per area: ``service`` (run, migrate, check, fetch, preview), ``source
 deliveries), ``lint``; ``common`` holds what they share. This module parses the command line
 and maps errors to exit codes.
 
+Every command logs to stderr (see ``logs``): warnings and errors, and for `run` and
+`worker` what they do as well.
+
 Exit status: 0 success, 1 a problem with input or the environment (the message names
 it), 2 wrong usage.
 """
@@ -12,6 +15,7 @@ it), 2 wrong usage.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -19,10 +23,12 @@ from collections.abc import Sequence
 from rich.console import Console
 
 from digest.cli.common import Handler
+from digest.cli.editions import cmd_deliveries, cmd_editions
 from digest.cli.editor import cmd_preview, cmd_schedule, cmd_send_test
 from digest.cli.lint import cmd_lint
+from digest.cli.logs import logging_to_stderr
 from digest.cli.readers import cmd_subscribers_add, cmd_subscribers_import, cmd_subscribers_list
-from digest.cli.sending import cmd_deliveries, cmd_editions, cmd_send_now, cmd_worker
+from digest.cli.sending import cmd_send_now, cmd_worker
 from digest.cli.service import cmd_check, cmd_fetch, cmd_migrate, cmd_reload, cmd_run
 from digest.cli.sources import cmd_sources
 from digest.errors import DigestError, UsageError
@@ -36,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors = Console(stderr=True, highlight=False, markup=False)
     handler: Handler = args.handler
     try:
-        return handler(args, console)
+        with logging_to_stderr(args.log_level):
+            return handler(args, console)
     except DigestError as exc:
         errors.print(f"error: {exc}", style="bold red", soft_wrap=True)
         return 2 if isinstance(exc, UsageError) else 1
@@ -73,15 +80,17 @@ def _parser() -> argparse.ArgumentParser:
     ) -> argparse.ArgumentParser:
         doc = (handler.__doc__ or "").strip().splitlines()[0]
         sub = parent.add_parser(name, parents=[common], help=doc, description=doc)
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, log_level=logging.WARNING)
         return sub
 
-    command("run", cmd_run)
+    command("run", cmd_run).set_defaults(log_level=logging.INFO)
     command("reload", cmd_reload)
     command("migrate", cmd_migrate)
-    command("check", cmd_check)
+    check = command("check", cmd_check)
+    check.add_argument("--json", action="store_true", help="the sources and next sends as JSON")
     fetch = command("fetch", cmd_fetch)
     fetch.add_argument("source", nargs="?", metavar="SOURCE", help="source id (default: all)")
+    fetch.add_argument("--json", action="store_true", help="the report per source as JSON")
     sources = command("sources", cmd_sources)
     sources.add_argument("--json", action="store_true", help="print JSON, with exact times")
     preview = command("preview", cmd_preview)
@@ -89,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--html", metavar="FILE", help="write the HTML part to FILE")
     preview.add_argument("--eml", metavar="FILE", help="write the whole message to FILE")
     preview.add_argument("--open", action="store_true", help="open the HTML in a browser")
+    preview.add_argument(
+        "--json", action="store_true", help="print the candidate posts and the subject as JSON"
+    )
     send_test = command("send-test", cmd_send_test)
     send_test.add_argument("newsletter", metavar="NEWSLETTER")
     send_test.add_argument("--to", required=True, metavar="ADDRESS", help="the editor's address")
@@ -116,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
         help="send with N processes in all (0: one per core); for large lists on a fast relay",
     )
     worker = command("worker", cmd_worker)
+    worker.set_defaults(log_level=logging.INFO)
     worker.add_argument("--edition", metavar="ID", help="only this edition (a unique id prefix)")
     worker.add_argument(
         "--watch",
@@ -131,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
         help="list a newsletter's editions, or act on one edition (any unique id prefix)",
     )
     listing.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    listing.add_argument("--json", action="store_true", help="list or show: JSON, exact times")
     listing.add_argument("--failed", action="store_true", help="resend: failed, expired, uncertain")
     listing.add_argument(
         "--unsent", action="store_true", help="resend: cancelled, expired, deferred"
@@ -142,6 +156,9 @@ def _parser() -> argparse.ArgumentParser:
         "--status", choices=[status.value for status in DeliveryStatus], help="only this status"
     )
     deliveries.add_argument("--email", metavar="TEXT", help="only addresses containing TEXT")
+    form = deliveries.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="a JSON array, one row a line")
+    form.add_argument("--tsv", action="store_true", help="tab-separated, for spreadsheets")
 
     subscribers = commands.add_parser(
         "subscribers", parents=[common], help="Manage readers.", description="Manage readers."

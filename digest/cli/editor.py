@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 import webbrowser
 from datetime import UTC, datetime
@@ -12,29 +11,31 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
-from rich.table import Table
 
-from digest import editions
+from digest import display, editions
 from digest.app import App
 from digest.cli.common import app_of, config_of, write_file
-from digest.config import NewsletterConfig
+from digest.cli.output import Column, Row, print_json, show_listing
+from digest.config import Config, NewsletterConfig
 from digest.editorial_newsletters import describe
+from digest.errors import NotFound
 from digest.models import DeliveryStatus, Rendered
 from digest.planning import Plan
 from digest.render import personalize
 from digest.scheduler import next_fire_times
+from digest.select import Candidate
 
 
 def next_digest(
-    app: App, newsletter_id: str, args: argparse.Namespace, out: Console
+    app: App, newsletter_id: str, args: argparse.Namespace, notes: Console
 ) -> tuple[Plan, datetime]:
     """Fetch the newsletter's sources, as a firing does, then plan the next digest for
-    ``--subscriber`` (else a new reader) of ``--cadence``."""
+    ``--subscriber`` (else a new reader) of ``--cadence``; a failing source is a note."""
     newsletter = app.newsletter(newsletter_id)
     now = app.clock()
     for report in asyncio.run(app.fetch(newsletter.source_ids, now)):
         if report.error:
-            out.print(f"warning: {report.error}", style="yellow", soft_wrap=True)
+            notes.print(f"warning: {report.error}", style="yellow", soft_wrap=True)
     plan = app.preview(
         newsletter.id, cadence_id=args.cadence, subscriber_email=args.subscriber, now=now
     )
@@ -66,42 +67,87 @@ def cmd_preview(args: argparse.Namespace, out: Console) -> int:
     """
     app = app_of(args)
     newsletter = app.newsletter(args.newsletter)
-    plan, now = next_digest(app, newsletter.id, args, out)
-    who = args.subscriber or "a reader subscribing now"
+    # With --json, stdout is the JSON alone: the notes go to stderr.
+    notes = Console(stderr=True, highlight=False, markup=False) if args.json else out
+    plan, now = next_digest(app, newsletter.id, args, notes)
     cadence = app.cadence(newsletter, plan.draft.readers.cadence_id)
-    out.print(f"{newsletter.id}, cadence {cadence.id} ({cadence.title}), for {who}:")
     [selection] = plan.selections.values()
-    table = Table("post", "published", "verdict")
-    for candidate in selection.candidates:
-        post = candidate.post
-        table.add_row(post.title, f"{post.published:%Y-%m-%d %H:%M}", candidate.reason)
-    out.print(table)
-    shown = plan
-    if plan.rendered() is None:
-        out.print("nothing new: the next digest would not go to this reader; a sample follows")
-        shown = app.sample(plan, newsletter.id, now)
-    rendered = shown.rendered()
+    candidates = [_candidate_row(candidate) for candidate in selection.candidates]
+    upcoming = plan.rendered()
+    if args.json:
+        print_json(
+            out,
+            {
+                "newsletter": newsletter.id,
+                "cadence": cadence.id,
+                "subscriber": args.subscriber,
+                "subject": upcoming.subject if upcoming else None,
+                "candidates": candidates,
+            },
+        )
+    else:
+        who = args.subscriber or "a reader subscribing now"
+        out.print(f"{newsletter.id}, cadence {cadence.id} ({cadence.title}), for {who}:")
+        zone = ZoneInfo(app.config.site.timezone)
+        columns = [
+            Column("title", "post", wrap=True),
+            Column("published", show=lambda moment: display.local_time(moment, zone)),
+            Column("reason", "verdict", wrap=True),
+        ]
+        show_listing(out, candidates, columns, as_json=False, empty="no candidate posts")
+    rendered = upcoming
     if rendered is None:
-        out.print(f"newsletter {newsletter.id!r} has no posts yet: nothing to show")
+        notes.print("nothing new: the next digest would not go to this reader; a sample follows")
+        rendered = app.sample(plan, newsletter.id, now).rendered()
+    if rendered is None:
+        notes.print(f"newsletter {newsletter.id!r} has no posts yet: nothing to show")
         return 0
-    out.print(f"subject: {rendered.subject}")
-    site = app.config.site
+    notes.print(f"subject: {rendered.subject}")
+    _write_preview(app, args, notes, rendered, now, show_text=not args.json)
+    return 0
+
+
+def _candidate_row(candidate: Candidate) -> Row:
+    post = candidate.post
+    return {
+        "title": post.title,
+        "source": post.source_id,
+        "guid": post.guid,
+        "link": post.link,
+        "published": post.published,
+        "first_seen": candidate.first_seen,
+        "included": candidate.included,
+        "reason": candidate.reason,
+    }
+
+
+def _write_preview(
+    app: App,
+    args: argparse.Namespace,
+    notes: Console,
+    rendered: Rendered,
+    now: datetime,
+    *,
+    show_text: bool,
+) -> None:
+    """Write the rendering where ``--html``, ``--eml`` and ``--open`` say; else print its
+    text part (when ``show_text``)."""
+    site, newsletter = app.config.site, app.newsletter(args.newsletter)
     url = editions.unsubscribe_url(site, app.secret, "preview", newsletter.id)
     html, text = personalize(rendered, unsubscribe_url=url)
     if args.html:
         write_file(Path(args.html), html.encode("utf-8"))
-        out.print(f"HTML written to {args.html}")
+        notes.print(f"HTML written to {args.html}")
     if args.eml:
         write_file(Path(args.eml), preview_message(app, rendered, newsletter, now))
-        out.print(f"message written to {args.eml}")
+        notes.print(f"message written to {args.eml}")
     if args.open:
         with tempfile.NamedTemporaryFile("wb", suffix=".html", delete=False) as file:
             file.write(html.encode("utf-8"))
         webbrowser.open(Path(file.name).as_uri())
-        out.print(f"opened {file.name}")
-    if not args.html and not args.eml and not args.open:
-        out.print(text, markup=False, highlight=False)
-    return 0
+        notes.print(f"opened {file.name}")
+    if show_text and not args.html and not args.eml and not args.open:
+        notes.print(text, markup=False, highlight=False)
 
 
 def cmd_send_test(args: argparse.Namespace, out: Console) -> int:
@@ -130,31 +176,47 @@ def cmd_send_test(args: argparse.Namespace, out: Console) -> int:
 def cmd_schedule(args: argparse.Namespace, out: Console) -> int:
     """List the next sends of each newsletter and cadence, in local time and UTC."""
     config = config_of(args)
-    now = datetime.now(UTC)
+    if args.newsletter and args.newsletter not in config.newsletters:
+        declared = ", ".join(config.newsletters)
+        raise NotFound(f"no newsletter {args.newsletter!r}; declared: {declared}")
     wanted = [args.newsletter] if args.newsletter else list(config.newsletters)
-    rows: list[dict[str, str]] = []
-    for newsletter_id in wanted:
-        newsletter = config.newsletters.get(newsletter_id)
-        if newsletter is None:
-            out.print(f"no newsletter {newsletter_id!r}; declared: {', '.join(config.newsletters)}")
-            return 1
+    rows = next_sends(config, wanted, datetime.now(UTC), args.n)
+    show_listing(out, rows, NEXT_SEND_COLUMNS, as_json=args.json)
+    return 0
+
+
+NEXT_SEND_COLUMNS = [
+    Column("newsletter"),
+    Column("cadence"),
+    Column("local", "local time", whole_row=True, show=lambda row: _wall_clock(row)),
+    Column("at", "UTC", show=lambda at: f"{at:%Y-%m-%d %H:%M}"),
+]
+
+
+def _wall_clock(row: Row) -> str:
+    at, zone = row["at"], row["timezone"]
+    assert isinstance(at, datetime)
+    assert isinstance(zone, str)
+    return f"{at.astimezone(ZoneInfo(zone)):%a %Y-%m-%d %H:%M %Z}"
+
+
+def next_sends(config: Config, newsletter_ids: list[str], now: datetime, count: int) -> list[Row]:
+    """The next ``count`` sends of every cadence of the newsletters, as listing rows: the
+    instant (``at``, UTC) and its wall-clock time in the schedule's zone (``local``)."""
+    rows: list[Row] = []
+    for newsletter_id in newsletter_ids:
+        newsletter = config.newsletters[newsletter_id]
         for cadence in newsletter.cadences:
             zone = ZoneInfo(cadence.schedule.timezone)
-            for fire in next_fire_times(cadence.schedule, now, args.n):
+            for fire in next_fire_times(cadence.schedule, now, count):
                 rows.append(
                     {
                         "newsletter": newsletter.id,
                         "cadence": cadence.id,
                         "schedule": describe(cadence.schedule),
-                        "local": f"{fire.astimezone(zone):%a %Y-%m-%d %H:%M %Z}",
-                        "utc": f"{fire.astimezone(UTC):%Y-%m-%d %H:%M}",
+                        "timezone": zone.key,
+                        "at": fire.astimezone(UTC),
+                        "local": fire.astimezone(zone).isoformat(),
                     }
                 )
-    if args.json:
-        out.print_json(json.dumps(rows))
-        return 0
-    table = Table("newsletter", "cadence", "local time", "UTC")
-    for row in rows:
-        table.add_row(row["newsletter"], row["cadence"], row["local"], row["utc"])
-    out.print(table)
-    return 0
+    return rows

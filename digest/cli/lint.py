@@ -12,6 +12,7 @@ from rich.table import Table
 from digest.app import App
 from digest.cli.common import app_of
 from digest.cli.editor import next_digest, preview_message
+from digest.cli.ids import resolve_edition
 from digest.errors import NotFound, UsageError
 from digest.lint import HTML_BUDGET, Level, Lint, lint_message
 
@@ -69,7 +70,7 @@ def _next_digest(app: App, args: argparse.Namespace, notes: Console) -> list[_Ch
 
 def _edition(app: App, target: str) -> list[_Checked]:
     try:
-        edition_id = app.store.resolve_edition(target)
+        edition_id = resolve_edition(app, target)
     except NotFound as exc:
         newsletters = ", ".join(app.config.newsletters)
         raise NotFound(f"{target!r} is not a newsletter ({newsletters}), and {exc}") from exc

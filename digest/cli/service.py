@@ -4,41 +4,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
-from zoneinfo import ZoneInfo
 
 from rich.console import Console
-from rich.logging import RichHandler
-from rich.table import Table
 
 from digest.app import build_app, open_store, utc_now
-from digest.cli.common import (
-    app_of,
-    config_of,
-    reload_on_hangup,
-    stop_on_signals,
-)
+from digest.cli.common import app_of, config_of, reload_on_hangup, stop_on_signals
+from digest.cli.editor import NEXT_SEND_COLUMNS, next_sends
+from digest.cli.output import Column, Row, print_json, show_listing
 from digest.cli.process import PID_FILE, pid_file, running_pid
 from digest.editorial import load_config
 from digest.errors import DigestError
-from digest.scheduler import next_fire_time
 from digest.store import masked
 
 
 def cmd_check(args: argparse.Namespace, out: Console) -> int:
     """Validate the config: keys, types, sources, schedules, time zones."""
     config = config_of(args)
-    out.print(f"{config.path}: OK")
-    out.print(f"  {len(config.sources)} source(s): {', '.join(config.sources)}")
-    for newsletter in config.newsletters.values():
-        when = next_fire_time(newsletter.schedule, utc_now())
-        zone = ZoneInfo(newsletter.schedule.timezone)
-        out.print(
-            f"  newsletter {newsletter.id} ({newsletter.title}): next at "
-            f"{when.astimezone(zone):%Y-%m-%d %H:%M} {newsletter.schedule.timezone}"
-        )
+    sends = next_sends(config, list(config.newsletters), utc_now(), 1)
+    if args.json:
+        print_json(out, {"config": config.path, "sources": list(config.sources), "next": sends})
+        return 0
+    out.print(f"{config.path}: OK", soft_wrap=True)
+    out.print(f"{len(config.sources)} source(s): {', '.join(config.sources)}")
+    out.print(f"{len(config.newsletters)} newsletter(s), each cadence next sent at:")
+    show_listing(out, sends, NEXT_SEND_COLUMNS, as_json=False)
     return 0
 
 
@@ -55,14 +46,6 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
     from digest.service import run_service
 
     config = config_of(args)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
-    )
-    for chatty in ("alembic", "apscheduler"):  # their INFO lines say nothing an operator needs
-        logging.getLogger(chatty).setLevel(logging.WARNING)
     app = build_app(config, environ=os.environ)
 
     async def serve() -> None:
@@ -95,14 +78,31 @@ def cmd_fetch(args: argparse.Namespace, out: Console) -> int:
     """Fetch one source (or all) now and report new posts and problems per source."""
     app = app_of(args)
     reports = asyncio.run(app.fetch([args.source] if args.source else None))
-    table = Table("source", "new", "in feed", "result")
-    for report in reports:
-        result = report.error or "ok"
-        if report.not_modified:
-            result = "not modified"
-        table.add_row(report.source_id, str(report.new), str(report.seen), result)
-    out.print(table)
-    for report in reports:
-        for problem in report.problems:
-            out.print(f"warning: {report.source_id}: {problem}", style="yellow", soft_wrap=True)
+    rows = [
+        {
+            "source": report.source_id,
+            "new": report.new,
+            "seen": report.seen,
+            "not_modified": report.not_modified,
+            "error": report.error,
+            "consecutive_failures": report.failures,
+            "problems": report.problems,
+        }
+        for report in reports
+    ]
+    columns = [
+        Column("source"),
+        Column("new", right=True),
+        Column("seen", "in feed", right=True),
+        Column("result", whole_row=True, wrap=True, show=_result),
+    ]
+    show_listing(out, rows, columns, as_json=args.json)
+    if not args.json:
+        for report in reports:
+            for problem in report.problems:
+                out.print(f"warning: {report.source_id}: {problem}", style="yellow", soft_wrap=True)
     return 1 if any(report.error for report in reports) else 0
+
+
+def _result(row: Row) -> str:
+    return str(row["error"]) or ("not modified" if row["not_modified"] else "ok")

@@ -230,22 +230,14 @@ def one(connection: Connection, edition_id: str) -> Edition:
     return found[0]
 
 
-def resolve(connection: Connection, prefix: str) -> str:
-    """The id of the one edition whose id starts with ``prefix``; ``NotFound`` otherwise."""
-    ids = connection.execute(
-        select(t.editions.c.id)
-        .where(t.editions.c.id.startswith(prefix, autoescape=True))  # % and _ are literal
-        .order_by(t.editions.c.id)
-        .limit(3)
-    ).scalars()
-    found = list(ids)
-    if len(found) == 1 and prefix:
-        return str(found[0])
-    if not found or not prefix:
-        raise NotFound(f"no edition with id {prefix!r}: see `digest editions`")
-    raise NotFound(
-        f"edition id {prefix!r} is ambiguous ({', '.join(found[:2])}, …): give more characters"
-    )
+def ids(connection: Connection, prefix: str) -> list[str]:
+    """The ids of the editions whose id starts with ``prefix``, sorted by code point (not
+    by the database's collation, which may skip punctuation)."""
+    statement = select(t.editions.c.id)
+    if prefix:
+        # % and _ are literal
+        statement = statement.where(t.editions.c.id.startswith(prefix, autoescape=True))
+    return sorted(str(edition_id) for edition_id in connection.execute(statement).scalars())
 
 
 def summaries(

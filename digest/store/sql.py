@@ -303,9 +303,9 @@ class SqlStore:
         with self._transaction(read_only=True) as connection:
             return edition_queries.one(connection, edition_id)
 
-    def resolve_edition(self, prefix: str) -> str:
+    def edition_ids(self, prefix: str = "") -> list[str]:
         with self._transaction(read_only=True) as connection:
-            return edition_queries.resolve(connection, prefix)
+            return edition_queries.ids(connection, prefix)
 
     def find_edition(self, newsletter_id: str, period_key: str) -> Edition | None:
         with self._transaction(read_only=True) as connection:

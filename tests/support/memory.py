@@ -586,16 +586,9 @@ class MemoryStore:
         with self._read() as t:
             return t.edition(edition_id)
 
-    def resolve_edition(self, prefix: str) -> str:
+    def edition_ids(self, prefix: str = "") -> list[str]:
         with self._read() as t:
-            found = sorted(edition_id for edition_id in t.editions if edition_id.startswith(prefix))
-        if len(found) == 1 and prefix:
-            return found[0]
-        if not found or not prefix:
-            raise NotFound(f"no edition with id {prefix!r}: see `digest editions`")
-        raise NotFound(
-            f"edition id {prefix!r} is ambiguous ({', '.join(found[:2])}, …): give more characters"
-        )
+            return sorted(edition_id for edition_id in t.editions if edition_id.startswith(prefix))
 
     def find_edition(self, newsletter_id: str, period_key: str) -> Edition | None:
         with self._read() as t:
