@@ -415,7 +415,9 @@ def seed_and_send(app: App, readers: int, workers: int = 1) -> dict[str, Any]:
     csv_text = "email\n" + "".join(f"{reader_address(n)}\n" for n in range(readers))
     print(f"digest: seeding {readers:,} readers (import_csv) ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    imported = import_csv(app.store, csv_text, ["daily"], app.config.newsletters, utc_now())
+    imported = import_csv(
+        app.store, csv_text, ["daily"], app.config.newsletters, utc_now(), secret=app.secret
+    )
     seed_seconds = time.perf_counter() - started
     if imported.added != readers or imported.errors:
         raise SystemExit(f"seeding: {imported.added} added, errors {imported.errors[:3]}")

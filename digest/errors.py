@@ -25,6 +25,14 @@ class InvalidAddress(DigestError, ValueError):
     """An email address failed validation; the message names it."""
 
 
+class Suppressed(DigestError, ValueError):
+    """An address was removed on request: digest does not add it again."""
+
+
+class MalformedFile(DigestError, ValueError):
+    """A file given to a command is not what it should be; the message names file and line."""
+
+
 class NotFound(DigestError, LookupError):
     """A newsletter, source, subscriber or edition id does not exist."""
 

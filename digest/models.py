@@ -249,9 +249,9 @@ class Removal:
     """What erasing one reader did; ``found`` is False when the address was not on the list."""
 
     found: bool
+    suppressed_at: datetime  # since when the address is suppressed (its first removal)
     subscriptions: int = 0
     deliveries: int = 0  # ledger rows kept for the editions' counts, anonymized
-    suppressed_at: datetime | None = None  # since when the address is suppressed
 
 
 class EditionStatus(enum.StrEnum):

@@ -14,7 +14,7 @@ from digest.app import build_app
 from digest.cli import _parser, main
 from digest.editions import open_edition
 from digest.editorial import load_config
-from digest.models import DeliveryStatus
+from digest.models import DeliveryStatus, SubscriptionStatus
 
 from support.feedserver import Route, serving
 
@@ -183,7 +183,8 @@ def test_import_reports_bad_rows_by_line_and_keeps_the_rest(
     assert code == 1
     assert f"{csv_file}:3:" in out
     assert "not-an-address" in out
-    assert "imported 2, unchanged 0, rejected 1" in out
+    assert "2 people (2 new, 0 already on the list); subscriptions: 2 added" in out
+    assert "1 rejected" in out
     code, out, _ = run(capsys, "subscribers", "list", "--config", str(config))
     assert code == 0
     assert "ana@example.net" in out
@@ -409,3 +410,243 @@ def test_send_now_sends_to_the_readers_of_the_cadence_given(
     assert [m["To"] for m in outbox] == ["ben@example.net"]
     [summary] = app.store.list_editions("daily")
     assert summary.edition.cadence == "weekly"
+
+
+# --- the reader list ---------------------------------------------------------------------
+
+READERS = FIXTURES / "readers"
+UNSUBSCRIBED = SubscriptionStatus.UNSUBSCRIBED
+
+
+def write_readers_config(tmp_path: Path) -> list[str]:
+    """``--config`` of the two-cadence config with two topics, tech and arts, for "daily"."""
+    path = write_cadenced_config(tmp_path)
+    topics = (
+        '[newsletters.daily.topics.tech]\ncategories = ["Tech"]\n'
+        '[newsletters.daily.topics.arts]\ncategories = ["Arts"]\n'
+    )
+    path.write_text(path.read_text() + topics)
+    return ["--config", str(path)]
+
+
+def listed(capsys: pytest.CaptureFixture[str], config: list[str], *options: str) -> list[dict]:
+    code, out, _ = run(capsys, *config, "subscribers", "list", "--json", *options)
+    assert code == 0
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_subscribers_export_and_remove_have_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("export", "remove"):
+        with pytest.raises(SystemExit) as exited:
+            main(["subscribers", command, "--help"])
+        assert exited.value.code == 0
+        assert capsys.readouterr().out.startswith("usage: digest subscribers " + command)
+
+
+def test_add_stores_cadence_and_topics_and_names_unknown_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_readers_config(tmp_path)
+    code, out, _ = run(
+        capsys, *config, "subscribers", "add", "ana@example.net", "--cadence", "weekly",
+        "--topics", "tech",
+    )  # fmt: skip
+    assert code == 0
+    assert "added ana@example.net -> daily (weekly; topics: tech)" in out
+    run(capsys, *config, "subscribers", "add", "ben@example.net")
+    code, _, err = run(
+        capsys, *config, "subscribers", "add", "cy@example.net", "--cadence", "hourly"
+    )
+    assert code == 1
+    assert "unknown cadence 'hourly' of newsletter daily; it offers: daily, weekly" in err
+    code, _, err = run(
+        capsys, *config, "subscribers", "add", "cy@example.net", "--topics", "x,tech"
+    )
+    assert code == 1
+    assert "unknown topic 'x' of newsletter daily; it offers: tech, arts" in err
+    choices = {r["email"]: (r["cadence"], r["topics"]) for r in listed(capsys, config)}
+    assert choices == {
+        "ana@example.net": ("weekly", ["tech"]),
+        "ben@example.net": ("daily", ["tech", "arts"]),  # the defaults: first cadence, all topics
+    }
+
+
+@pytest.mark.parametrize(
+    ("fixture", "readers"),
+    [
+        ("mailchimp.csv", {"ana.novak@example.org": "Ana Novák", "ben@example.org": "Ben"}),
+        ("substack.csv", {"cy@example.net": "", "dee@example.net": ""}),
+        ("buttondown.csv", {"eve@example.com": "", "finn@example.com": ""}),
+        ("excel-semicolon.csv", {"gus@example.de": "Gustav Müller", "hana@example.de": "Hana Šťastná"}),  # noqa: E501
+        ("excel-utf16.txt", {"ivo@example.cz": "Ivo Dvořák", "jana@example.cz": "Jana"}),
+    ],
+)  # fmt: skip
+def test_import_reads_the_exports_of_other_tools(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fixture: str, readers: dict[str, str]
+) -> None:
+    config = write_readers_config(tmp_path)
+    code, out, _ = run(capsys, *config, "subscribers", "import", str(READERS / fixture))
+    assert code == 0
+    assert "read 2 row(s): 2 people (2 new, 0 already on the list); subscriptions: 2 added" in out
+    found = {r["email"]: r["name"] for r in listed(capsys, config)}
+    assert found == readers
+    again = run(capsys, *config, "subscribers", "import", str(READERS / fixture))[1]
+    assert "2 people (0 new, 2 already on the list); subscriptions: 0 added, 2 unchanged" in again
+
+
+def test_import_takes_choices_per_row_and_defaults_and_reports_bad_ones_by_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_readers_config(tmp_path)
+    path = tmp_path / "readers.csv"
+    path.write_text(
+        "email,cadence,topics\n"
+        "ana@example.net,,arts\n"
+        "ben@example.net,daily,\n"
+        "cy@example.net,hourly,\n"
+        "dee@example.net,,tech;sport\n"
+    )
+    command = ["subscribers", "import", str(path), "--cadence", "weekly", "--topics", "tech"]
+    code, out, _ = run(capsys, *config, *command)
+    assert code == 1
+    assert f"{path}:4: unknown cadence 'hourly' of newsletter daily; it offers: daily" in out
+    assert f"{path}:5: unknown topic 'sport' of newsletter daily; it offers: tech, arts" in out
+    assert "2 rejected" in out
+    choices = {r["email"]: (r["cadence"], r["topics"]) for r in listed(capsys, config)}
+    assert choices == {
+        "ana@example.net": ("weekly", ["arts"]),
+        "ben@example.net": ("daily", ["tech"]),
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "problem"),
+    [
+        (b"email\nana@example.net\n" + b"x" * 200_000 + b"\n", 3, "a field longer than 131,072"),
+        (b'email,name\nana@example.net,Ana\n"ben@example.net,Ben\n', 3, "never closed"),
+        (b"email\nana@example.net\nb\xe9n@example.net\n", 3, "not UTF-8"),
+    ],
+    ids=["200-kb-field", "unclosed-quote", "latin-1"],
+)
+def test_a_malformed_file_is_refused_by_line_and_nothing_is_imported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, line: int, problem: str
+) -> None:
+    config = write_readers_config(tmp_path)
+    path = tmp_path / "broken.csv"
+    path.write_bytes(content)
+    code, out, err = run(capsys, *config, "subscribers", "import", str(path))
+    assert code == 1
+    assert f"error: {path}:{line}: " in err
+    assert problem in err
+    assert "Traceback" not in out + err
+    assert listed(capsys, config) == []
+
+
+def test_list_is_a_table_of_80_columns_or_json_lines_with_filters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_readers_config(tmp_path)
+    for email in ("ana@example.net", "ben@example.net", "cy@example.net"):
+        run(capsys, *config, "subscribers", "add", email)
+    run(capsys, *config, "subscribers", "add", "ben@example.net", "--cadence", "weekly")
+    app = build_app(load_config(Path(config[1])), environ={"DIGEST_SECRET_KEY": "x" * 40})
+    cy = app.subscription(app.newsletter("daily"), "cy@example.net")
+    app.store.set_subscription_status(cy.subscriber.id, "daily", UNSUBSCRIBED, app.clock())
+    code, out, _ = run(capsys, *config, "subscribers", "list")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["email", "newsletter", "status", "cadence", "since", "topics"]
+    assert lines[1].split()[:4] == ["ana@example.net", "daily", "confirmed", "daily"]
+    assert lines[2].split()[:4] == ["ben@example.net", "daily", "confirmed", "weekly"]
+    assert lines[3].split()[:3] == ["cy@example.net", "daily", "unsubscribed"]
+    assert lines[-1] == "3 subscription(s)"
+    assert max(len(line) for line in lines) <= 80
+    gone = listed(capsys, config, "--status", "unsubscribed")
+    assert [(r["email"], r["status"]) for r in gone] == [("cy@example.net", "unsubscribed")]
+    assert len(listed(capsys, config, "--newsletter", "daily", "--status", "confirmed")) == 2
+    code, _, err = run(capsys, *config, "subscribers", "list", "--newsletter", "monthly")
+    assert code == 1
+    assert "no newsletter 'monthly'" in err
+
+
+def test_export_writes_csv_that_import_reads_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    config = write_readers_config(tmp_path / "one")
+    source = tmp_path / "list.csv"
+    source.write_text(
+        "email,name,topics\nana@example.net,=HYPERLINK(1),arts\nben@example.net,Ben Novák,\n"
+    )
+    run(capsys, *config, "subscribers", "import", str(source), "--cadence", "weekly")
+    run(capsys, *config, "subscribers", "add", "cy@example.net")
+    app = build_app(load_config(Path(config[1])), environ={"DIGEST_SECRET_KEY": "x" * 40})
+    cy = app.subscription(app.newsletter("daily"), "cy@example.net")
+    app.store.set_subscription_status(cy.subscriber.id, "daily", UNSUBSCRIBED, app.clock())
+    code, out, err = run(capsys, *config, "subscribers", "export")
+    assert code == 0
+    assert "3 subscription(s) exported" in err
+    header, *rows = out.splitlines()
+    assert header == "email,name,newsletter,status,cadence,topics,subscribed_at,changed_at"
+    assert rows[0].startswith("ana@example.net,'=HYPERLINK(1),daily,confirmed,weekly,arts,")
+    assert rows[1].startswith("ben@example.net,Ben Novák,daily,confirmed,weekly,tech arts,")
+    assert rows[2].startswith("cy@example.net,,daily,unsubscribed,daily,tech arts,")
+    exported = tmp_path / "export.csv"
+    command = ["subscribers", "export", "--status", "confirmed", "--output", str(exported)]
+    assert run(capsys, *config, *command)[0] == 0
+    assert exported.read_text().splitlines() == [header, *rows[:2]]
+    run(capsys, *config, "subscribers", "export", "--output", str(exported))  # all three
+
+    other = write_readers_config(tmp_path / "two")
+    code, out, _ = run(capsys, *other, "subscribers", "import", str(exported))
+    assert code == 0
+    assert f"{exported}:4: status 'unsubscribed' in the file: not imported" in out
+    again = {
+        (r["email"], r["name"], r["cadence"], tuple(r["topics"])) for r in listed(capsys, other)
+    }
+    assert again == {
+        ("ana@example.net", "=HYPERLINK(1)", "weekly", ("arts",)),
+        ("ben@example.net", "Ben Novák", "weekly", ("tech", "arts")),
+    }
+
+
+def test_remove_erases_a_reader_keeps_the_editions_counts_and_suppresses_the_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_readers_config(tmp_path)
+    run(capsys, *config, "subscribers", "add", "ana@example.net")
+    run(capsys, *config, "subscribers", "add", "ben@example.org")
+    assert run(capsys, *config, "send-now", "daily")[0] == 0
+    edition = edition_prefix(capsys, config)
+
+    code, out, _ = run(capsys, *config, "subscribers", "remove", "Ana@Example.net")
+    assert code == 0
+    assert "removed ana@example.net: 1 subscription(s) erased, 1 delivery record(s) kept" in out
+    assert [r["email"] for r in listed(capsys, config)] == ["ben@example.org"]
+    code, out, _ = run(capsys, *config, "editions", "show", edition)
+    assert code == 0
+    assert "recipients  2" in out
+    app = build_app(load_config(Path(config[1])), environ={"DIGEST_SECRET_KEY": "x" * 40})
+    [summary] = app.store.list_editions("daily")
+    assert summary.counts[DeliveryStatus.SENT] == 2
+    code, out, _ = run(capsys, *config, "deliveries", edition, "--tsv")
+    assert code == 0
+    assert "ana@example.net" not in out
+    assert [line.split("\t")[:2] for line in out.splitlines()[1:]] == [
+        ["(removed)", "sent"],
+        ["ben@example.org", "sent"],
+    ]
+
+    code, _, err = run(capsys, *config, "subscribers", "add", "ana@example.net")
+    assert code == 1
+    assert "ana@example.net is suppressed (removed on " in err
+    path = tmp_path / "again.csv"
+    path.write_text("email\nANA@example.net\ncy@example.net\n")
+    code, out, _ = run(capsys, *config, "subscribers", "import", str(path))
+    assert code == 0
+    assert f"{path}:2: ana@example.net: suppressed (removed on " in out
+    assert "1 person (1 new, 0 already on the list)" in out
+    code, out, _ = run(capsys, *config, "subscribers", "remove", "dee@example.net")
+    assert code == 0
+    assert out.startswith("dee@example.net was not on the list; suppressed since ")

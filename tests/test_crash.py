@@ -25,11 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from digest.app import build_app
+from digest.app import App, build_app
 from digest.editorial import load_config
 from digest.models import DeliveryStatus, EditionStatus
 from digest.sending import SendPolicy
-from digest.subscriptions import import_csv
+from digest.subscriptions import ImportReport, import_csv
 
 from support.databases import BACKENDS, database_url
 from support.deployment import SECRET_ENV
@@ -71,6 +71,13 @@ def smtpd_in_a_thread() -> Iterator[RecordingServer]:
         thread.join(10)
 
 
+def seed_readers(app: App, emails: list[str]) -> ImportReport:
+    text = "\n".join(emails)
+    return import_csv(
+        app.store, text, ["daily"], app.config.newsletters, datetime.now(UTC), secret=app.secret
+    )
+
+
 def write_config(
     folder: Path,
     *,
@@ -108,9 +115,7 @@ def test_sigkill_during_an_edition_loses_nobody_and_marks_every_duplicate(
         config_path = write_config(tmp_path / "site", smtp_port=smtpd.port, database=url)
         app = build_app(load_config(config_path), environ=SECRET_ENV)
         emails = [f"reader{i:05}@example.net" for i in range(READERS)]
-        now = datetime.now(UTC)
-        report = import_csv(app.store, "\n".join(emails), ["daily"], ["daily"], now)
-        assert report.added == READERS
+        assert seed_readers(app, emails).added == READERS
 
         app.store.close()  # the subprocesses work; this one only reads between kills
         bound = SendPolicy(concurrency=CONCURRENCY).duplicate_bound
@@ -172,7 +177,7 @@ def test_a_signal_mid_edition_records_what_went_out_and_gives_the_rest_back(
         config_path = write_config(tmp_path / "site", smtp_port=smtpd.port, database=url)
         app = build_app(load_config(config_path), environ=SECRET_ENV)
         emails = [f"reader{i:03}@example.net" for i in range(300)]
-        import_csv(app.store, "\n".join(emails), ["daily"], ["daily"], datetime.now(UTC))
+        seed_readers(app, emails)
         app.store.close()
         process = subprocess.Popen(
             [sys.executable, "-m", "digest.cli", "--config", str(config_path), "send-now", "daily"],
@@ -226,7 +231,7 @@ def test_send_now_with_worker_processes_shares_the_edition_without_a_double_send
         )
         app = build_app(load_config(config_path), environ=SECRET_ENV)
         emails = [f"reader{i:03}@example.net" for i in range(400)]
-        import_csv(app.store, "\n".join(emails), ["daily"], ["daily"], datetime.now(UTC))
+        seed_readers(app, emails)
         app.store.close()
         done = subprocess.run(
             [*DIGEST, "--config", str(config_path), "send-now", "daily", "--workers", "3"],

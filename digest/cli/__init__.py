@@ -27,12 +27,18 @@ from digest.cli.editions import cmd_deliveries, cmd_editions
 from digest.cli.editor import cmd_preview, cmd_schedule, cmd_send_test
 from digest.cli.lint import cmd_lint
 from digest.cli.logs import logging_to_stderr
-from digest.cli.readers import cmd_subscribers_add, cmd_subscribers_import, cmd_subscribers_list
+from digest.cli.readers import (
+    cmd_subscribers_add,
+    cmd_subscribers_export,
+    cmd_subscribers_import,
+    cmd_subscribers_list,
+    cmd_subscribers_remove,
+)
 from digest.cli.sending import cmd_send_now, cmd_worker
 from digest.cli.service import cmd_check, cmd_fetch, cmd_migrate, cmd_reload, cmd_run
 from digest.cli.sources import cmd_sources
 from digest.errors import DigestError, UsageError
-from digest.models import DeliveryStatus
+from digest.models import DeliveryStatus, SubscriptionStatus
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -169,9 +175,25 @@ def _parser() -> argparse.ArgumentParser:
     add = command("add", cmd_subscribers_add, parent=subscribers_commands)
     add.add_argument("email", metavar="EMAIL")
     add.add_argument("--newsletter", metavar="N", help="newsletter id (optional if only one)")
-    lister = command("list", cmd_subscribers_list, parent=subscribers_commands)
-    lister.add_argument("--newsletter", metavar="N", help="only this newsletter")
     importer = command("import", cmd_subscribers_import, parent=subscribers_commands)
     importer.add_argument("file", metavar="FILE.csv")
     importer.add_argument("--newsletter", metavar="N", help="for rows without a newsletters column")
+    for sub, whose in ((add, "the reader's"), (importer, "for rows without one:")):
+        sub.add_argument("--cadence", metavar="C", help=f"{whose} cadence (default: the first)")
+        sub.add_argument(
+            "--topics", metavar="A,B", help=f"{whose} topics, comma-separated (default: all)"
+        )
+    lister = command("list", cmd_subscribers_list, parent=subscribers_commands)
+    lister.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    exporter = command("export", cmd_subscribers_export, parent=subscribers_commands)
+    exporter.add_argument("--output", metavar="FILE", help="write to FILE (default: stdout)")
+    for sub in (lister, exporter):
+        sub.add_argument("--newsletter", metavar="N", help="only this newsletter")
+        sub.add_argument(
+            "--status",
+            choices=[status.value for status in SubscriptionStatus],
+            help="only this status",
+        )
+    remove = command("remove", cmd_subscribers_remove, parent=subscribers_commands)
+    remove.add_argument("email", metavar="EMAIL")
     return parser

@@ -1,63 +1,225 @@
-"""`digest subscribers add|list|import`: the reader list."""
+"""`digest subscribers add|list|import|export|remove`: the reader list.
+
+``list`` and ``export`` stream: rows are read from the store a page at a time and written
+as they come, so the first line shows at once and memory stays flat at any size.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
+import json
+import re
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import IO
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
-from rich.table import Table
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from digest import subscriptions
-from digest.cli.common import (
-    app_of,
-    default_newsletter,
-    sole_newsletter,
-)
+from digest import reader_csv, subscriptions
+from digest.app import App
+from digest.cli.common import app_of, default_newsletter, sole_newsletter
 from digest.errors import DigestError
+from digest.models import Subscription, SubscriptionStatus
+from digest.subscriptions import ImportDefaults, ImportReport
+
+EXPORT_COLUMNS = (
+    "email", "name", "newsletter", "status", "cadence", "topics", "subscribed_at", "changed_at"
+)  # fmt: skip
+_FORMULA = re.compile(r"[=+\-@\t\r]")  # what a spreadsheet would run as a formula
 
 
 def cmd_subscribers_add(args: argparse.Namespace, out: Console) -> int:
     """Add a reader to a newsletter (confirmed: you vouch for their consent)."""
     app = app_of(args)
-    newsletter = default_newsletter(app.config, args.newsletter)
-    subscription, changed = subscriptions.add_subscriber(
-        app.store, args.email, newsletter, app.config.newsletters, app.clock()
+    newsletter = app.newsletter(default_newsletter(app.config, args.newsletter))
+    subscription, changed = subscriptions.add_reader(
+        app.store,
+        args.email,
+        newsletter,
+        cadence=args.cadence,
+        topics=_ids(args.topics),
+        secret=app.secret,
+        now=app.clock(),
     )
+    cadence, topics = subscriptions.effective_choices(subscription, newsletter)
     verb = "added" if changed else "already subscribed:"
-    out.print(f"{verb} {subscription.subscriber.email} -> {newsletter}")
+    chosen = f" ({cadence}; topics: {', '.join(topics)})" if topics else f" ({cadence})"
+    out.print(f"{verb} {subscription.subscriber.email} -> {newsletter.id}{chosen}")
     return 0
 
 
 def cmd_subscribers_list(args: argparse.Namespace, out: Console) -> int:
-    """List subscriptions with their status."""
+    """List subscriptions: a table (80 columns), or JSON lines with --json."""
     app = app_of(args)
-    table = Table("email", "newsletter", "status", "since")
-    rows = app.store.list_subscriptions(args.newsletter)
+    rows = _subscriptions(app, args)
+    write = out.file.write
+    count = 0
+    if args.json:
+        for sub in rows:
+            record = dict(zip(EXPORT_COLUMNS, _fields(app, sub), strict=True))
+            write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+        Console(stderr=True, highlight=False).print(f"{count} subscription(s)")
+        return 0
+    zone = ZoneInfo(app.config.site.timezone)
+    newsletters = app.config.newsletters.values()
+    widths = (
+        max([len("newsletter"), *(len(n.id) for n in newsletters)]),
+        len(SubscriptionStatus.UNSUBSCRIBED),
+        max([len("cadence"), *(len(c.id) for n in newsletters for c in n.cadences)]),
+        len("2026-01-01"),
+    )
+    email_width = max(24, 80 - sum(widths) - 2 * len(widths) - len("topics") - 2)
+
+    def line(email: str, *cells: str) -> str:
+        fixed = "  ".join(cell.ljust(width) for cell, width in zip(cells[:-1], widths, strict=True))
+        return f"{email.ljust(email_width)}  {fixed}  {cells[-1]}".rstrip() + "\n"
+
+    write(line("email", "newsletter", "status", "cadence", "since", "topics"))
     for sub in rows:
-        table.add_row(
-            sub.subscriber.email, sub.newsletter_id, str(sub.status), f"{sub.changed_at:%Y-%m-%d}"
-        )
-    out.print(table)
-    out.print(f"{len(rows)} subscription(s)")
+        newsletter = app.config.newsletters.get(sub.newsletter_id)
+        cadence, topics = subscriptions.effective_choices(sub, newsletter)
+        every = newsletter is not None and sub.topics is None
+        shown = "all" if every or not topics else ",".join(topics)
+        since = f"{sub.changed_at.astimezone(zone):%Y-%m-%d}"
+        write(line(sub.subscriber.email, sub.newsletter_id, sub.status, cadence, since, shown))
+        count += 1
+    write(f"{count} subscription(s)\n")
+    return 0
+
+
+def cmd_subscribers_export(args: argparse.Namespace, out: Console) -> int:
+    """Write subscriptions as CSV (to stdout, or --output FILE); `import` reads it back."""
+    app = app_of(args)
+    rows = _subscriptions(app, args)
+    count = 0
+    with _output(args.output, out) as file:
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(EXPORT_COLUMNS)
+        for sub in rows:
+            email, name, *middle, topics, subscribed, changed = _fields(app, sub)
+            name = f"'{name}" if _FORMULA.match(name) else name
+            writer.writerow([email, name, *middle, " ".join(topics), subscribed, changed])
+            count += 1
+    where = f" to {args.output}" if args.output else ""
+    Console(stderr=True, highlight=False).print(f"{count} subscription(s) exported{where}")
     return 0
 
 
 def cmd_subscribers_import(args: argparse.Namespace, out: Console) -> int:
-    """Import readers from a CSV file; bad rows are reported by line, the rest imported."""
+    """Import readers from a CSV file (Mailchimp, Substack, Buttondown, a spreadsheet)."""
     app = app_of(args)
     path = Path(args.file)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DigestError(f"cannot read {path}: {exc}; give a UTF-8 CSV file") from exc
-    defaults = [args.newsletter] if args.newsletter else sole_newsletter(app.config)
-    report = subscriptions.import_csv(
-        app.store, text, defaults, app.config.newsletters, app.clock()
+    layout = reader_csv.scan(path)  # a malformed file is refused before anything is written
+    newsletters = (args.newsletter,) if args.newsletter else tuple(sole_newsletter(app.config))
+    defaults = ImportDefaults(newsletters, args.cadence or None, _ids(args.topics))
+    if args.newsletter:
+        app.newsletter(args.newsletter)  # an unknown id is named before the first row
+    columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=out, transient=True, disable=not out.is_terminal) as bar:
+        task = bar.add_task("import", total=layout.rows)
+        report = subscriptions.import_readers(
+            app.store,
+            reader_csv.read_rows(path, layout),
+            defaults=defaults,
+            newsletters=app.config.newsletters,
+            secret=app.secret,
+            now=app.clock(),
+            progress=lambda done: bar.update(task, completed=done),
+        )
+    _print_import(out, path, report)
+    return 1 if report.errors else 0
+
+
+def cmd_subscribers_remove(args: argparse.Namespace, out: Console) -> int:
+    """Erase a reader (on their request): their subscriptions go, their address is suppressed."""
+    app = app_of(args)
+    email, _ = subscriptions.normalize_address(args.email)
+    removal = subscriptions.remove_reader(app.store, email, secret=app.secret, now=app.clock())
+    since = f"{removal.suppressed_at:%Y-%m-%d}"
+    if not removal.found:
+        out.print(
+            f"{email} was not on the list; suppressed since {since} all the same", soft_wrap=True
+        )
+        return 0
+    out.print(
+        f"removed {email}: {removal.subscriptions} subscription(s) erased,"
+        f" {removal.deliveries} delivery record(s) kept without the address;"
+        f" suppressed since {since} (an import or add of it is refused)",
+        soft_wrap=True,
     )
+    return 0
+
+
+def _ids(given: str | None) -> tuple[str, ...] | None:
+    """``--topics a,b`` as ids (commas, semicolons or spaces between); None if not given."""
+    if given is None:
+        return None
+    return tuple(filter(None, re.split(r"[\s,;]+", given))) or None
+
+
+def _subscriptions(app: App, args: argparse.Namespace) -> Iterator[Subscription]:
+    if args.newsletter:
+        app.newsletter(args.newsletter)  # NotFound naming the ids declared
+    status = SubscriptionStatus(args.status) if args.status else None
+    return app.store.iter_subscriptions(args.newsletter, status)
+
+
+def _fields(app: App, sub: Subscription) -> tuple[str, str, str, str, str, list[str], str, str]:
+    """A subscription in ``EXPORT_COLUMNS`` order: defaults spelled out, times in UTC."""
+    cadence, topics = subscriptions.effective_choices(
+        sub, app.config.newsletters.get(sub.newsletter_id)
+    )
+    return (
+        sub.subscriber.email,
+        sub.subscriber.name,
+        sub.newsletter_id,
+        str(sub.status),
+        cadence,
+        list(topics),
+        _iso(sub.created_at or sub.subscriber.created_at),
+        _iso(sub.changed_at),
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@contextlib.contextmanager
+def _output(given: str | None, out: Console) -> Iterator[IO[str]]:
+    if not given:
+        yield out.file
+        return
+    path = Path(given)
+    try:
+        file = path.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise DigestError(f"cannot write {path}: {exc.strerror}; choose a writable path") from exc
+    with file:
+        yield file
+
+
+def _print_import(out: Console, path: Path, report: ImportReport) -> None:
     for line, message in report.errors:
         out.print(f"{path}:{line}: {message}", style="yellow", soft_wrap=True)
+    for line, email, when in report.suppressed:
+        out.print(
+            f"{path}:{line}: {email}: suppressed (removed on {when:%Y-%m-%d})", soft_wrap=True
+        )
+    for line, message in report.skipped:
+        out.print(f"{path}:{line}: {message}", soft_wrap=True)
+    known = report.people - report.new_people
+    people = "person" if report.people == 1 else "people"
     out.print(
-        f"imported {report.added}, unchanged {report.unchanged}, rejected {len(report.errors)}"
+        f"read {report.rows:,} row(s): {report.people:,} {people} ({report.new_people:,} new,"
+        f" {known:,} already on the list); subscriptions: {report.added:,} added,"
+        f" {report.unchanged:,} unchanged; {len(report.suppressed):,} suppressed,"
+        f" {len(report.skipped):,} skipped, {len(report.errors):,} rejected",
+        soft_wrap=True,
     )
-    return 1 if report.errors else 0

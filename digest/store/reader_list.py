@@ -167,7 +167,7 @@ def remove_subscriber(
         )
     ).one_or_none()
     if reader is None:
-        return Removal(found=False, suppressed_at=since)
+        return Removal(False, since)
     subscriber_id, ascii_email = reader
     left = connection.execute(
         delete(t.subscriptions).where(t.subscriptions.c.subscriber_id == subscriber_id)
@@ -203,4 +203,4 @@ def remove_subscriber(
         .values(subscriber_id=anonymous, email=REMOVED_ADDRESS, message_id="")
     ).rowcount
     connection.execute(delete(t.subscribers).where(t.subscribers.c.id == subscriber_id))
-    return Removal(found=True, subscriptions=left, deliveries=rows, suppressed_at=since)
+    return Removal(True, since, subscriptions=left, deliveries=rows)

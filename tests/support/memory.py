@@ -413,7 +413,7 @@ class MemoryStore:
             since = t.suppressions.setdefault(suppression_key, now)
             subscriber_id = t.emails.pop(email, None)
             if subscriber_id is None:
-                return Removal(found=False, suppressed_at=since)
+                return Removal(False, since)
             reader = t.subscribers.pop(subscriber_id)
             mine = [key for key in t.subscriptions if key[0] == subscriber_id]
             for key in mine:
@@ -445,7 +445,7 @@ class MemoryStore:
                         not_before=None,
                     )
                 edition_rows[anonymous] = row
-            return Removal(True, subscriptions=len(mine), deliveries=rows, suppressed_at=since)
+            return Removal(True, since, subscriptions=len(mine), deliveries=rows)
 
     def get_subscriber(self, subscriber_id: str) -> Subscriber:
         with self._read() as t:
