@@ -129,6 +129,15 @@ class NewsletterConfig:
     catch_up_items: int | None = None  # a new reader's first digest: newest posts (max_items)
     late_after_hours: float = 6.0  # a slot missed by more than this folds into the next
     public: bool = False  # offered on the home page and open to sign-up
+    source_titles: tuple[str, ...] = ()  # each source's title, in the order of source_ids
+
+    def source_label(self, source_id: str) -> str:
+        """What a post of ``source_id`` says it comes from, when there are several sources
+        (its ``title``, else its id); "" for a newsletter of one source."""
+        if len(self.source_ids) < 2:
+            return ""
+        titles = dict(zip(self.source_ids, self.source_titles, strict=False))
+        return titles.get(source_id) or source_id
 
     @property
     def schedule(self) -> ScheduleConfig:

@@ -267,6 +267,7 @@ def newsletter(
         else None,
         late_after_hours=t.number("late_after_hours", 6.0, _HOURS_PER_YEAR),
         public=public is True,
+        source_titles=tuple(sources[sid].title if sid in sources else "" for sid in source_ids),
     )
     _check_subject(t, result)
     return result

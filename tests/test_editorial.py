@@ -697,3 +697,13 @@ def test_every_cadence_is_checked_and_named_by_its_own_table(config_path: Path) 
     good = edit('cron = "0 7 31 2 *"', 'weekly = "mon 07:30"', text)
     loaded = load(config_path, good).newsletters["daily"]
     assert [c.id for c in loaded.cadences] == ["first", "second"]
+
+
+def test_a_newsletter_knows_its_sources_titles_for_the_digest(config_path: Path) -> None:
+    (config_path.parent / "notes").mkdir()
+    text = edit('path = "posts"\n', 'path = "posts"\ntitle = "The Blog"\n')
+    text = edit('sources = ["posts"]', 'sources = ["posts", "notes"]', text)
+    text += '\n[sources.notes]\nkind = "folder"\npath = "notes"\n'
+    daily = load(config_path, text).newsletters["daily"]
+    assert daily.source_titles == ("The Blog", "")
+    assert (daily.source_label("posts"), daily.source_label("notes")) == ("The Blog", "notes")
