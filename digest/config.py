@@ -134,6 +134,15 @@ class NewsletterConfig:
     language: str = "en"  # a language tag: the templates' strings and the dates
     templates: Path | None = None  # the editor's templates, before the shipped ones
     branding: Branding = field(default_factory=Branding)
+    source_titles: tuple[str, ...] = ()  # each source's title, in the order of source_ids
+
+    def source_label(self, source_id: str) -> str:
+        """What a post of ``source_id`` says it comes from, when there are several sources
+        (its ``title``, else its id); "" for a newsletter of one source."""
+        if len(self.source_ids) < 2:
+            return ""
+        titles = dict(zip(self.source_ids, self.source_titles, strict=False))
+        return titles.get(source_id) or source_id
 
     @property
     def schedule(self) -> ScheduleConfig:

@@ -281,6 +281,7 @@ def newsletter(
         language=_language(t),
         templates=_templates(t, base),
         branding=_branding(t),
+        source_titles=tuple(sources[sid].title if sid in sources else "" for sid in source_ids),
     )
     _check_subject(t, result)
     return result

@@ -76,12 +76,16 @@ def _settle_placeholder(rendered: str, marker: str) -> str:
     return rendered.replace(UNSUBSCRIBE_URL, _DEFANGED).replace(marker, UNSUBSCRIBE_URL)
 
 
-def _zone(site: SiteConfig) -> ZoneInfo:
+def _zone(site: SiteConfig, newsletter: NewsletterConfig) -> ZoneInfo:
+    """The newsletter's zone (its default schedule's), else the site's: dates show there."""
+    name, table = newsletter.schedule.timezone, f"newsletters.{newsletter.id}.schedule"
+    if not name:
+        name, table = site.timezone, "site"
     try:
-        return ZoneInfo(site.timezone)
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(
-            f"[site] timezone {site.timezone!r} is not an IANA time zone (e.g. 'Europe/Prague')"
+            f"[{table}] timezone {name!r} is not an IANA time zone (e.g. 'Europe/Prague')"
         ) from exc
 
 
@@ -156,12 +160,13 @@ class Renderer:
     ) -> Rendered:
         """Render ``posts`` (at least one) as edition ``edition_id`` of ``newsletter``.
 
-        Dates show in ``site.timezone``. premailer runs once, here; raises ``ConfigError``
-        when the newsletter's subject template or the site time zone is unusable.
+        Dates show in the newsletter's time zone (its default schedule's, else the site's).
+        premailer runs once, here; raises ``ConfigError`` when the newsletter's subject
+        template or time zone is unusable.
         """
         if not posts:
             raise ValueError(f"edition {edition_id!r} has no posts to render")
-        zone = _zone(site)
+        zone = _zone(site, newsletter)
         safe_posts = list(posts)
         # The template gets a marker no feed can guess; only after the excerpts and lxml
         # have decoded every entity is it turned into the placeholder, and any placeholder a
@@ -173,9 +178,12 @@ class Renderer:
             return long_date(moment, zone)
 
         def byline(post: Post) -> str:
-            """ "By author · date", either part left out when the post has none (an
-            undated feed item shows no made-up date)."""
-            parts = [f"By {post.author}"] if post.author else []
+            """ "Source · By author · date": the source when the newsletter has several,
+            the author and date when the post has them (an undated feed item shows no
+            made-up date)."""
+            parts = [label] if (label := newsletter.source_label(post.source_id)) else []
+            if post.author:
+                parts.append(f"By {post.author}")
             if post.dated:
                 parts.append(format_date(post.published))
             return " · ".join(parts)

@@ -748,3 +748,13 @@ def test_a_newsletters_templates_folder_and_branding_are_read_and_checked(
         message
     )
     assert "logo_width 9000 is out of range" in message
+
+
+def test_a_newsletter_knows_its_sources_titles_for_the_digest(config_path: Path) -> None:
+    (config_path.parent / "notes").mkdir()
+    text = edit('path = "posts"\n', 'path = "posts"\ntitle = "The Blog"\n')
+    text = edit('sources = ["posts"]', 'sources = ["posts", "notes"]', text)
+    text += '\n[sources.notes]\nkind = "folder"\npath = "notes"\n'
+    daily = load(config_path, text).newsletters["daily"]
+    assert daily.source_titles == ("The Blog", "")
+    assert (daily.source_label("posts"), daily.source_label("notes")) == ("The Blog", "notes")

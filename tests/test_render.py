@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from digest.config import ScheduleConfig, one_cadence
 from digest.errors import ConfigError
 from digest.models import Post
 from digest.render import (
@@ -140,20 +141,31 @@ def test_an_entity_encoded_placeholder_is_defanged_too(render: Callable[..., Ren
     assert rendered.html.count(UNSUBSCRIBE_URL) == 1
 
 
-def test_dates_show_in_the_site_time_zone(render: Callable[..., Rendered]) -> None:
+def test_dates_show_in_the_newsletters_time_zone(render: Callable[..., Rendered]) -> None:
     late_utc = datetime(2026, 11, 27, 23, 30, tzinfo=UTC)  # already 28 November in Prague
     prague = render(now=late_utc)
     assert "By Bruce Pannier · 27 November 2026" in prague.html
     assert ">28 November 2026</p>" in prague.html
     assert prague.text.startswith("Transmission Daily\nTransmission · 28 November 2026\n")
-    utc = render(now=late_utc, site=sample_site(timezone="UTC"))
+    in_utc = dataclasses.replace(
+        sample_newsletter(),
+        cadences=one_cadence(ScheduleConfig(kind="daily", timezone="UTC")),
+    )
+    utc = render(now=late_utc, newsletter=in_utc)  # the site stays in Prague
     assert "By Bruce Pannier · 26 November 2026" in utc.html
     assert "By Bruce Pannier · 26 November 2026" in utc.text
+    assert ">27 November 2026</p>" in utc.html
 
 
 def test_unknown_time_zone_is_a_config_error(render: Callable[..., Rendered]) -> None:
-    with pytest.raises(ConfigError, match="Mars/Olympus"):
-        render(site=sample_site(timezone="Mars/Olympus"))
+    on_mars = dataclasses.replace(
+        sample_newsletter(),
+        cadences=one_cadence(ScheduleConfig(kind="daily", timezone="Mars/Olympus")),
+    )
+    with pytest.raises(
+        ConfigError, match=r"newsletters\.daily\.schedule\] timezone 'Mars/Olympus'"
+    ):
+        render(newsletter=on_mars)
 
 
 def test_default_subject(render: Callable[..., Rendered]) -> None:
@@ -300,3 +312,22 @@ def test_the_preheader_is_hidden_without_low_contrast_tricks(
     assert "color" not in style  # text coloured like the background: HTML_FONT_LOW_CONTRAST
     assert "font-size" not in style
     assert "opacity" not in style
+
+
+def test_a_digest_of_several_sources_says_where_each_post_comes_from(
+    render: Callable[..., Rendered],
+) -> None:
+    seed, bare, special = sample_posts()
+    other = dataclasses.replace(special, source_id="bureau")
+    several = dataclasses.replace(
+        sample_newsletter(),
+        source_ids=("transmission", "bureau"),
+        source_titles=("Transmission Blog", ""),
+    )
+    rendered = render([seed, bare, other], newsletter=several)
+    assert ">Transmission Blog · By Bruce Pannier · 27 November 2026</p>" in rendered.html
+    assert ">Transmission Blog · 26 November 2026</p>" in rendered.html
+    assert "\nbureau · By Ed Editor & Co · 25 November 2026\n" in rendered.text  # no title: id
+    single = render([seed])
+    assert "Transmission Blog" not in single.html
+    assert ">By Bruce Pannier · 27 November 2026</p>" in single.html
