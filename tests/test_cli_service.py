@@ -1,4 +1,4 @@
-"""`digest check` and `digest fetch` (digest/cli/service.py) in 80 columns and as JSON."""
+"""`digest check` and `digest fetch` in 80 columns and as JSON; the log of `run` and `worker`."""
 
 from __future__ import annotations
 
