@@ -149,7 +149,9 @@ def _show_edition(app: App, out: Console, edition_id: str, *, as_json: bool) -> 
             Column("updated_at", "last attempt", show=lambda t: display.local_time(t, zone)),
             Column("reply", below=True),
         ]
-        show_listing(out, failures, columns, as_json=False, title="failures (first 20)")
+        show_listing(
+            out, failures, columns, as_json=False, title=f"failures (first {FAILURES_SHOWN})"
+        )
         out.print(f"all of them: digest deliveries {short} --status failed")
     return 0
 
