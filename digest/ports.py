@@ -245,10 +245,10 @@ class Signups(Protocol):
         ``NotFound`` without such a reader."""
         ...
 
-    def purge_pending(self, before: datetime) -> int:
+    def purge_pending(self, before: datetime, *, limits_before: datetime) -> int:
         """Delete the pending subscriptions last asked for before ``before``, their
         unconfirmed consents, and readers left with nothing; returns how many
-        subscriptions went. Rate-limit windows that ended before it go too."""
+        subscriptions went. Rate-limit windows begun before ``limits_before`` go too."""
         ...
 
 

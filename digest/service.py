@@ -60,6 +60,8 @@ async def run_service(
         newsletters=config.newsletters,
         templates_dir=app.templates_dir / "web",
         clock=app.clock,
+        web=config.web,
+        mailer=app.mailer,
     )
     sock = listen(config.web.host, config.web.port)  # a taken port fails now, clearly
     server = asyncio.create_task(serve_on(web, sock, stop))

@@ -926,7 +926,7 @@ def test_pending_signups_expire_with_their_consent_and_lone_readers(
     fresh, _ = signup(store, "fresh@example.org", now + 2 * LATER, "weekly")
     store.take_allowance([Allowance("to:old", 1, timedelta(hours=1))], now)
     store.take_allowance([Allowance("to:fresh", 1, timedelta(hours=1))], now + 2 * LATER)
-    assert store.purge_pending(now + LATER) == 2
+    assert store.purge_pending(now + LATER, limits_before=now + LATER) == 2
     with pytest.raises(NotFound):
         store.get_subscriber(old)
     assert store.find_subscription("old@example.org", "weekly") is None
@@ -936,13 +936,13 @@ def test_pending_signups_expire_with_their_consent_and_lone_readers(
     # The old window went with the purge; the fresh one still counts.
     assert store.take_allowance([Allowance("to:old", 1, timedelta(days=9))], now + LATER)
     assert not store.take_allowance([Allowance("to:fresh", 1, timedelta(days=9))], now + LATER)
-    assert store.purge_pending(now + LATER) == 0
+    assert store.purge_pending(now + LATER, limits_before=now + LATER) == 0
 
 
 def test_asking_again_restarts_a_pending_signups_expiry(store: Store, now: datetime) -> None:
     reader, _ = signup(store, "ana@example.org", now, "weekly")
     signup(store, "ana@example.org", now + 2 * LATER, "weekly")
-    assert store.purge_pending(now + LATER) == 0
+    assert store.purge_pending(now + LATER, limits_before=now + LATER) == 0
     assert statuses(store, reader) == {"weekly": "pending"}
 
 

@@ -4,7 +4,6 @@ RFC 8058 one-click, archive, health check, error pages, headers, and a real uvic
 from __future__ import annotations
 
 import asyncio
-import re
 import warnings
 from collections.abc import Iterator
 from datetime import datetime
@@ -302,20 +301,25 @@ def test_unmigrated_store_gives_503_without_leaking_the_database(
 
 
 # --- pages: headers, escaping, unknown routes ----------------------------------------------
-def test_security_headers_and_nonce_bound_style(client: TestClient, url: str) -> None:
+def test_security_headers_and_the_one_stylesheet(client: TestClient, url: str) -> None:
     response = client.get(url)
     headers = response.headers
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["referrer-policy"] == "no-referrer"
+    assert headers["x-robots-tag"] == "noindex, nofollow"
     assert headers["x-frame-options"] == "DENY"
     csp = headers["content-security-policy"]
     assert "default-src 'none'" in csp
     assert "frame-ancestors 'none'" in csp
+    assert "style-src 'self' https://digest.example.org;" in csp
     assert "script-src" not in csp  # falls back to default-src 'none'
-    nonce = re.search(r"'nonce-([^']+)'", csp)
-    assert nonce is not None
-    assert f'<style nonce="{nonce.group(1)}">' in response.text
-    assert client.get(url).headers["content-security-policy"] != csp  # fresh per response
+    assert '<link rel="stylesheet" href="https://digest.example.org/site.css">' in response.text
+    assert "<style" not in response.text
+    assert "<script" not in response.text
+    css = client.get("/site.css")
+    assert css.status_code == 200
+    assert css.headers["content-type"].startswith("text/css")
+    assert ":focus-visible" in css.text
 
 
 def test_every_answer_carries_the_headers(client: TestClient) -> None:

@@ -167,7 +167,9 @@ def subscriptions_of(connection: Connection, subscriber_id: str) -> list[Subscri
 def consents_of(connection: Connection, subscriber_id: str) -> list[Consent]:
     c = t.consents.c
     rows = connection.execute(
-        select(t.consents).where(c.subscriber_id == subscriber_id).order_by(c.given_at, c.newsletter_id, c.id)
+        select(t.consents)
+        .where(c.subscriber_id == subscriber_id)
+        .order_by(c.given_at, c.newsletter_id, c.id)
     )
     return [
         Consent(
@@ -198,7 +200,7 @@ def change_email(connection: Connection, subscriber_id: str, email: str, ascii_e
         raise NotFound(f"no subscriber with id {subscriber_id!r}")
 
 
-def purge_pending(connection: Connection, before: datetime) -> int:
+def purge_pending(connection: Connection, before: datetime, limits_before: datetime) -> int:
     """See ``Signups.purge_pending``."""
     s, c = t.subscriptions.c, t.consents.c
     stale = connection.execute(
@@ -228,5 +230,5 @@ def purge_pending(connection: Connection, before: datetime) -> int:
                 ~exists().where(c.subscriber_id == sub.id),
             )
         )
-    connection.execute(delete(t.rate_limits).where(t.rate_limits.c.since < before))
+    connection.execute(delete(t.rate_limits).where(t.rate_limits.c.since < limits_before))
     return len(stale)

@@ -279,10 +279,11 @@ class SqlStore:
         with self._transaction() as connection:
             signups.change_email(connection, subscriber_id, email, ascii_email)
 
-    def purge_pending(self, before: datetime) -> int:
+    def purge_pending(self, before: datetime, *, limits_before: datetime) -> int:
         _aware(before, "before")
+        _aware(limits_before, "limits_before")
         with self._transaction() as connection:
-            return signups.purge_pending(connection, before)
+            return signups.purge_pending(connection, before, limits_before)
 
     # --- editions ------------------------------------------------------------------------
 

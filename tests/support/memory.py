@@ -543,8 +543,9 @@ class MemoryStore:
                 if key[0] == subscriber_id:
                     t.subscriptions[key] = replace(subscription, subscriber=moved)
 
-    def purge_pending(self, before: datetime) -> int:
+    def purge_pending(self, before: datetime, *, limits_before: datetime) -> int:
         before = _aware(before, "before")
+        limits_before = _aware(limits_before, "limits_before")
         with self._write() as t:
             stale = [
                 key
@@ -569,7 +570,7 @@ class MemoryStore:
                 del t.emails[t.subscribers.pop(reader).email]
                 t.zones.pop(reader, None)
             for key, (since, _) in list(t.limits.items()):
-                if since < before:
+                if since < limits_before:
                     del t.limits[key]
             return len(stale)
 
