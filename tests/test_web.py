@@ -4,6 +4,7 @@ RFC 8058 one-click, archive, health check, error pages, headers, and a real uvic
 from __future__ import annotations
 
 import asyncio
+import re
 import warnings
 from collections.abc import Iterator
 from datetime import datetime
@@ -418,3 +419,56 @@ def test_links_signed_with_a_previous_key_still_unsubscribe(
         assert status_of(store, reader) is SubscriptionStatus.CONFIRMED
         assert client.post(url, data=ONE_CLICK).status_code == 200
     assert status_of(store, reader) is SubscriptionStatus.UNSUBSCRIBED
+
+
+# --- the result page: unsubscribe from all, resubscribe ---------------------------------------
+def form_of(page: str, action: str) -> dict[str, str]:
+    match = re.search(
+        rf'<form method="post" action="https://digest\.example\.org(/u/[^"]+/{action})">\s*'
+        r'<input type="hidden" name="csrf" value="([^"]+)">',
+        page,
+    )
+    assert match is not None, page
+    return {"path": match.group(1), "csrf": match.group(2)}
+
+
+def test_an_empty_body_post_unsubscribes_with_200_and_no_redirect(
+    client: TestClient, store: SqlStore, reader: Subscription, url: str
+) -> None:
+    response = client.post(url, content=b"")
+    assert response.status_code == 200
+    assert "location" not in response.headers
+    assert status_of(store, reader) is SubscriptionStatus.UNSUBSCRIBED
+
+
+def test_the_result_page_leaves_everything_or_comes_back(
+    client: TestClient, store: SqlStore, reader: Subscription, url: str, now: datetime
+) -> None:
+    subscribe(store, "bob@example.org", now, newsletter="weekly")
+    page = client.post(url).text
+    assert "You still receive weekly." in page
+    assert "/p/" in page  # the preferences link
+    everything = form_of(page, "all")
+    back = form_of(page, "resubscribe")
+    assert client.get(everything["path"]).status_code == 405  # GET never acts
+    refused = client.post(everything["path"], data={"csrf": back["csrf"]})
+    assert refused.status_code == 400  # a value made for the other form
+    (weekly,) = store.list_subscriptions("weekly")
+    assert weekly.status is SubscriptionStatus.CONFIRMED
+
+    left = client.post(everything["path"], data={"csrf": everything["csrf"]})
+    assert left.status_code == 200
+    assert "unsubscribed from everything" in left.text
+    (weekly,) = store.list_subscriptions("weekly")
+    assert weekly.status is SubscriptionStatus.UNSUBSCRIBED
+
+    again = client.post(back["path"], data={"csrf": back["csrf"]})
+    assert again.status_code == 200
+    assert "You're subscribed again" in again.text
+    assert status_of(store, reader) is SubscriptionStatus.CONFIRMED
+    (weekly,) = store.list_subscriptions("weekly")
+    assert weekly.status is SubscriptionStatus.UNSUBSCRIBED  # only the link's newsletter
+    (consent,) = store.consents_of(reader.subscriber.id)
+    assert consent.source == "resubscribe button of the unsubscribe page"
+    assert consent.confirmed_at == now
+    assert client.post(back["path"], data={"csrf": back["csrf"]}).status_code == 200  # idempotent
