@@ -8,15 +8,26 @@ chooses there takes effect at once, with a consent record for every newsletter t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from digest import links
 from digest.config import NewsletterConfig, SiteConfig
+from digest.confirmations import ConfirmationMail, address_wording
 from digest.models import Consent, Subscription, SubscriptionStatus
-from digest.ports import Store
-from digest.signup import consent_text, public_newsletters
+from digest.ports import Mailer, Store
+from digest.signup import (
+    SignupRules,
+    allowances,
+    consent_text,
+    public_newsletters,
+    send_confirmation,
+)
+from digest.subscriptions import normalize_address
+from digest.tokens import Keys, address_token
 
 log = logging.getLogger("digest.preferences")
 
@@ -98,3 +109,100 @@ def _choice(newsletter: NewsletterConfig, subscription: Subscription | None) -> 
         newsletter.cadence(subscription.cadence).id,
         chosen,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """What the reader asked for on the preference page, for one newsletter."""
+
+    receive: bool
+    cadence: str | None = None  # a cadence id offered by the newsletter; None: the default
+    topics: tuple[str, ...] | None = None  # topic ids; None: every topic
+
+
+def save(
+    store: Store,
+    site: SiteConfig,
+    newsletters: Mapping[str, NewsletterConfig],
+    subscriber_id: str,
+    wanted: Mapping[str, Wanted],
+    *,
+    client: str,
+    now: datetime,
+) -> None:
+    """Apply the preference page: join, leave, and store each newsletter's cadence and
+    topics (ids it does not offer are dropped). Newsletters not in ``wanted`` are left
+    as they are."""
+    current = {c.newsletter.id: c for c in choices(store, newsletters, subscriber_id)}
+    joining = [current[i].newsletter for i, w in wanted.items() if i in current and w.receive]
+    join(
+        store,
+        site,
+        subscriber_id,
+        [n for n in joining if not current[n.id].subscribed],
+        source="preference page",
+        client=client,
+        now=now,
+    )
+    after = {s.newsletter_id: s.status for s in store.subscriptions_of(subscriber_id)}
+    for newsletter_id, want in wanted.items():
+        choice = current.get(newsletter_id)
+        if choice is None:
+            continue
+        if not want.receive:
+            if choice.subscribed:
+                store.set_subscription_status(subscriber_id, newsletter_id, LEFT, now)
+            continue
+        newsletter = choice.newsletter
+        cadences = {c.id for c in newsletter.cadences}
+        cadence = want.cadence if want.cadence in cadences and len(cadences) > 1 else None
+        offered = [t.id for t in newsletter.topics]
+        topics = None
+        if want.topics is not None and offered:
+            picked = [t for t in offered if t in want.topics]
+            topics = None if len(picked) == len(offered) else picked
+        if after.get(newsletter_id) in KEPT:
+            store.set_preferences(
+                subscriber_id, newsletter_id, cadence=cadence, topics=topics, now=now
+            )
+
+
+async def ask_address_change(
+    store: Store,
+    mailer: Mailer,
+    mail: ConfirmationMail,
+    site: SiteConfig,
+    keys: Keys,
+    rules: SignupRules,
+    subscriber_id: str,
+    new_email: tuple[str, str],
+    *,
+    client: str,
+    now: datetime,
+) -> bool:
+    """Mail the link that moves the reader to ``new_email`` (normalized, ASCII form) to that
+    address, within the same limits as every confirmation. True if it went out; the old
+    address keeps receiving until the link is used."""
+    email, ascii_email = new_email
+    if not await asyncio.to_thread(
+        store.take_allowance, allowances(keys, rules, email, client), now
+    ):
+        log.info("change of address over a limit: nothing sent")
+        return False
+    letter = mail.letter(
+        site,
+        address_wording(site),
+        url=links.address_url(site, address_token(keys, subscriber_id, email, now)),
+        recipient=ascii_email,
+        lasts=rules.pending_for,
+        now=now,
+    )
+    return await send_confirmation(mailer, letter)
+
+
+def move_address(store: Store, subscriber_id: str, new_email: str) -> None:
+    """The link at the new address was used: the reader receives there from now on.
+    ``AlreadyExists`` when another reader has that address."""
+    email, ascii_email = normalize_address(new_email)
+    store.change_email(subscriber_id, email, ascii_email)
+    log.info("%s moved to a new address", subscriber_id)

@@ -4,7 +4,6 @@ confirmation link, the limits that stop a form being used to mail-bomb someone, 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,23 +14,11 @@ from digest.models import SubscriptionStatus
 from digest.store import SqlStore
 from digest.tokens import confirm_token, unsubscribe_token
 
-from support.databases import migrated_engine
 from support.edition import sample_site
 from support.records import subscribe
-from support.webapp import SECRET, Clock, Web, running_web
+from support.webapp import SECRET, Clock, Web, running_web, store, web
 
 ANA = "ana@example.net"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    with migrated_engine("sqlite", tmp_path) as engine:
-        yield SqlStore(engine)
-
-
-@pytest.fixture
-def web(store: SqlStore, now: datetime, tmp_path: Path) -> Iterator[Web]:
-    yield from running_web(store, Clock(now), tmp_path / "outbox")
 
 
 def post(web: Web, email: str = ANA, *newsletters: str, **fields: str):  # type: ignore[no-untyped-def]
@@ -188,14 +175,14 @@ def test_the_address_window_opens_again_after_it_ends(web: Web, now: datetime) -
 def test_a_client_and_the_site_have_their_own_limits(
     store: SqlStore, now: datetime, tmp_path: Path, rule: dict[str, int]
 ) -> None:
-    for web in running_web(store, Clock(now), tmp_path / "outbox", **rule):
+    for limited in running_web(store, Clock(now), tmp_path / "outbox", **rule):
         for number in range(5):
-            post(web, f"r{number}@example.net")
-        assert len(web.messages()) == 3
+            post(limited, f"r{number}@example.net")
+        assert len(limited.messages()) == 3
         assert len(store.list_subscriptions()) == 3
-        web.clock.now = now + timedelta(hours=1)
-        post(web, "later@example.net")
-        assert len(web.messages()) == 4
+        limited.clock.now = now + timedelta(hours=1)
+        post(limited, "later@example.net")
+        assert len(limited.messages()) == 4
 
 
 def test_the_honeypot_takes_robots_nowhere(web: Web, store: SqlStore) -> None:
@@ -297,3 +284,6 @@ def test_unconfirmed_signups_expire(web: Web, store: SqlStore, now: datetime) ->
     assert signup.purge_expired(store, rules, now + timedelta(days=6)) == 0
     assert signup.purge_expired(store, rules, now + timedelta(days=7, seconds=1)) == 1
     assert store.list_subscriptions() == []
+
+
+__all__ = ["store", "web"]  # fixtures

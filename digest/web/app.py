@@ -28,6 +28,7 @@ from digest.tokens import Keys
 from digest.web.archive import ArchivePages
 from digest.web.headers import SecurityHeaders, add_security_headers
 from digest.web.pages import FormRefused, Pages, in_thread
+from digest.web.preferences import PreferencePages
 from digest.web.signup import SignupPages
 from digest.web.unsubscribe import UnsubscribePages
 
@@ -143,6 +144,7 @@ def create_web_app(
     routes = [
         *SignupPages(pages).routes(),
         *UnsubscribePages(pages).routes(),
+        *PreferencePages(pages).routes(),
         *ArchivePages(pages).routes(),
         Route(links.HEALTH, handlers.healthz, methods=["GET"]),
     ]

@@ -39,6 +39,8 @@ TEMPLATES = (
     "confirmed.html",
     "unsubscribe.html",
     "unsubscribed.html",
+    "preferences.html",
+    "address.html",
 )
 STYLESHEET = "site.css"
 CSRF_FIELD = "csrf"

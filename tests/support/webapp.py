@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage
@@ -13,15 +13,17 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
+import pytest
 from starlette.applications import Starlette
 from starlette.exceptions import StarletteDeprecationWarning
 
-from digest.config import NewsletterConfig, WebConfig
+from digest.config import CadenceConfig, NewsletterConfig, ScheduleConfig, TopicConfig, WebConfig
 from digest.delivery import OutboxMailer
 from digest.store import SqlStore
 from digest.tokens import Keys
 from digest.web import create_web_app
 
+from support.databases import migrated_engine
 from support.edition import sample_newsletter, sample_site
 
 # Starlette 1.10's TestClient wants the httpx2 package and warns once, on import, when it
@@ -46,14 +48,24 @@ class Clock:
 
 
 def newsletters() -> dict[str, NewsletterConfig]:
-    """Two public newsletters and a private one."""
+    """Two public newsletters (the weekly one with topics and two cadences) and a private one."""
+    weekly = sample_newsletter(
+        id="weekly", title="Transmission Weekly", description="The week's analysis."
+    )
+    zone = "Europe/Prague"
     return {
         "daily": sample_newsletter(public=True),  # type: ignore[arg-type]
-        "weekly": sample_newsletter(
-            id="weekly",
-            title="Transmission Weekly",
-            description="The week's analysis.",
-            public=True,  # type: ignore[arg-type]
+        "weekly": replace(
+            weekly,
+            public=True,
+            cadences=(
+                CadenceConfig("weekly", "Every Monday", ScheduleConfig("weekly", zone)),
+                CadenceConfig("monthly", "Once a month", ScheduleConfig("monthly", zone)),
+            ),
+            topics=(
+                TopicConfig("asia", "Central Asia", ("asia",)),
+                TopicConfig("europe", "Europe", ("europe",)),
+            ),
         ),
         "staff": sample_newsletter(id="staff", title="Staff Notes", description="Internal."),
     }
@@ -106,6 +118,19 @@ def web_app(
         web=WebConfig(**rules),
         mailer=lambda: mailer,
     )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    """A migrated SQLite store (import this fixture with ``web``)."""
+    with migrated_engine("sqlite", tmp_path) as engine:
+        yield SqlStore(engine)
+
+
+@pytest.fixture
+def web(store: SqlStore, now: datetime, tmp_path: Path) -> Iterator[Web]:
+    """The web app on ``store``, its clock at ``now``, its mail in an outbox."""
+    yield from running_web(store, Clock(now), tmp_path / "outbox")
 
 
 def running_web(store: SqlStore, clock: Clock, outbox: Path, **rules: Any) -> Iterator[Web]:
