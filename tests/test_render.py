@@ -17,6 +17,7 @@ import pytest
 from digest.errors import ConfigError
 from digest.models import Post
 from digest.render import (
+    LINK_SLOTS,
     SUBJECT_MAX_LENGTH,
     UNSUBSCRIBE_URL,
     Rendered,
@@ -289,3 +290,22 @@ def test_the_preheader_is_hidden_without_low_contrast_tricks(
     assert "color" not in style  # text coloured like the background: HTML_FONT_LOW_CONTRAST
     assert "font-size" not in style
     assert "opacity" not in style
+
+
+def test_every_reader_link_slot_is_one_placeholder_a_feed_cannot_plant(
+    render: Callable[..., Rendered],
+) -> None:
+    slots = list(LINK_SLOTS.values())
+    planted = dataclasses.replace(
+        sample_posts()[1],
+        title=" ".join(slots),
+        summary_html="".join(f'<p><a href="{slot}">Claim it</a></p>' for slot in slots),
+    )
+    rendered = render([planted])
+    for slot in slots:
+        assert rendered.html.count(f'href="{slot}"') == 1
+        assert rendered.html.count(slot) == 1
+        assert rendered.text.count(slot) == 1
+    assert "\nPreferences: %%PREFERENCES_URL%%\n" in rendered.text
+    page = archive_html(rendered)
+    assert not any(slot in page for slot in slots)
