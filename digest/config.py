@@ -194,10 +194,16 @@ class DeliveryConfig:
 
 @dataclass(frozen=True, slots=True)
 class WebConfig:
-    """``[web]``: where `digest run` serves the unsubscribe and archive pages."""
+    """``[web]``: where `digest run` serves its pages, and the rules of sign-up."""
 
     host: str = "127.0.0.1"
     port: int = 8000
+    confirm_window_hours: float = 24.0  # at most one confirmation email per address per window
+    confirmations_per_client_hour: int = 10  # per client IP address, every path together
+    confirmations_per_hour: int = 500  # for the whole site
+    pending_expiry_hours: float = 168.0  # an unconfirmed sign-up (and its link) lasts this long
+    honeypot: bool = True  # a hidden form field that only robots fill in
+    archive_page_size: int = 20  # editions per archive page
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,9 +31,9 @@ from digest.models import (
 )
 from digest.planning import plan_edition
 from digest.ports import Clock, Due, Ledger, Mailer, Store
-from digest.render import UNSUBSCRIBE_URL, Renderer
+from digest.render import PREFERENCES_URL, UNSUBSCRIBE_URL, Renderer
 from digest.sending import LetterFor, Sender, SendPolicy, SendRun
-from digest.tokens import unsubscribe_token
+from digest.tokens import preferences_token, unsubscribe_token
 
 NO_READERS = "no confirmed subscribers: nothing sent, posts kept for the next edition"
 OPEN_ATTEMPTS = 5  # selections made again when posts arrived while opening
@@ -49,7 +49,11 @@ def letter_template(
 ) -> LetterTemplate:
     """The edition's per-reader template (built once per edition, or per variant)."""
     return LetterTemplate.build(
-        rendered, site, newsletter, slots=[UNSUBSCRIBE_URL], unsubscribe_slot=UNSUBSCRIBE_URL
+        rendered,
+        site,
+        newsletter,
+        slots=[UNSUBSCRIBE_URL, PREFERENCES_URL],
+        unsubscribe_slot=UNSUBSCRIBE_URL,
     )
 
 
@@ -57,14 +61,16 @@ def letters_for(
     templates: Mapping[int, LetterTemplate], site: SiteConfig, newsletter_id: str, secret: bytes
 ) -> LetterFor:
     """Each claimed row's letter: its variant's template with its recipient, Message-ID and
-    signed links filled in."""
+    signed links (unsubscribe from this newsletter, the preference center) filled in."""
 
     def letter(row: ClaimedRow, now: datetime) -> Letter:
-        url = unsubscribe_url(site, secret, row.subscriber_id, newsletter_id)
+        reader = row.subscriber_id
+        urls = {
+            UNSUBSCRIBE_URL: unsubscribe_url(site, secret, reader, newsletter_id),
+            PREFERENCES_URL: links.preferences_url(site, preferences_token(secret, reader)),
+        }
         template = templates.get(row.variant) or templates[0]
-        return template.letter(
-            recipient=row.email, message_id=row.message_id, links={UNSUBSCRIBE_URL: url}, now=now
-        )
+        return template.letter(recipient=row.email, message_id=row.message_id, links=urls, now=now)
 
     return letter
 

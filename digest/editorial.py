@@ -110,6 +110,20 @@ def _site(root: ConfigTable) -> SiteConfig:
     )
 
 
+def _web(root: ConfigTable) -> WebConfig:
+    t = root.table("web", tuple(f.name for f in fields(WebConfig)))
+    return WebConfig(
+        host=t.string("host", "127.0.0.1"),
+        port=t.integer("port", 8000, 1, 65535),
+        confirm_window_hours=t.number("confirm_window_hours", 24.0, 24.0 * 365),
+        confirmations_per_client_hour=t.integer("confirmations_per_client_hour", 10, 1),
+        confirmations_per_hour=t.integer("confirmations_per_hour", 500, 1),
+        pending_expiry_hours=t.number("pending_expiry_hours", 168.0, 24.0 * 365),
+        honeypot=t.boolean("honeypot", True),
+        archive_page_size=t.integer("archive_page_size", 20, 1, 200),
+    )
+
+
 def _database_url(t: ConfigTable, base: Path, data_dir: Path) -> str:
     url = t.string("database_url", "")
     if not url:
@@ -269,8 +283,7 @@ def load_config(path: Path) -> Config:
     storage = root.table("storage", ("data_dir", "database_url"))
     data_dir = storage.path("data_dir", base, (base / "var").resolve())
     database_url = _database_url(storage, base, data_dir)
-    web_t = root.table("web", ("host", "port"))
-    web = WebConfig(web_t.string("host", "127.0.0.1"), web_t.integer("port", 8000, 1, 65535))
+    web = _web(root)
     delivery = _delivery(root, base, data_dir)
 
     sources: dict[str, SourceConfig] = {}

@@ -10,7 +10,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r")
 
@@ -407,3 +407,30 @@ class EditionSummary:
     @property
     def recipients(self) -> int:
         return sum(self.counts.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """What a reader agreed to, when and how: the record of one sign-up (double opt-in).
+
+    ``source`` names the page or endpoint the request came through (and the other site's
+    origin, for a form on another website); ``text`` is exactly what the reader was shown;
+    ``confirmed_at`` is when the link in the confirmation email was used (None: not yet).
+    """
+
+    newsletter_id: str
+    given_at: datetime
+    source: str
+    ip: str
+    text: str
+    confirmed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """A rate limit the store keeps for every process: at most ``limit`` uses of ``key``
+    in a ``window`` that starts at the first use."""
+
+    key: str
+    limit: int
+    window: timedelta

@@ -20,8 +20,10 @@ from typing import Protocol, runtime_checkable
 
 from digest.models import (
     Added,
+    Allowance,
     CadenceReaders,
     Claimed,
+    Consent,
     Delivery,
     DeliveryStatus,
     Draft,
@@ -229,6 +231,62 @@ class Readers(Protocol):
         ...
 
 
+class Signups(Protocol):
+    """Sign-up through the web: consent records, confirmation, rate limits, expiry."""
+
+    def take_allowance(self, allowances: Sequence[Allowance], now: datetime) -> bool:
+        """Use each of ``allowances`` once, if none is used up; False (using none) if one is.
+
+        A key's window starts at its first use and restarts at the first use after it
+        ended. Shared by every process on the database: two racing calls cannot both
+        take a key's last use.
+        """
+        ...
+
+    def record_signup(
+        self,
+        *,
+        email: str,
+        ascii_email: str,
+        consents: Sequence[Consent],
+        confirmed: bool,
+        now: datetime,
+    ) -> tuple[str, list[str]]:
+        """Record a reader's sign-up to each consent's newsletter, in one transaction.
+
+        Creates the subscriber if the address is new. A missing, pending or unsubscribed
+        subscription becomes ``pending`` (``confirmed`` with ``confirmed=True``: the reader
+        proved the address already) and its consent is recorded; a confirmed or bounced
+        one is left alone and records nothing. Returns the subscriber id and the
+        newsletter ids whose subscription this call made pending (or confirmed).
+        """
+        ...
+
+    def confirm_signup(self, subscriber_id: str, now: datetime) -> list[str]:
+        """Confirm every pending subscription of the reader and date their consents;
+        returns those newsletter ids (none: nothing was pending, or no such reader)."""
+        ...
+
+    def subscriptions_of(self, subscriber_id: str) -> list[Subscription]:
+        """The reader's subscriptions, by newsletter id (empty for an unknown reader)."""
+        ...
+
+    def consents_of(self, subscriber_id: str) -> list[Consent]:
+        """The reader's consent records, oldest first (then by newsletter id)."""
+        ...
+
+    def change_email(self, subscriber_id: str, email: str, ascii_email: str) -> None:
+        """Give the reader a new address. ``AlreadyExists`` if another reader has it,
+        ``NotFound`` without such a reader."""
+        ...
+
+    def purge_pending(self, before: datetime, *, limits_before: datetime) -> int:
+        """Delete the pending subscriptions last asked for before ``before``, their
+        unconfirmed consents, and readers left with nothing; returns how many
+        subscriptions went. Rate-limit windows begun before ``limits_before`` go too."""
+        ...
+
+
 class EditionStore(Protocol):
     """Editions, their archived renderings, and the ledger as operators see it."""
 
@@ -355,7 +413,7 @@ class SyncLedger(Protocol):
         ...
 
 
-class Store(PostStore, Readers, EditionStore, SyncLedger, Protocol):
+class Store(PostStore, Readers, Signups, EditionStore, SyncLedger, Protocol):
     """Everything durable, synchronously: what ``SqlStore`` and the test memory store are."""
 
     def close(self) -> None:

@@ -1,8 +1,9 @@
 """Render an edition once: subject, HTML part with inlined CSS, and plain-text part.
 
-The result holds placeholders (:data:`UNSUBSCRIBE_URL`) instead of per-reader links, so
-the expensive work (Jinja2, premailer) happens once per edition and :func:`personalize`
-only replaces strings per subscriber.
+The result holds placeholders (the named per-reader link slots of :data:`LINK_SLOTS`:
+:data:`UNSUBSCRIBE_URL`, :data:`PREFERENCES_URL`) instead of per-reader links, so the
+expensive work (Jinja2, premailer) happens once per edition and each reader's letter only
+fills them in.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 
+from digest import links
 from digest.branding import brand_css
 from digest.config import NewsletterConfig, SiteConfig
 from digest.errors import ConfigError
@@ -39,10 +40,10 @@ os.environ.setdefault("PREMAILER_CACHE_MAXSIZE", str(PREMAILER_CACHE_MAXSIZE))
 import premailer  # noqa: E402
 
 UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
-# What a placeholder in feed content becomes, so that no feed can plant a reader's link
-# (visible on purpose: header cleaning would remove an invisible separator again).
-_DEFANGED = "%%UNSUBSCRIBE URL%%"
-_ARCHIVE_UNSUBSCRIBE = "#"
+PREFERENCES_URL = "%%PREFERENCES_URL%%"
+# The templates' per-reader link variables and the placeholder each becomes.
+LINK_SLOTS = {"unsubscribe_url": UNSUBSCRIBE_URL, "preferences_url": PREFERENCES_URL}
+_ARCHIVE_LINK = "#"  # what a reader's link is in the public archive
 SUBJECT_MAX_LENGTH = 150
 _PREHEADER_MAX_LENGTH = 140
 _MONTHS = (
@@ -63,7 +64,7 @@ _MONTHS = (
 
 def edition_url(site: SiteConfig, edition_id: str) -> str:
     """The public "view in browser" address of an edition."""
-    return f"{site.base_url.rstrip('/')}/e/{quote(edition_id, safe='')}"
+    return links.edition_url(site, edition_id)
 
 
 def long_date(moment: datetime, zone: ZoneInfo) -> str:
@@ -72,8 +73,15 @@ def long_date(moment: datetime, zone: ZoneInfo) -> str:
     return f"{local.day} {_MONTHS[local.month - 1]} {local.year}"
 
 
-def _settle_placeholder(rendered: str, marker: str) -> str:
-    return rendered.replace(UNSUBSCRIBE_URL, _DEFANGED).replace(marker, UNSUBSCRIBE_URL)
+def _settle_placeholders(rendered: str, markers: dict[str, str]) -> str:
+    # A placeholder in feed content is defanged first ("%%UNSUBSCRIBE URL%%": visible on
+    # purpose, header cleaning would remove an invisible separator again), so that no feed
+    # can plant a reader's link; then the template's own markers become placeholders.
+    for slot in LINK_SLOTS.values():
+        rendered = rendered.replace(slot, slot.replace("_", " "))
+    for variable, marker in markers.items():
+        rendered = rendered.replace(marker, LINK_SLOTS[variable])
+    return rendered
 
 
 def _zone(site: SiteConfig, newsletter: NewsletterConfig) -> ZoneInfo:
@@ -168,10 +176,10 @@ class Renderer:
             raise ValueError(f"edition {edition_id!r} has no posts to render")
         zone = _zone(site, newsletter)
         safe_posts = list(posts)
-        # The template gets a marker no feed can guess; only after the excerpts and lxml
-        # have decoded every entity is it turned into the placeholder, and any placeholder a
-        # feed spelled out (even as entities) is defanged first.
-        marker = f"%%UNSUBSCRIBE_{secrets.token_hex(8)}%%"
+        # The template gets markers no feed can guess; only after the excerpts and lxml
+        # have decoded every entity are they turned into the placeholders, and any
+        # placeholder a feed spelled out (even as entities) is defanged first.
+        markers = {variable: f"%%LINK_{secrets.token_hex(8)}%%" for variable in LINK_SLOTS}
         subject = self._subject(newsletter, safe_posts)
 
         def format_date(moment: datetime) -> str:
@@ -197,7 +205,7 @@ class Renderer:
             "format_date": format_date,
             "byline": byline,
             "image_width": lambda post: display_width(post.image_width),
-            "unsubscribe_url": marker,
+            **markers,
             "archive_url": edition_url(site, edition_id),
             "branding": newsletter.branding,
         }
@@ -214,8 +222,8 @@ class Renderer:
         stylesheet = templates.css + brand_css(newsletter.branding)
         return Rendered(
             subject=subject,
-            html=_settle_placeholder(self._inline_css(document, stylesheet), marker),
-            text=_settle_placeholder(_tidy(text), marker),
+            html=_settle_placeholders(self._inline_css(document, stylesheet), markers),
+            text=_settle_placeholders(_tidy(text), markers),
         )
 
     def _subject(self, newsletter: NewsletterConfig, posts: Sequence[Post]) -> str:
@@ -253,14 +261,21 @@ def _tidy(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def personalize(rendered: Rendered, *, unsubscribe_url: str) -> tuple[str, str]:
-    """``(html, text)`` of ``rendered`` for one reader: the URL escaped in HTML, raw in text."""
-    return (
-        rendered.html.replace(UNSUBSCRIBE_URL, html.escape(unsubscribe_url, quote=True)),
-        rendered.text.replace(UNSUBSCRIBE_URL, unsubscribe_url),
-    )
+def personalize(
+    rendered: Rendered, *, unsubscribe_url: str, preferences_url: str = _ARCHIVE_LINK
+) -> tuple[str, str]:
+    """``(html, text)`` of ``rendered`` for one reader: the URLs escaped in HTML, raw in text."""
+    urls = {UNSUBSCRIBE_URL: unsubscribe_url, PREFERENCES_URL: preferences_url}
+    page, text = rendered.html, rendered.text
+    for slot, url in urls.items():
+        page = page.replace(slot, html.escape(url, quote=True))
+        text = text.replace(slot, url)
+    return page, text
 
 
 def archive_html(rendered: Rendered) -> str:
-    """The public "view in browser" page: no reader's link in it (unsubscribe points to "#")."""
-    return rendered.html.replace(UNSUBSCRIBE_URL, _ARCHIVE_UNSUBSCRIBE)
+    """The public "view in browser" page: no reader's link in it (each points to "#")."""
+    page = rendered.html
+    for slot in LINK_SLOTS.values():
+        page = page.replace(slot, _ARCHIVE_LINK)
+    return page

@@ -2,9 +2,10 @@
 
 On start it fetches every source once, resumes editions a crash or a transport fault
 left unfinished, then lets the scheduler fire. Every ``RESUME_EVERY`` it retries
-deferred deliveries and paused editions. When ``stop`` is set (SIGTERM, Ctrl-C) every
-send in progress stops claiming, lets its in-flight messages finish and records them,
-and gives its unsent rows back before the process exits.
+deferred deliveries and paused editions, and forgets sign-ups never confirmed. When
+``stop`` is set (SIGTERM, Ctrl-C) every send in progress stops claiming, lets its
+in-flight messages finish and records them, and gives its unsent rows back before the
+process exits.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from digest.config import Config
 from digest.errors import DigestError
 from digest.ports import Due
 from digest.scheduler import DigestScheduler
+from digest.signup import SignupRules, purge_expired
 from digest.store import masked
 from digest.web import create_web_app, listen, reconfigure_web, serve_on
 
@@ -61,6 +63,8 @@ async def run_service(
         newsletters=config.newsletters,
         templates_dir=app.templates_dir / "web",
         clock=app.clock,
+        web=config.web,
+        mailer=app.mailer,
     )
     sock = listen(config.web.host, config.web.port)  # a taken port fails now, clearly
     server = asyncio.create_task(serve_on(web, sock, stop))
@@ -206,6 +210,12 @@ async def _resume(app: App, stop: asyncio.Event) -> None:
         )
 
 
+async def forget_expired_signups(app: App) -> int:
+    """Purge the sign-ups left unconfirmed past ``[web] pending_expiry_hours``."""
+    rules = SignupRules.of(app.config.web)
+    return await asyncio.to_thread(purge_expired, app.store, rules, app.clock())
+
+
 async def _resume_forever(app: App, stop: asyncio.Event) -> None:
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -213,6 +223,7 @@ async def _resume_forever(app: App, stop: asyncio.Event) -> None:
         if not stop.is_set():
             try:
                 await _resume(app, stop)
+                await forget_expired_signups(app)
             except DigestError as exc:
                 log.error("resuming unfinished editions failed: %s", exc)
             except Exception:  # one failed pass must not end the loop

@@ -16,7 +16,7 @@ from digest.errors import ConfigError
 from digest.letters import qp_encode, qp_slot
 from digest.message import build_message
 from digest.models import Rendered
-from digest.render import UNSUBSCRIBE_URL, Renderer, personalize
+from digest.render import PREFERENCES_URL, UNSUBSCRIBE_URL, Renderer, personalize
 
 from support.edition import sample_newsletter, sample_posts, sample_site
 from support.golden import assert_golden
@@ -28,6 +28,7 @@ URLS = [
     "https://digest.example.org/u/a=b&c=d" + "=x" * 40,  # "=" and "&": encoded, escaped
     "https://digest.example.org/u/." + "y" * 200,
 ]
+PREFS = "https://digest.example.org/p/eyJwcmVmcyI6MX0.c2lnbmF0dXJl"
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def rendered(site: SiteConfig, now: datetime) -> Rendered:
 def reference(
     rendered: Rendered, site: SiteConfig, recipient: str, url: str, now: datetime
 ) -> bytes:
-    html, text = personalize(rendered, unsubscribe_url=url)
+    html, text = personalize(rendered, unsubscribe_url=url, preferences_url=PREFS)
     return build_message(
         subject=rendered.subject,
         html=html,
@@ -74,7 +75,10 @@ def test_a_letter_parses_equal_to_the_emailmessage_path(
     rendered: Rendered, site: SiteConfig, now: datetime, url: str, recipient: str
 ) -> None:
     letter = letter_template(rendered, site, sample_newsletter()).letter(
-        recipient=recipient, message_id="<m1@example.org>", links={UNSUBSCRIBE_URL: url}, now=now
+        recipient=recipient,
+        message_id="<m1@example.org>",
+        links={UNSUBSCRIBE_URL: url, PREFERENCES_URL: PREFS},
+        now=now,
     )
     assert parsed(letter.message) == parsed(reference(rendered, site, recipient, url, now))
     assert (letter.sender, letter.recipient, letter.wire_ready) == (
@@ -93,7 +97,7 @@ def test_letters_are_ready_for_smtp_data_as_they_are(
             .letter(
                 recipient="a@b.example",
                 message_id="<m@x.org>",
-                links={UNSUBSCRIBE_URL: url},
+                links={UNSUBSCRIBE_URL: url, PREFERENCES_URL: PREFS},
                 now=now,
             )
             .message
@@ -114,7 +118,7 @@ def test_the_wire_bytes_match_the_golden_letter(
     letter = letter_template(rendered, site, sample_newsletter()).letter(
         recipient="ana@example.net",
         message_id="<m1@example.org>",
-        links={UNSUBSCRIBE_URL: URLS[1]},
+        links={UNSUBSCRIBE_URL: URLS[1], PREFERENCES_URL: PREFS},
         now=now,
     )
     assert_golden("letter.eml", letter.message.decode("ascii"))
@@ -159,13 +163,13 @@ def test_an_unusable_link_is_refused_per_letter(
         built.letter(
             recipient="a@b.example",
             message_id="<m@x.org>",
-            links={UNSUBSCRIBE_URL: "javascript:alert(1)"},
+            links={UNSUBSCRIBE_URL: "javascript:alert(1)", PREFERENCES_URL: PREFS},
             now=now,
         )
     with pytest.raises(ValueError, match="Message-ID"):
         built.letter(
             recipient="a@b.example",
             message_id="no-brackets",
-            links={UNSUBSCRIBE_URL: URLS[0]},
+            links={UNSUBSCRIBE_URL: URLS[0], PREFERENCES_URL: PREFS},
             now=now,
         )

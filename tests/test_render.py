@@ -18,6 +18,7 @@ from digest.config import ScheduleConfig, one_cadence
 from digest.errors import ConfigError
 from digest.models import Post
 from digest.render import (
+    LINK_SLOTS,
     SUBJECT_MAX_LENGTH,
     UNSUBSCRIBE_URL,
     Rendered,
@@ -331,3 +332,22 @@ def test_a_digest_of_several_sources_says_where_each_post_comes_from(
     single = render([seed])
     assert "Transmission Blog" not in single.html
     assert ">By Bruce Pannier · 27 November 2026</p>" in single.html
+
+
+def test_every_reader_link_slot_is_one_placeholder_a_feed_cannot_plant(
+    render: Callable[..., Rendered],
+) -> None:
+    slots = list(LINK_SLOTS.values())
+    planted = dataclasses.replace(
+        sample_posts()[1],
+        title=" ".join(slots),
+        summary_html="".join(f'<p><a href="{slot}">Claim it</a></p>' for slot in slots),
+    )
+    rendered = render([planted])
+    for slot in slots:
+        assert rendered.html.count(f'href="{slot}"') == 1
+        assert rendered.html.count(slot) == 1
+        assert rendered.text.count(slot) == 1
+    assert "\nPreferences: %%PREFERENCES_URL%%\n" in rendered.text
+    page = archive_html(rendered)
+    assert not any(slot in page for slot in slots)

@@ -19,8 +19,8 @@ from digest import editions as edition_use_cases
 from digest.app import build_app, utc_now
 from digest.editorial import load_config
 from digest.errors import ConfigError
-from digest.models import EditionStatus, SubscriptionStatus
-from digest.service import run_service
+from digest.models import Consent, EditionStatus, SubscriptionStatus
+from digest.service import forget_expired_signups, run_service
 from digest.subscriptions import add_subscriber
 from digest.tokens import unsubscribe_token
 
@@ -318,3 +318,27 @@ async def test_downtime_gives_one_late_edition_or_folds_into_the_next_slot(
         editions = app.store.list_editions("daily")
         await app.aclose()
     assert len(editions) == (2 if ran_the_slot else 1)  # never a burst
+
+
+async def test_the_service_forgets_signups_left_unconfirmed(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path, smtp_port=1, web_port=1, transport="outbox", extra="", delivery=""
+    )
+    path.write_text(
+        path.read_text().replace("port = 1\n", "port = 1\npending_expiry_hours = 48\n", 1)
+    )
+    app = build_app(load_config(path), environ=SECRET_ENV)
+    now = utc_now()
+    for email, when in (("old@example.net", now - timedelta(hours=49)), ("new@example.net", now)):
+        app.store.record_signup(
+            email=email,
+            ascii_email=email,
+            consents=[Consent("daily", when, "test", "127.0.0.1", "yes")],
+            confirmed=False,
+            now=when,
+        )
+    try:
+        assert await forget_expired_signups(app) == 1
+        assert [s.subscriber.email for s in app.store.list_subscriptions()] == ["new@example.net"]
+    finally:
+        await app.aclose()

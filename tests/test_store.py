@@ -101,7 +101,7 @@ def test_migrate_is_idempotent_and_reaches_head(backend: str, tmp_path: Path) ->
         assert migrate(engine) == head_revision()
         check_schema(engine)
         with engine.connect() as connection:
-            assert MigrationContext.configure(connection).get_current_revision() == "0006_readers"
+            assert MigrationContext.configure(connection).get_current_revision() == "0007_signup"
 
 
 def test_upgrading_keeps_the_ledger_and_marks_what_each_reader_was_offered(
@@ -154,7 +154,7 @@ def test_check_schema_names_the_command_on_an_unmigrated_database(
 ) -> None:
     with (
         engine_for(backend, tmp_path) as engine,
-        pytest.raises(StoreError, match=r"never migrated.*needs 0006_readers.*`digest migrate`"),
+        pytest.raises(StoreError, match=r"never migrated.*needs 0007_signup.*`digest migrate`"),
     ):
         check_schema(engine)
 

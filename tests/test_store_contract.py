@@ -20,7 +20,9 @@ from digest.models import (
     REMOVED_ADDRESS,
     REMOVED_REPLY,
     Added,
+    Allowance,
     CadenceReaders,
+    Consent,
     DeliveryStatus,
     Draft,
     Edition,
@@ -931,3 +933,137 @@ def test_removing_a_reader_erases_them_keeps_anonymous_ledger_rows_and_suppresse
     back, created = subscribe(store, "ana@x.org", removed_at)  # the use cases refuse this
     assert created
     assert back != ana
+
+
+# --- sign-up: consent records, confirmation, rate limits, expiry ----------------------------
+
+
+def consent(newsletter: str, now: datetime, source: str = "home page") -> Consent:
+    return Consent(newsletter, now, source, "203.0.113.7", f"Send me {newsletter} by email.")
+
+
+def signup(
+    store: Store, email: str, now: datetime, *newsletters: str, confirmed: bool = False
+) -> tuple[str, list[str]]:
+    return store.record_signup(
+        email=email,
+        ascii_email=email,
+        consents=[consent(n, now) for n in newsletters],
+        confirmed=confirmed,
+        now=now,
+    )
+
+
+def statuses(store: Store, subscriber_id: str) -> dict[str, SubscriptionStatus]:
+    return {s.newsletter_id: s.status for s in store.subscriptions_of(subscriber_id)}
+
+
+def test_a_signup_is_pending_with_its_consent_until_confirmed(store: Store, now: datetime) -> None:
+    reader, pending = signup(store, "ana@example.org", now, "weekly", "daily", "weekly")
+    assert pending == ["weekly", "daily"]
+    assert statuses(store, reader) == {"daily": "pending", "weekly": "pending"}
+    assert store.consents_of(reader) == [consent("daily", now), consent("weekly", now)]
+    assert store.confirm_signup(reader, now + LATER) == ["daily", "weekly"]
+    assert statuses(store, reader) == {"daily": "confirmed", "weekly": "confirmed"}
+    assert {c.confirmed_at for c in store.consents_of(reader)} == {now + LATER}
+    assert store.confirm_signup(reader, now + 2 * LATER) == []  # nothing pending any more
+    assert store.confirm_signup("no-such-reader", now) == []
+
+
+def test_a_confirmed_readers_mark_starts_at_confirmation(store: Store, now: datetime) -> None:
+    reader, _ = signup(store, "ana@example.org", now, "weekly")
+    store.confirm_signup(reader, now + LATER)
+    assert store.reader_state(reader, "weekly").mark == Mark(now + LATER)
+
+
+def test_signing_up_again_records_only_what_is_not_confirmed(store: Store, now: datetime) -> None:
+    reader, _ = signup(store, "ana@example.org", now, "weekly")
+    store.confirm_signup(reader, now)
+    bounced, _ = subscribe(store, "bob@example.org", now, status=SubscriptionStatus.BOUNCED)
+    left, _ = subscribe(store, "eve@example.org", now, status=SubscriptionStatus.UNSUBSCRIBED)
+    assert signup(store, "ana@example.org", now + LATER, "weekly", "daily") == (reader, ["daily"])
+    assert signup(store, "bob@example.org", now + LATER, "weekly") == (bounced, [])
+    assert signup(store, "eve@example.org", now + LATER, "weekly") == (left, ["weekly"])
+    assert statuses(store, reader) == {"daily": "pending", "weekly": "confirmed"}
+    assert statuses(store, bounced) == {"weekly": "bounced"}
+    assert statuses(store, left) == {"weekly": "pending"}
+    assert len(store.consents_of(reader)) == 2
+    assert store.consents_of(bounced) == []
+
+
+def test_a_signup_by_a_proven_address_is_confirmed_at_once(store: Store, now: datetime) -> None:
+    reader, _ = subscribe(store, "ana@example.org", now, status=SubscriptionStatus.UNSUBSCRIBED)
+    assert signup(store, "ana@example.org", now + LATER, "weekly", "daily", confirmed=True) == (
+        reader,
+        ["weekly", "daily"],
+    )
+    assert statuses(store, reader) == {"daily": "confirmed", "weekly": "confirmed"}
+    assert {c.confirmed_at for c in store.consents_of(reader)} == {now + LATER}
+
+
+def test_allowances_count_uses_per_key_in_a_window(store: Store, now: datetime) -> None:
+    window = timedelta(hours=24)
+    address = Allowance("to:ana", 1, window)
+    site = Allowance("all", 3, timedelta(hours=1))
+    assert store.take_allowance([address, site], now)
+    assert not store.take_allowance([address, site], now + LATER / 2)  # the address is used up
+    assert store.take_allowance([Allowance("to:bob", 1, window), site], now)
+    assert store.take_allowance([Allowance("to:eve", 1, window), site], now)
+    # The site's limit is used up: nothing is taken, not even bob2's use.
+    assert not store.take_allowance([Allowance("to:bob2", 1, window), site], now)
+    assert store.take_allowance([Allowance("to:bob2", 1, window)], now)
+    assert store.take_allowance([address, site], now + window)  # both windows started again
+    assert store.take_allowance([], now)
+
+
+def test_racing_allowances_are_taken_once(store: Store, now: datetime) -> None:
+    allowance = Allowance("to:ana", 1, timedelta(hours=24))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: store.take_allowance([allowance], now), range(8)))
+    assert results.count(True) == 1
+
+
+def test_pending_signups_expire_with_their_consent_and_lone_readers(
+    store: Store, now: datetime
+) -> None:
+    old, _ = signup(store, "old@example.org", now, "weekly")
+    kept, _ = signup(store, "kept@example.org", now, "weekly", "daily")
+    store.confirm_signup(kept, now)
+    signup(store, "kept@example.org", now, "extra")  # pending beside a confirmed one
+    fresh, _ = signup(store, "fresh@example.org", now + 2 * LATER, "weekly")
+    store.take_allowance([Allowance("to:old", 1, timedelta(hours=1))], now)
+    store.take_allowance([Allowance("to:fresh", 1, timedelta(hours=1))], now + 2 * LATER)
+    assert store.purge_pending(now + LATER, limits_before=now + LATER) == 2
+    with pytest.raises(NotFound):
+        store.get_subscriber(old)
+    assert store.find_subscription("old@example.org", "weekly") is None
+    assert statuses(store, kept) == {"daily": "confirmed", "weekly": "confirmed"}
+    assert [c.newsletter_id for c in store.consents_of(kept)] == ["daily", "weekly"]
+    assert statuses(store, fresh) == {"weekly": "pending"}
+    # The old window went with the purge; the fresh one still counts.
+    assert store.take_allowance([Allowance("to:old", 1, timedelta(days=9))], now + LATER)
+    assert not store.take_allowance([Allowance("to:fresh", 1, timedelta(days=9))], now + LATER)
+    assert store.purge_pending(now + LATER, limits_before=now + LATER) == 0
+
+
+def test_asking_again_restarts_a_pending_signups_expiry(store: Store, now: datetime) -> None:
+    reader, _ = signup(store, "ana@example.org", now, "weekly")
+    signup(store, "ana@example.org", now + 2 * LATER, "weekly")
+    assert store.purge_pending(now + LATER, limits_before=now + LATER) == 0
+    assert statuses(store, reader) == {"weekly": "pending"}
+
+
+def test_a_reader_changes_address_unless_another_has_it(store: Store, now: datetime) -> None:
+    reader, _ = subscribe(store, "ana@example.org", now)
+    subscribe(store, "bob@example.org", now)
+    store.change_email(reader, "ana@new.example", "ana@new.example")
+    assert store.get_subscriber(reader).email == "ana@new.example"
+    found = store.find_subscription("ana@new.example", "weekly")
+    assert found is not None
+    assert found.subscriber.id == reader
+    assert store.find_subscription("ana@example.org", "weekly") is None
+    with pytest.raises(AlreadyExists, match=r"bob@example\.org"):
+        store.change_email(reader, "bob@example.org", "bob@example.org")
+    with pytest.raises(NotFound):
+        store.change_email("nobody", "new@example.org", "new@example.org")
+    store.change_email(reader, "ana@new.example", "ana@new.example")  # the same: fine

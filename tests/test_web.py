@@ -302,20 +302,25 @@ def test_unmigrated_store_gives_503_without_leaking_the_database(
 
 
 # --- pages: headers, escaping, unknown routes ----------------------------------------------
-def test_security_headers_and_nonce_bound_style(client: TestClient, url: str) -> None:
+def test_security_headers_and_the_one_stylesheet(client: TestClient, url: str) -> None:
     response = client.get(url)
     headers = response.headers
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["referrer-policy"] == "no-referrer"
+    assert headers["x-robots-tag"] == "noindex, nofollow"
     assert headers["x-frame-options"] == "DENY"
     csp = headers["content-security-policy"]
     assert "default-src 'none'" in csp
     assert "frame-ancestors 'none'" in csp
+    assert "style-src 'self' https://digest.example.org;" in csp
     assert "script-src" not in csp  # falls back to default-src 'none'
-    nonce = re.search(r"'nonce-([^']+)'", csp)
-    assert nonce is not None
-    assert f'<style nonce="{nonce.group(1)}">' in response.text
-    assert client.get(url).headers["content-security-policy"] != csp  # fresh per response
+    assert '<link rel="stylesheet" href="https://digest.example.org/site.css">' in response.text
+    assert "<style" not in response.text
+    assert "<script" not in response.text
+    css = client.get("/site.css")
+    assert css.status_code == 200
+    assert css.headers["content-type"].startswith("text/css")
+    assert ":focus-visible" in css.text
 
 
 def test_every_answer_carries_the_headers(client: TestClient) -> None:
@@ -414,3 +419,56 @@ def test_links_signed_with_a_previous_key_still_unsubscribe(
         assert status_of(store, reader) is SubscriptionStatus.CONFIRMED
         assert client.post(url, data=ONE_CLICK).status_code == 200
     assert status_of(store, reader) is SubscriptionStatus.UNSUBSCRIBED
+
+
+# --- the result page: unsubscribe from all, resubscribe ---------------------------------------
+def form_of(page: str, action: str) -> dict[str, str]:
+    match = re.search(
+        rf'<form method="post" action="https://digest\.example\.org(/u/[^"]+/{action})">\s*'
+        r'<input type="hidden" name="csrf" value="([^"]+)">',
+        page,
+    )
+    assert match is not None, page
+    return {"path": match.group(1), "csrf": match.group(2)}
+
+
+def test_an_empty_body_post_unsubscribes_with_200_and_no_redirect(
+    client: TestClient, store: SqlStore, reader: Subscription, url: str
+) -> None:
+    response = client.post(url, content=b"")
+    assert response.status_code == 200
+    assert "location" not in response.headers
+    assert status_of(store, reader) is SubscriptionStatus.UNSUBSCRIBED
+
+
+def test_the_result_page_leaves_everything_or_comes_back(
+    client: TestClient, store: SqlStore, reader: Subscription, url: str, now: datetime
+) -> None:
+    subscribe(store, "bob@example.org", now, newsletter="weekly")
+    page = client.post(url).text
+    assert "You still receive weekly." in page
+    assert "/p/" in page  # the preferences link
+    everything = form_of(page, "all")
+    back = form_of(page, "resubscribe")
+    assert client.get(everything["path"]).status_code == 405  # GET never acts
+    refused = client.post(everything["path"], data={"csrf": back["csrf"]})
+    assert refused.status_code == 400  # a value made for the other form
+    (weekly,) = store.list_subscriptions("weekly")
+    assert weekly.status is SubscriptionStatus.CONFIRMED
+
+    left = client.post(everything["path"], data={"csrf": everything["csrf"]})
+    assert left.status_code == 200
+    assert "unsubscribed from everything" in left.text
+    (weekly,) = store.list_subscriptions("weekly")
+    assert weekly.status is SubscriptionStatus.UNSUBSCRIBED
+
+    again = client.post(back["path"], data={"csrf": back["csrf"]})
+    assert again.status_code == 200
+    assert "You're subscribed again" in again.text
+    assert status_of(store, reader) is SubscriptionStatus.CONFIRMED
+    (weekly,) = store.list_subscriptions("weekly")
+    assert weekly.status is SubscriptionStatus.UNSUBSCRIBED  # only the link's newsletter
+    (consent,) = store.consents_of(reader.subscriber.id)
+    assert consent.source == "resubscribe button of the unsubscribe page"
+    assert consent.confirmed_at == now
+    assert client.post(back["path"], data={"csrf": back["csrf"]}).status_code == 200  # idempotent

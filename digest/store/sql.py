@@ -18,8 +18,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, Stateme
 from digest.errors import AlreadyExists
 from digest.models import (
     Added,
+    Allowance,
     CadenceReaders,
     Claimed,
+    Consent,
     Delivery,
     DeliveryStatus,
     Draft,
@@ -43,7 +45,7 @@ from digest.models import (
 from digest.ports import Due, Store
 from digest.store import editions as edition_queries
 from digest.store import health as health_queries
-from digest.store import ledger, reader_list, subscribers
+from digest.store import ledger, reader_list, signups, subscribers
 from digest.store import posts as post_queries
 from digest.store import tables as t
 from digest.store.engine import READ_ONLY, unreachable
@@ -264,6 +266,56 @@ class SqlStore:
         _aware(now, "now")
         with self._transaction() as connection:
             return subscribers.schedule_start(connection, newsletter_id, cadence, now)
+
+    # --- sign-up ---------------------------------------------------------------------------
+
+    def take_allowance(self, allowances: Sequence[Allowance], now: datetime) -> bool:
+        _aware(now, "now")
+        with self._transaction() as connection:
+            return signups.take_allowance(connection, allowances, now)
+
+    def record_signup(
+        self,
+        *,
+        email: str,
+        ascii_email: str,
+        consents: Sequence[Consent],
+        confirmed: bool,
+        now: datetime,
+    ) -> tuple[str, list[str]]:
+        _aware(now, "now")
+        with self._transaction() as connection:
+            return signups.record_signup(
+                connection,
+                email=email,
+                ascii_email=ascii_email,
+                consents=consents,
+                confirmed=confirmed,
+                now=now,
+            )
+
+    def confirm_signup(self, subscriber_id: str, now: datetime) -> list[str]:
+        _aware(now, "now")
+        with self._transaction() as connection:
+            return signups.confirm_signup(connection, subscriber_id, now)
+
+    def subscriptions_of(self, subscriber_id: str) -> list[Subscription]:
+        with self._transaction(read_only=True) as connection:
+            return signups.subscriptions_of(connection, subscriber_id)
+
+    def consents_of(self, subscriber_id: str) -> list[Consent]:
+        with self._transaction(read_only=True) as connection:
+            return signups.consents_of(connection, subscriber_id)
+
+    def change_email(self, subscriber_id: str, email: str, ascii_email: str) -> None:
+        with self._transaction() as connection:
+            signups.change_email(connection, subscriber_id, email, ascii_email)
+
+    def purge_pending(self, before: datetime, *, limits_before: datetime) -> int:
+        _aware(before, "before")
+        _aware(limits_before, "limits_before")
+        with self._transaction() as connection:
+            return signups.purge_pending(connection, before, limits_before)
 
     # --- editions ------------------------------------------------------------------------
 

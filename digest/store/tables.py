@@ -1,9 +1,9 @@
 """The database schema as SQLAlchemy Core tables: what the store's queries are built from.
 
 Migrations ``0001_initial``, ``0002_delivery_engine``, ``0003_source_health``,
-``0004_reader_choices``, ``0005_lead_image_width`` and ``0006_readers`` create exactly
-this schema; ``tests/test_store.py`` compares a migrated database with this metadata, so
-a change here needs a new migration.
+``0004_reader_choices``, ``0005_lead_image_width``, ``0006_readers`` and ``0007_signup``
+create exactly this schema; ``tests/test_store.py`` compares a migrated database with this
+metadata, so a change here needs a new migration.
 Newsletters and sources live in the editor's configuration, not in the database:
 ``newsletter_id`` and ``source_id`` are plain strings without a foreign key.
 """
@@ -251,4 +251,29 @@ schedule_starts = Table(
     Column("cadence", String, nullable=False),
     Column("since", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("newsletter_id", "cadence"),
+)
+
+# What each reader agreed to, when and how (double opt-in), one row per sign-up request.
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("subscriber_id", String, ForeignKey("subscribers.id"), nullable=False),
+    Column("newsletter_id", String, nullable=False),
+    Column("given_at", UtcDateTime, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("ip", String, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("confirmed_at", UtcDateTime, nullable=True),
+    Index("ix_consents_subscriber_id", "subscriber_id"),
+)
+
+# Rate limits shared by every process: uses of a key since the start of its window.
+# Keys are keyed hashes, never an address in clear.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key", String, primary_key=True),
+    Column("since", UtcDateTime, nullable=False),
+    Column("uses", Integer, nullable=False),
 )

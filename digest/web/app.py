@@ -8,7 +8,7 @@ handlers. It is the only code that serves HTTP, with :mod:`digest.web.server`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,13 +21,15 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from digest import links
-from digest.config import NewsletterConfig, SiteConfig
-from digest.errors import DigestError, InvalidToken, NotFound, StoreError
-from digest.ports import Clock, Store
+from digest.config import NewsletterConfig, SiteConfig, WebConfig
+from digest.errors import DigestError, InvalidAddress, InvalidToken, NotFound, StoreError
+from digest.ports import Clock, Mailer, Store
 from digest.tokens import Keys
 from digest.web.archive import ArchivePages
 from digest.web.headers import SecurityHeaders, add_security_headers
-from digest.web.pages import Pages, in_thread, load_templates
+from digest.web.pages import FormRefused, Pages, in_thread
+from digest.web.preferences import PreferencePages
+from digest.web.signup import SignupPages
 from digest.web.unsubscribe import UnsubscribePages
 
 log = logging.getLogger("digest.web")
@@ -52,6 +54,8 @@ class ErrorAnswer(NamedTuple):
 # which is for the operator's log, not for readers.
 ERRORS: dict[type[DigestError], ErrorAnswer] = {
     InvalidToken: ErrorAnswer(400, "This link does not work", None, _LINK_HINT),
+    FormRefused: ErrorAnswer(400, "Nothing was changed", None),
+    InvalidAddress: ErrorAnswer(400, "That address cannot be used", None),
     NotFound: ErrorAnswer(404, "Not found", None),
     StoreError: ErrorAnswer(503, "Temporarily unavailable", _UNAVAILABLE),
     DigestError: ErrorAnswer(400, "Something is wrong with this request", None),
@@ -112,38 +116,49 @@ def create_web_app(
     newsletters: Mapping[str, NewsletterConfig],
     templates_dir: Path,
     clock: Clock,
+    web: WebConfig | None = None,
+    mailer: Callable[[], Mailer] | None = None,
+    email_templates_dir: Path | None = None,
 ) -> Starlette:
     """The Starlette app of digest's public pages (see :mod:`digest.links` for the URLs).
 
     ``secret`` is the signing key, or the keys (current and previous) that links are
-    read with. ``templates_dir`` holds the page templates; they are loaded here, so a missing one is
-    a ``ConfigError`` at start-up.
+    read with. ``templates_dir`` holds the page templates and the stylesheet,
+    ``email_templates_dir`` (default: ``templates_dir``'s sibling ``email``) the
+    confirmation emails; they are loaded here, so a missing one is a ``ConfigError`` at
+    start-up. ``mailer`` gives the transport confirmations go through (without it,
+    sign-ups are answered but not recorded). ``web`` holds the sign-up rules.
     """
     pages = Pages(
         store=store,
         keys=Keys.of(secret),
         site=site,
         newsletters=newsletters,
-        templates=load_templates(templates_dir),
+        templates_dir=templates_dir,
         clock=clock,
+        web=web or WebConfig(),
+        mailer=mailer,
+        email_templates_dir=email_templates_dir or templates_dir.parent / "email",
     )
     handlers = _Handlers(pages)
     routes = [
+        *SignupPages(pages).routes(),
         *UnsubscribePages(pages).routes(),
+        *PreferencePages(pages).routes(),
         *ArchivePages(pages).routes(),
         Route(links.HEALTH, handlers.healthz, methods=["GET"]),
     ]
     errors: dict[Any, Any] = {cls: handlers.digest_error for cls in ERRORS}
     errors[HTTPException] = handlers.http_error
     errors[Exception] = handlers.server_error
-    web = Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers=errors,
         max_body_size=MAX_BODY_BYTES,
     )
-    web.state.pages = pages
-    return web
+    app.state.pages = pages
+    return app
 
 
 def reconfigure_web(

@@ -1,17 +1,20 @@
-"""``/u/{token}``: the unsubscribe link of every digest (GET asks, POST acts; RFC 8058)."""
+"""``/u/{token}``: the unsubscribe link of every digest (GET asks, POST acts; RFC 8058),
+and the result page's "unsubscribe from all newsletters" and "resubscribe" buttons."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from digest import links
+from digest import links, preferences
 from digest.errors import NotFound
+from digest.models import Subscriber
 from digest.subscriptions import unsubscribe
-from digest.tokens import read_unsubscribe_token
+from digest.tokens import preferences_token, read_unsubscribe_token
 from digest.web.pages import Pages, in_thread, mask_email
 
 log = logging.getLogger("digest.web")
@@ -30,29 +33,45 @@ class UnsubscribePages:
         return [
             Route(links.UNSUBSCRIBE, self.ask, methods=["GET"]),
             Route(links.UNSUBSCRIBE, self.unsubscribe, methods=["POST"]),
+            Route(links.UNSUBSCRIBE_ALL, self.unsubscribe_all, methods=["POST"]),
+            Route(links.RESUBSCRIBE, self.resubscribe, methods=["POST"]),
         ]
 
-    async def ask(self, request: Request) -> Response:
-        """GET: ask; never change anything (mail scanners fetch every link)."""
+    async def _reader(self, request: Request) -> tuple[Subscriber, str]:
         pages = self.pages
         subscriber_id, newsletter_id = read_unsubscribe_token(
             pages.keys, request.path_params["token"]
         )
         try:
-            subscriber = await in_thread(pages.store.get_subscriber, subscriber_id)
+            return await in_thread(pages.store.get_subscriber, subscriber_id), newsletter_id
         except NotFound:
             raise NotFound(_GONE.format(what="reader")) from None
+
+    def _page(
+        self, template: str, subscriber: Subscriber, newsletter_id: str, **more: Any
+    ) -> Response:
+        pages = self.pages
         return pages.page(
-            "unsubscribe.html",
+            template,
             masked_email=mask_email(subscriber.email),
             newsletter_title=pages.newsletter_title(newsletter_id),
+            preferences_url=links.preferences_url(
+                pages.site, preferences_token(pages.keys, subscriber.id)
+            ),
+            **more,
         )
+
+    async def ask(self, request: Request) -> Response:
+        """GET: ask; never change anything (mail scanners fetch every link)."""
+        subscriber, newsletter_id = await self._reader(request)
+        return self._page("unsubscribe.html", subscriber, newsletter_id)
 
     async def unsubscribe(self, request: Request) -> Response:
         """POST: unsubscribe, idempotently; 200 and never a redirect.
 
         No CSRF check, on purpose: the signed token is the authorization, and mailbox
-        providers POST the RFC 8058 one-click body without cookies or a page visit.
+        providers POST the RFC 8058 one-click body (urlencoded, multipart, or empty)
+        without cookies or a page visit.
         """
         pages = self.pages
         subscriber_id, newsletter_id = read_unsubscribe_token(
@@ -70,13 +89,62 @@ class UnsubscribePages:
         if changed:
             how = "one-click" if one_click else "web page"
             log.info("unsubscribed %s from %s (%s)", subscriber_id, newsletter_id, how)
-        title = pages.newsletter_title(newsletter_id)
         if one_click:
-            return PlainTextResponse(f"Unsubscribed from {title}.\n")
+            return PlainTextResponse(
+                f"Unsubscribed from {pages.newsletter_title(newsletter_id)}.\n"
+            )
         subscriber = await in_thread(pages.store.get_subscriber, subscriber_id)
-        return pages.page(
+        return await self._result(request, subscriber, newsletter_id, "left")
+
+    async def _result(
+        self, request: Request, subscriber: Subscriber, newsletter_id: str, state: str
+    ) -> Response:
+        pages = self.pages
+        token = request.path_params["token"]
+        others = [
+            s
+            for s in await in_thread(pages.store.subscriptions_of, subscriber.id)
+            if s.newsletter_id != newsletter_id and s.status in preferences.KEPT
+        ]
+        all_path = links.path(links.UNSUBSCRIBE_ALL, token=token)
+        back_path = links.path(links.RESUBSCRIBE, token=token)
+        return self._page(
             "unsubscribed.html",
-            masked_email=mask_email(subscriber.email),
-            newsletter_title=title,
+            subscriber,
+            newsletter_id,
+            state=state,
+            others=[pages.newsletter_title(s.newsletter_id) for s in others],
+            all_url=links.absolute(pages.site, all_path),
+            all_csrf=pages.csrf(all_path),
+            back_url=links.absolute(pages.site, back_path),
+            back_csrf=pages.csrf(back_path),
             contact=pages.site.reply_to or pages.site.sender_email,
         )
+
+    async def unsubscribe_all(self, request: Request) -> Response:
+        """POST (the result page's button): leave every newsletter."""
+        pages = self.pages
+        subscriber, newsletter_id = await self._reader(request)
+        await pages.checked_form(request)
+        await in_thread(preferences.unsubscribe_all, pages.store, subscriber.id, pages.clock())
+        return await self._result(request, subscriber, newsletter_id, "left_all")
+
+    async def resubscribe(self, request: Request) -> Response:
+        """POST (the result page's button): back on the newsletter the link is for."""
+        pages = self.pages
+        subscriber, newsletter_id = await self._reader(request)
+        await pages.checked_form(request)
+        newsletter = pages.newsletters.get(newsletter_id)
+        if newsletter is None:
+            raise NotFound("this newsletter is no longer published, so it cannot be joined again")
+        await in_thread(
+            preferences.join,
+            pages.store,
+            pages.site,
+            subscriber.id,
+            [newsletter],
+            source="resubscribe button of the unsubscribe page",
+            client=request.client.host if request.client else "",
+            now=pages.clock(),
+        )
+        return await self._result(request, subscriber, newsletter_id, "back")

@@ -126,6 +126,8 @@ async def running_deployment(
         newsletters=config.newsletters,
         templates_dir=app.templates_dir / "web",
         clock=clock,
+        web=config.web,
+        mailer=app.mailer,
     )
     stop = asyncio.Event()
     server = asyncio.create_task(serve_on(web, sock, stop))

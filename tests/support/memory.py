@@ -23,9 +23,11 @@ from digest.models import (
     REMOVED_ADDRESS,
     REMOVED_REPLY,
     Added,
+    Allowance,
     CadenceReaders,
     Claimed,
     ClaimedRow,
+    Consent,
     Delivery,
     DeliveryStatus,
     Draft,
@@ -132,6 +134,8 @@ class _Tables:
     renderings: dict[str, dict[int, Rendered]] = field(default_factory=dict)
     deliveries: dict[str, dict[str, _Row]] = field(default_factory=dict)  # edition -> reader
     suppressions: dict[str, datetime] = field(default_factory=dict)  # address key -> removed
+    consents: dict[str, tuple[str, Consent]] = field(default_factory=dict)  # id -> reader's
+    limits: dict[str, tuple[datetime, int]] = field(default_factory=dict)  # key -> since, uses
 
     def copy(self) -> _Tables:
         copied = _Tables(*(dict(getattr(self, table.name)) for table in fields(self)))
@@ -516,6 +520,137 @@ class MemoryStore:
         now = _aware(now, "now")
         with self._write() as t:
             return t.starts.setdefault((newsletter_id, cadence), now)
+
+    # --- sign-up ---------------------------------------------------------------------------
+
+    def take_allowance(self, allowances: Sequence[Allowance], now: datetime) -> bool:
+        now = _aware(now, "now")
+        unique = {a.key: a for a in allowances}
+        with self._write() as t:
+            counted = {}
+            for key, allowance in unique.items():
+                since, uses = t.limits.get(key, (now, 0))
+                if now - since >= allowance.window:
+                    since, uses = now, 0
+                if uses >= allowance.limit:
+                    return False
+                counted[key] = (since, uses + 1)
+            t.limits.update(counted)
+            return True
+
+    def record_signup(
+        self,
+        *,
+        email: str,
+        ascii_email: str,
+        consents: Sequence[Consent],
+        confirmed: bool,
+        now: datetime,
+    ) -> tuple[str, list[str]]:
+        now = _aware(now, "now")
+        status = SubscriptionStatus.CONFIRMED if confirmed else SubscriptionStatus.PENDING
+        revivable = (SubscriptionStatus.PENDING, SubscriptionStatus.UNSUBSCRIBED)
+        with self._write() as t:
+            subscriber_id = t.reader(email, ascii_email, now)
+            changed: list[str] = []
+            for consent in consents:
+                key = (subscriber_id, consent.newsletter_id)
+                if consent.newsletter_id in changed:
+                    continue
+                if not t.subscribe(key, status, now):
+                    current = t.subscriptions[key]
+                    if current.status not in revivable:
+                        continue
+                    if not t.set_subscription(key, status, now):
+                        t.subscriptions[key] = replace(current, changed_at=now)
+                changed.append(consent.newsletter_id)
+                record = replace(
+                    consent,
+                    given_at=_utc(consent.given_at),
+                    confirmed_at=now if confirmed else None,
+                )
+                t.consents[secrets.token_hex(16)] = (subscriber_id, record)
+            return subscriber_id, changed
+
+    def confirm_signup(self, subscriber_id: str, now: datetime) -> list[str]:
+        now = _aware(now, "now")
+        with self._write() as t:
+            pending = sorted(
+                newsletter_id
+                for (reader, newsletter_id), s in t.subscriptions.items()
+                if reader == subscriber_id and s.status is SubscriptionStatus.PENDING
+            )
+            for newsletter_id in pending:
+                t.set_subscription((subscriber_id, newsletter_id), CONFIRMED, now)
+            for consent_id, (reader, consent) in list(t.consents.items()):
+                if (
+                    reader == subscriber_id
+                    and consent.newsletter_id in pending
+                    and consent.confirmed_at is None
+                ):
+                    t.consents[consent_id] = (reader, replace(consent, confirmed_at=now))
+            return pending
+
+    def subscriptions_of(self, subscriber_id: str) -> list[Subscription]:
+        with self._read() as t:
+            found = [s for (reader, _), s in t.subscriptions.items() if reader == subscriber_id]
+        return sorted(found, key=lambda s: s.newsletter_id)
+
+    def consents_of(self, subscriber_id: str) -> list[Consent]:
+        with self._read() as t:
+            found = [
+                (consent.given_at, consent.newsletter_id, consent_id, consent)
+                for consent_id, (reader, consent) in t.consents.items()
+                if reader == subscriber_id
+            ]
+        return [consent for *_, consent in sorted(found, key=lambda f: f[:3])]
+
+    def change_email(self, subscriber_id: str, email: str, ascii_email: str) -> None:
+        with self._write() as t:
+            holder = t.emails.get(email)
+            if holder is not None and holder != subscriber_id:
+                raise AlreadyExists(f"another reader already has the address {email!r}")
+            current = t.subscribers.get(subscriber_id)
+            if current is None:
+                raise NotFound(f"no subscriber with id {subscriber_id!r}")
+            del t.emails[current.email]
+            moved = replace(current, email=email, ascii_email=ascii_email)
+            t.subscribers[subscriber_id] = moved
+            t.emails[email] = subscriber_id
+            for key, subscription in t.subscriptions.items():
+                if key[0] == subscriber_id:
+                    t.subscriptions[key] = replace(subscription, subscriber=moved)
+
+    def purge_pending(self, before: datetime, *, limits_before: datetime) -> int:
+        before = _aware(before, "before")
+        limits_before = _aware(limits_before, "limits_before")
+        with self._write() as t:
+            stale = [
+                key
+                for key, s in t.subscriptions.items()
+                if s.status is SubscriptionStatus.PENDING and s.changed_at < before
+            ]
+            for reader, newsletter_id in stale:
+                del t.subscriptions[(reader, newsletter_id)]
+                t.marks.pop((reader, newsletter_id), None)
+                for consent_id, (holder, consent) in list(t.consents.items()):
+                    if (holder, consent.newsletter_id) == (reader, newsletter_id) and (
+                        consent.confirmed_at is None
+                    ):
+                        del t.consents[consent_id]
+            for reader in {reader for reader, _ in stale}:
+                if (
+                    any(key[0] == reader for key in t.subscriptions)
+                    or any(reader in rows for rows in t.deliveries.values())
+                    or any(holder == reader for holder, _ in t.consents.values())
+                ):
+                    continue
+                del t.emails[t.subscribers.pop(reader).email]
+                t.zones.pop(reader, None)
+            for key, (since, _) in list(t.limits.items()):
+                if since < limits_before:
+                    del t.limits[key]
+            return len(stale)
 
     # --- editions ------------------------------------------------------------------------
 
