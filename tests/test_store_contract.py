@@ -1067,3 +1067,26 @@ def test_a_reader_changes_address_unless_another_has_it(store: Store, now: datet
     with pytest.raises(NotFound):
         store.change_email("nobody", "new@example.org", "new@example.org")
     store.change_email(reader, "ana@new.example", "ana@new.example")  # the same: fine
+
+
+def test_removing_a_reader_who_signed_up_on_the_web_erases_their_consent_records(
+    store: Store, now: datetime
+) -> None:
+    reader, _ = store.record_signup(
+        email="ana@x.org",
+        ascii_email="ana@x.org",
+        consents=[consent("weekly", now)],
+        confirmed=False,
+        now=now,
+    )
+    store.confirm_signup(reader, now + LATER)
+    assert len(store.consents_of(reader)) == 1
+
+    removal = store.remove_subscriber("ana@x.org", "key-ana", now + 2 * LATER)
+
+    assert removal.found
+    assert store.consents_of(reader) == []
+    assert store.list_subscriptions() == []
+    # The address can sign up again only through a new, explicit request: the erasure
+    # suppressed it, and nothing of the old record is left to revive.
+    assert store.suppressions(["key-ana"]) == {"key-ana": now + 2 * LATER}

@@ -202,5 +202,7 @@ def remove_subscriber(
         .where(d.subscriber_id == subscriber_id)
         .values(subscriber_id=anonymous, email=REMOVED_ADDRESS, message_id="")
     ).rowcount
+    # The consent records go with the person: the suppression entry is what remains.
+    connection.execute(delete(t.consents).where(t.consents.c.subscriber_id == subscriber_id))
     connection.execute(delete(t.subscribers).where(t.subscribers.c.id == subscriber_id))
     return Removal(True, since, subscriptions=left, deliveries=rows)

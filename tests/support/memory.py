@@ -424,6 +424,9 @@ class MemoryStore:
                 del t.subscriptions[key]
                 del t.marks[key]
             t.zones.pop(subscriber_id, None)
+            for consent_id, (holder, _) in list(t.consents.items()):
+                if holder == subscriber_id:
+                    del t.consents[consent_id]
             anonymous = f"removed-{secrets.token_urlsafe(12)}"
             rows = 0
             for edition_rows in t.deliveries.values():
