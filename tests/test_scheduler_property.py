@@ -26,7 +26,6 @@ from digest.config import (
     DeliveryConfig,
     NewsletterConfig,
     ScheduleConfig,
-    SiteConfig,
     SourceConfig,
     TopicConfig,
 )
@@ -38,6 +37,7 @@ from digest.scheduler import DigestScheduler, next_fire_time
 from digest.select import in_topics
 
 from support.deployment import Clock
+from support.edition import sample_site
 from support.memory import MemoryStore
 
 SECRET = b"k" * 32
@@ -102,14 +102,7 @@ def newsletters(draw: st.DrawFn) -> NewsletterConfig:
 def property_config(newsletter: NewsletterConfig) -> Config:
     return Config(
         path=Path("/etc/digest/digest.toml"),
-        site=SiteConfig(
-            name="Transmission",
-            base_url="https://digest.example.org",
-            postal_address="1 Example Street, Prague",
-            sender_name="Transmission",
-            sender_email="digest@example.org",
-            timezone="Europe/Prague",
-        ),
+        site=sample_site(),
         delivery=DeliveryConfig(transport="outbox", outbox_dir=Path("/var/digest/outbox")),
         data_dir=Path("/var/digest"),
         database_url="sqlite:////var/digest/digest.db",
