@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from digest.config import CadenceConfig, NewsletterConfig, SiteConfig
 from digest.models import CadenceReaders, Draft, Mark, Reader, Rendered, Variant, Verdict
@@ -19,6 +19,7 @@ from digest.render import Renderer
 from digest.select import Rules, Selection, select_for
 
 CATCH_UP_POOL = 200  # newest posts read for new readers' catch-up (topics may filter many)
+RESOLUTION = timedelta(microseconds=1)  # of stored times: "after at - this" is "at or after at"
 
 
 def variant_edition_id(edition_id: str, variant: int) -> str:
@@ -84,7 +85,9 @@ def plan_edition(
     oldest = min((reader.mark.at for reader in groups), default=now)
     # The newest posts are read only for a catch-up, which only a first digest has.
     pool = CATCH_UP_POOL if newsletter.catch_up and any(r.first for r in groups) else 0
-    stored = store.recent_posts(source_ids, released_after=oldest, newest=pool)
+    # A mark that stops inside one release instant (max_items cut between posts one fetch
+    # saw together) still owes the rest of that instant: read it too, not only after it.
+    stored = store.recent_posts(source_ids, released_after=oldest - RESOLUTION, newest=pool)
     started = store.sources_started(source_ids)
     rules = Rules.of(newsletter)
     selections = {

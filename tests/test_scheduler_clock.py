@@ -23,6 +23,7 @@ from support.databases import BACKENDS, database_url
 from support.schedule import Newsroom
 
 READERS = ("ana@example.net", "ben@example.org")
+SECRET = b"k" * 32
 
 # The DST changes of 2099 (the same days as in 2026): spring forward, then fall back.
 TRANSITIONS = [
@@ -180,6 +181,33 @@ async def test_posts_around_a_fire_time_each_reach_each_reader_once(tmp_path: Pa
             f"daily@{day}T07:00",
             f"daily@{day + timedelta(days=1)}T07:00",
         ]
+
+
+# --- more posts at once than max_items -------------------------------------------------------
+
+
+async def test_posts_seen_in_one_fetch_beyond_max_items_carry_over_and_none_is_lost(
+    tmp_path: Path,
+) -> None:
+    zone = "Europe/Berlin"
+    day = date(2099, 11, 26)
+    async with Newsroom(
+        tmp_path, schedule("07:00", zone), local(day, "00:00", zone), max_items=2
+    ) as newsroom:
+        newsroom.subscribe(*READERS)
+        newsroom.publish("seed", newsroom.clock())
+        process = newsroom.start()
+        await process.poll()  # the source's first fetch: its back catalogue is the seed
+        names = [f"post-{n}" for n in range(5)]
+        for number, name in enumerate(names):  # published overnight, first seen together
+            newsroom.publish(name, local(day, "01:00", zone) + timedelta(minutes=number))
+        await process.advance(local(day, "08:00", zone))
+        first = newsroom.received()
+        assert sorted(first.values()) == [1] * 4  # two posts each, the same two
+        assert len({name for _, name in first}) == 2
+        await process.advance(local(day + timedelta(days=2), "08:00", zone))
+        process.stop()
+        assert newsroom.received() == each_once(READERS, names)  # the rest in two editions
 
 
 # --- readers switching cadence and topics between editions --------------------------------

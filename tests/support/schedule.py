@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 
 from digest.app import App, build_app
 from digest.editorial import load_config
@@ -38,10 +39,10 @@ POST_LINK = re.compile(r"https://example\.org/p/([\w-]+)/")
 
 
 def schedule_config(
-    folder: Path, schedule: str, *, database_url: str = "", newsletter: str = "", web_port: int = 1
+    folder: Path, schedule: str, *, database_url: str = "", max_items: int = 10, web_port: int = 1
 ) -> Path:
     """A config file in ``folder`` whose newsletter "daily" has the ``schedule`` tables
-    (TOML, ``[newsletters.daily.schedule]`` or cadences) and ``newsletter`` keys, reading
+    (TOML, ``[newsletters.daily.schedule]`` or cadences) and ``max_items``, reading
     the post folder ``folder/posts`` and delivering into the outbox ``folder/var/outbox``."""
     posts = folder / "posts"
     posts.mkdir(parents=True, exist_ok=True)
@@ -55,7 +56,7 @@ def schedule_config(
     )
     text = path.read_text(encoding="utf-8")
     assert DAILY_0700 in text
-    text = text.replace("max_items = 10\n", f"max_items = 10\n{newsletter}\n")
+    text = text.replace("max_items = 10\n", f"max_items = {max_items}\n")
     path.write_text(text.replace(DAILY_0700, schedule), encoding="utf-8")
     return path
 
@@ -88,7 +89,7 @@ def received(outbox: Path) -> Counter[tuple[str, str]]:
 class Newsroom:
     """One deployment (config file, database) and the processes that run it in turn."""
 
-    def __init__(self, folder: Path, schedule: str, now: datetime, **config: str) -> None:
+    def __init__(self, folder: Path, schedule: str, now: datetime, **config: Any) -> None:
         self.folder = folder
         self.path = schedule_config(folder, schedule, **config)
         self.clock = Clock(now)
