@@ -411,6 +411,25 @@ def test_a_draft_is_refused_when_posts_were_released_since(store: Store, now: da
     )
 
 
+def test_a_post_stored_after_an_edition_moved_the_marks_is_released_after_them(
+    store: Store, now: datetime
+) -> None:
+    # A slow poll: it began at `now`, an edition opened an hour later moved the reader's
+    # mark to then, and only after that were the poll's posts stored, seen "at `now`".
+    ana, _ = subscribe(store, "ana@x.org", now)
+    store.upsert_posts([make_post("a")], now + LATER)
+    opened(store, now + LATER, period="p1", post_keys=(make_post("a").key,))
+    mark = store.reader_state(ana, "weekly").mark
+    assert mark == Mark(now + LATER)
+
+    store.upsert_posts([make_post("b")], now)
+
+    [late] = store.recent_posts(["blog"], released_after=mark.at)
+    assert late.post.guid == "b"
+    assert late.released_at > mark.at  # still owed to the reader
+    assert late.first_seen == now  # what the poll saw is kept as it was
+
+
 def test_readers_of_a_cadence_and_their_preferences(store: Store, now: datetime) -> None:
     ana, _ = subscribe(store, "ana@x.org", now)
     ben, _ = subscribe(store, "ben@x.org", now)

@@ -7,7 +7,7 @@ transactions and the error handling.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, select, update
@@ -31,6 +31,9 @@ _CONTENT_COLUMNS = (
     "image_width",
     "categories",
 )
+
+
+MARK_STEP = timedelta(microseconds=1)  # the smallest step the stored times keep
 
 
 def chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
@@ -72,8 +75,10 @@ def upsert_posts(connection: Connection, posts: Sequence[Post], now: datetime) -
     latest = {post.key: post for post in posts}  # a feed listing a GUID twice: last wins
     if not latest:
         return 0
+    floor = _after_every_mark(connection)
     rows = [
-        _content(post) | {"key": key, "first_seen": now, "released_at": _released(post, now)}
+        _content(post)
+        | {"key": key, "first_seen": now, "released_at": released_after(post, now, floor)}
         for key, post in latest.items()
     ]
     inserted = set(
@@ -102,9 +107,19 @@ def upsert_posts(connection: Connection, posts: Sequence[Post], now: datetime) -
     return len(inserted)
 
 
-def _released(post: Post, now: datetime) -> datetime:
-    """When a post seen first at ``now`` becomes due (a naive date is refused on binding)."""
-    return post.published if post.published.utcoffset() is None else max(now, post.published)
+def released_after(post: Post, now: datetime, floor: datetime | None) -> datetime:
+    """When a post seen first at ``now`` becomes due: the later of ``now`` and its date,
+    and never before ``floor``, the newest reader's mark. A fetch that began before
+    an edition was opened can store its posts after it: dated before the marks that
+    edition set, they would count as received by readers who never got them."""
+    if post.published.utcoffset() is None:  # a naive date is refused on binding
+        return post.published
+    released = max(now, post.published)
+    return released if floor is None or released >= floor else floor + MARK_STEP
+
+
+def _after_every_mark(connection: Connection) -> datetime | None:
+    return connection.execute(select(func.max(t.subscriptions.c.mark_at))).scalar()
 
 
 def recent_posts(

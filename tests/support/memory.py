@@ -51,6 +51,7 @@ from digest.models import (
     redacted,
 )
 from digest.ports import Due, Store
+from digest.store.posts import released_after
 
 PENDING = DeliveryStatus.PENDING
 SENDING = DeliveryStatus.SENDING
@@ -277,13 +278,14 @@ class MemoryStore:
         }
         with self._write() as t:
             new = 0
+            floor = max((mark.at for mark, _ in t.marks.values()), default=None)
             for key, post in latest.items():
                 known = t.posts.get(key)
                 new += known is None
                 if known is not None and not post.dated:  # keeps the date it was given
                     post = replace(post, published=known.post.published, dated=known.post.dated)
                 if known is None:
-                    t.posts[key] = StoredPost(post, now, max(now, post.published))
+                    t.posts[key] = StoredPost(post, now, released_after(post, now, floor))
                 else:
                     t.posts[key] = StoredPost(post, known.first_seen, known.released_at)
             return new
