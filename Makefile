@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/digest.toml
 
-.PHONY: run test install install-test lint typecheck pytest fmt check clean bench browser spamassassin
+.PHONY: messages run test install install-test lint typecheck pytest fmt check clean bench browser spamassassin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,12 @@ spamassassin:
 	  else \
 	    echo "spamassassin not found: spam tests will be skipped (apt-get install spamassassin)"; \
 	  fi; }
+
+## messages: gather the email templates' translatable strings into every catalogue
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ --no-location -o templates/locale/digest.pot .
+	$(BIN)/pybabel update -i templates/locale/digest.pot -d templates/locale -D digest \
+	  --no-fuzzy-matching --ignore-obsolete
 
 ## bench: print the benchmarks' ratios against their baselines
 bench: install

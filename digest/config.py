@@ -21,7 +21,8 @@ TlsMode = Literal["starttls", "tls", "none"]
 
 DEFAULT_SUBJECT = (
     "{{ newsletter.title }}: {{ posts[0].title }}"
-    "{% if posts|length > 1 %} (+{{ posts|length - 1 }} more){% endif %}"
+    "{% if posts|length > 1 %} {{ _('(+%(count)s more)') % {'count': posts|length - 1} }}"
+    "{% endif %}"
 )
 
 

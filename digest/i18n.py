@@ -33,6 +33,15 @@ DOMAIN = "digest"
 CATALOGUE = "{language}/LC_MESSAGES/" + DOMAIN + ".po"
 
 
+def N_(message: str) -> str:  # noqa: N802 - the name gettext's tools look for
+    """Mark ``message`` for the catalogues where it is used inside a template string."""
+    return message
+
+
+# Strings that only appear inside templates kept in Python code (config defaults).
+IN_PYTHON_TEMPLATES = (N_("(+%(count)s more)"),)  # DEFAULT_SUBJECT
+
+
 def babel_locale(language: str) -> Locale:
     """The CLDR locale of a language tag ("en", "en-GB", "cs", "ar"); ValueError if unknown."""
     try:

@@ -8,6 +8,7 @@ fills them in.
 
 from __future__ import annotations
 
+import gettext
 import html
 import logging
 import os
@@ -25,11 +26,13 @@ from digest import links
 from digest.branding import brand_css
 from digest.config import NewsletterConfig, SiteConfig
 from digest.errors import ConfigError
-from digest.excerpts import excerpt
+from digest.excerpts import Excerpt, excerpt
+from digest.i18n import SOURCE_LANGUAGE, babel_locale, long_date, text_direction, translations
 from digest.images import display_width
 from digest.message import clean_header_text
 from digest.models import Post, Rendered
 from digest.plaintext import TEXT_WIDTH, excerpt_text, wrap
+from digest.sanitize import plain_text
 
 # premailer sizes its one memo cache (stylesheet parses, selectors, declaration lists)
 # from this variable when it is first imported. The default of 128 entries is smaller than
@@ -46,31 +49,11 @@ LINK_SLOTS = {"unsubscribe_url": UNSUBSCRIBE_URL, "preferences_url": PREFERENCES
 _ARCHIVE_LINK = "#"  # what a reader's link is in the public archive
 SUBJECT_MAX_LENGTH = 150
 _PREHEADER_MAX_LENGTH = 140
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 
 def edition_url(site: SiteConfig, edition_id: str) -> str:
     """The public "view in browser" address of an edition."""
     return links.edition_url(site, edition_id)
-
-
-def long_date(moment: datetime, zone: ZoneInfo) -> str:
-    """``moment`` as a day in ``zone``, e.g. "27 November 2026" (English, locale-free)."""
-    local = moment.astimezone(zone)
-    return f"{local.day} {_MONTHS[local.month - 1]} {local.year}"
 
 
 def _settle_placeholders(rendered: str, markers: dict[str, str]) -> str:
@@ -104,15 +87,20 @@ class _Templates:
     css: str
 
 
-def _load_templates(folders: Sequence[Path], what: str) -> _Templates:
-    """The templates of the first folder that has each (an editor's folder, then ours)."""
+def _load_templates(
+    folders: Sequence[Path], what: str, translations: gettext.NullTranslations
+) -> _Templates:
+    """The templates of the first folder that has each (an editor's folder, then ours),
+    their marked strings (``{% trans %}``, ``_()``) in ``translations``' language."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folders),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     try:
         stylesheet = next(
             (folder / "email.css" for folder in folders if (folder / "email.css").is_file()),
@@ -129,33 +117,63 @@ def _load_templates(folders: Sequence[Path], what: str) -> _Templates:
 
 class Renderer:
     """Renders editions from ``templates_dir`` (digest.html, _post.html, digest.txt,
-    email.css), or for a newsletter in ``overrides`` from its editor's folder first.
+    email.css), or for a newsletter in ``overrides`` from its editor's folder first, in
+    the newsletter's language (catalogues in ``templates_dir/../locale``).
 
-    Templates and stylesheets are loaded once, here; a missing or broken template is a
-    ``ConfigError`` at construction, not at the first send.
+    Templates, stylesheets and the catalogues of ``languages`` are loaded here; a missing
+    or broken one is a ``ConfigError`` at construction, not at the first send.
     """
 
-    def __init__(self, templates_dir: Path, overrides: Mapping[str, Path] | None = None) -> None:
-        self._shipped = _load_templates([templates_dir], f"email templates in {templates_dir}")
-        self._overrides = {
-            newsletter_id: _load_templates(
-                [folder, templates_dir],
-                f"[newsletters.{newsletter_id}] templates in {folder}",
-            )
-            for newsletter_id, folder in (overrides or {}).items()
-        }
+    def __init__(
+        self,
+        templates_dir: Path,
+        overrides: Mapping[str, Path] | None = None,
+        languages: Iterable[str] = (),
+    ) -> None:
+        self._dir = templates_dir
+        self._locale_dir = templates_dir.parent / "locale"
+        self._overrides = dict(overrides or {})
+        self._translations: dict[str, gettext.NullTranslations] = {}
+        self._sets: dict[tuple[str, str], _Templates] = {}
+        for newsletter_id in ("", *self._overrides):
+            self._templates(newsletter_id, SOURCE_LANGUAGE)
+        for language in languages:
+            self._translation(language)
         # Subjects are headers, not HTML: escaping would show "&amp;" in the inbox.
-        self._subject_env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
+        self._subject_env = jinja2.Environment(
+            autoescape=False, undefined=jinja2.StrictUndefined, extensions=["jinja2.ext.i18n"]
+        )
 
     @classmethod
     def for_newsletters(
         cls, templates_dir: Path, newsletters: Iterable[NewsletterConfig]
     ) -> Renderer:
-        """A renderer with each newsletter's own templates folder, where it has one."""
+        """A renderer with each newsletter's own templates folder and language."""
+        chosen = list(newsletters)
         return cls(
             templates_dir,
-            {n.id: n.templates for n in newsletters if n.templates is not None},
+            {n.id: n.templates for n in chosen if n.templates is not None},
+            {n.language for n in chosen},
         )
+
+    def _translation(self, language: str) -> gettext.NullTranslations:
+        if language not in self._translations:
+            self._translations[language] = translations(self._locale_dir, language)
+        return self._translations[language]
+
+    def _templates(self, newsletter_id: str, language: str) -> _Templates:
+        """The newsletter's template set (its own folder's, else the shipped) in ``language``."""
+        folder = self._overrides.get(newsletter_id)
+        key = (newsletter_id if folder else "", language)
+        if key not in self._sets:
+            what = (
+                f"[newsletters.{newsletter_id}] templates in {folder}"
+                if folder
+                else f"email templates in {self._dir}"
+            )
+            folders = [folder, self._dir] if folder else [self._dir]
+            self._sets[key] = _load_templates(folders, what, self._translation(language))
+        return self._sets[key]
 
     def render_edition(
         self,
@@ -180,10 +198,11 @@ class Renderer:
         # have decoded every entity are they turned into the placeholders, and any
         # placeholder a feed spelled out (even as entities) is defanged first.
         markers = {variable: f"%%LINK_{secrets.token_hex(8)}%%" for variable in LINK_SLOTS}
-        subject = self._subject(newsletter, safe_posts)
+        language = self._translation(newsletter.language)
+        subject = self._subject(newsletter, safe_posts, language)
 
         def format_date(moment: datetime) -> str:
-            return long_date(moment, zone)
+            return long_date(moment, zone, newsletter.language)
 
         def byline(post: Post) -> str:
             """ "Source · By author · date": the source when the newsletter has several,
@@ -191,7 +210,7 @@ class Renderer:
             made-up date)."""
             parts = [label] if (label := newsletter.source_label(post.source_id)) else []
             if post.author:
-                parts.append(f"By {post.author}")
+                parts.append(language.gettext("By %(author)s") % {"author": post.author})
             if post.dated:
                 parts.append(format_date(post.published))
             return " · ".join(parts)
@@ -208,12 +227,15 @@ class Renderer:
             **markers,
             "archive_url": edition_url(site, edition_id),
             "branding": newsletter.branding,
+            "language": newsletter.language,
+            "text_direction": babel_locale(newsletter.language).text_direction,
+            "direction": post_direction,
         }
         titles = " · ".join(post.title for post in safe_posts)
         preheader = clean_header_text(titles, _PREHEADER_MAX_LENGTH)
         excerpts = [excerpt(post.summary_html or post.content_html) for post in safe_posts]
         entries = list(zip(safe_posts, excerpts, strict=True))
-        templates = self._overrides.get(newsletter.id, self._shipped)
+        templates = self._templates(newsletter.id, newsletter.language)
         document = templates.html.render(context, preheader=preheader, entries=entries)
         text_entries = [(post, excerpt_text(ex)) for post, ex in entries]
         text = templates.text.render(
@@ -226,10 +248,19 @@ class Renderer:
             text=_settle_placeholders(_tidy(text), markers),
         )
 
-    def _subject(self, newsletter: NewsletterConfig, posts: Sequence[Post]) -> str:
+    def _subject(
+        self,
+        newsletter: NewsletterConfig,
+        posts: Sequence[Post],
+        language: gettext.NullTranslations,
+    ) -> str:
         try:
             raw = self._subject_env.from_string(newsletter.subject).render(
-                newsletter=newsletter, posts=posts
+                newsletter=newsletter,
+                posts=posts,
+                _=language.gettext,
+                gettext=language.gettext,
+                ngettext=language.ngettext,
             )
         except Exception as exc:  # the editor's template: any failure is theirs to fix
             raise ConfigError(
@@ -279,3 +310,8 @@ def archive_html(rendered: Rendered) -> str:
     for slot in LINK_SLOTS.values():
         page = page.replace(slot, _ARCHIVE_LINK)
     return page
+
+
+def post_direction(post: Post, excerpt: Excerpt) -> str:
+    """ "rtl" for a post written right to left (its title, else its excerpt, tells)."""
+    return text_direction(f"{post.title} {plain_text(excerpt.html())}")

@@ -30,6 +30,7 @@ def sample_newsletter(**changes: str) -> NewsletterConfig:
     fields = {
         "id": "daily",
         "title": "Transmission Daily",
+        "language": "en-GB",  # dates as "27 November 2026"
         "description": (
             "The day's posts from Transmission: news, comment and the odd silly dictator story."
         ),
