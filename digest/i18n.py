@@ -33,7 +33,7 @@ DOMAIN = "digest"
 CATALOGUE = "{language}/LC_MESSAGES/" + DOMAIN + ".po"
 
 
-def N_(message: str) -> str:  # noqa: N802 - the name gettext's tools look for
+def N_(message: str) -> str:
     """Mark ``message`` for the catalogues where it is used inside a template string."""
     return message
 

@@ -353,6 +353,11 @@ class EditionStore(Protocol):
         if it is in one of those. True unless ``only_from`` refused the move."""
         ...
 
+    def archived_editions(self, newsletter_id: str, *, offset: int, limit: int) -> list[Edition]:
+        """The newsletter's editions that went out (sending, paused, held or sent: not
+        skipped or cancelled), newest first, ``limit`` of them after the first ``offset``."""
+        ...
+
     def get_renderings(self, edition_id: str) -> dict[int, Rendered]:
         """Every variant's rendering archived for the edition, by variant number."""
         ...

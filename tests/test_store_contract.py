@@ -1109,3 +1109,18 @@ def test_removing_a_reader_who_signed_up_on_the_web_erases_their_consent_records
     # The address can sign up again only through a new, explicit request: the erasure
     # suppressed it, and nothing of the old record is left to revive.
     assert store.suppressions(["key-ana"]) == {"key-ana": now + 2 * LATER}
+
+
+def test_the_archive_lists_editions_that_went_out_newest_first(store: Store, now: datetime) -> None:
+    subscribe(store, "ana@example.org", now)
+    ids = [opened(store, now + n * LATER, period=f"p{n}").id for n in range(4)]
+    store.set_edition_status(ids[1], EditionStatus.CANCELLED)
+    store.set_edition_status(ids[2], EditionStatus.SENT)
+    skipped = opened(store, now + 5 * LATER, period="nobody", post_keys=())
+    assert skipped.status is EditionStatus.SKIPPED
+    opened(store, now + 6 * LATER, period="other", newsletter="daily")
+    found = store.archived_editions("weekly", offset=0, limit=10)
+    assert [e.id for e in found] == [ids[3], ids[2], ids[0]]
+    assert found[1].subject == "Subject"
+    assert [e.id for e in store.archived_editions("weekly", offset=1, limit=1)] == [ids[2]]
+    assert store.archived_editions("weekly", offset=3, limit=10) == []

@@ -5,13 +5,19 @@ Skipped when chromium is absent, except under CI=true where it must run.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import shutil
 from datetime import UTC, datetime
 from email import policy
+from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.async_api import Browser
+from playwright.async_api import Browser, Page
 
 from digest.editions import unsubscribe_url
 from digest.models import Post, SubscriptionStatus
@@ -111,3 +117,121 @@ async def test_pre_blocks_and_long_tokens_never_widen_the_digest(
     page = await browser.new_page(viewport={"width": width, "height": 740})
     await page.set_content(rendered.html)
     assert await page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+# --- a reader's whole journey on the web, in the browser ------------------------------------
+ARTIFACTS = REPO / "build" / "screenshots"  # a test artifact folder, not committed
+DOCS = REPO / "docs"
+UPDATE_DOCS = "DIGEST_UPDATE_SCREENSHOTS"  # =1: also refresh the two checked into docs/
+TOPICS = """
+[newsletters.daily.topics.asia]
+title = "Central Asia"
+categories = ["Central Asia"]
+
+[newsletters.daily.topics.dictators]
+title = "Silly dictators"
+categories = ["Silly Dictator Stories"]
+"""
+LINK = re.compile(r"http://127\.0\.0\.1:\d+/[^\s]+")
+
+
+async def shoot(page: Page, name: str) -> None:
+    """Screenshots of the page at 375 and 1280 px; at 375 px nothing may scroll sideways."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    for width in (375, 1280):
+        await page.set_viewport_size({"width": width, "height": 800})
+        path = ARTIFACTS / f"{name}-{width}.png"
+        await page.screenshot(path=str(path), full_page=True)
+        if width == 375 and name in ("home", "preferences") and os.environ.get(UPDATE_DOCS) == "1":
+            shutil.copyfile(path, DOCS / f"{name}-375.png")
+    await page.set_viewport_size(PHONE)
+
+
+async def next_message(smtpd: Any, count: int) -> EmailMessage:
+    """The ``count``-th message the server received (sent after the page answered)."""
+    for _ in range(500):
+        if len(smtpd.messages) >= count:
+            break
+        await asyncio.sleep(0.01)
+    assert len(smtpd.messages) >= count, "the message never arrived"
+    parsed = BytesParser(policy=policy.default).parsebytes(smtpd.messages[count - 1].data)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def links_in(message: EmailMessage) -> list[str]:
+    body = message.get_body(("plain",))
+    assert body is not None
+    return LINK.findall(str(body.get_content()))
+
+
+async def test_a_reader_signs_up_confirms_chooses_topics_and_leaves(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with (
+        running_smtpd() as smtpd,
+        running_deployment(
+            tmp_path, smtp_port=smtpd.port, now=NOW, newsletter="public = true", extra=TOPICS
+        ) as deployment,
+    ):
+        app = deployment.app
+        page = await browser.new_page(viewport=PHONE)
+
+        # The home page's form.
+        await page.goto(deployment.base_url + "/")
+        assert await page.inner_text("h1") == "Transmission by email"
+        await shoot(page, "home")
+        await page.get_by_label("Your email address").fill("Ana@Example.net")
+        await page.get_by_role("button", name="Subscribe to Transmission Daily").click()
+        await page.wait_for_selector("text=Check your inbox")
+        await shoot(page, "subscribed")
+
+        # The confirmation email: a link to a page whose button confirms.
+        confirmation = await next_message(smtpd, 1)
+        assert confirmation["To"] == "ana@example.net"
+        assert "List-Unsubscribe" not in confirmation
+        (confirm,) = [url for url in links_in(confirmation) if "/confirm/" in url]
+        await page.goto(confirm)
+        await shoot(page, "confirm")
+        [pending] = app.store.list_subscriptions("daily")
+        assert pending.status is SubscriptionStatus.PENDING  # opening the link changed nothing
+        await page.get_by_role("button", name="Confirm my subscription").click()
+        await page.wait_for_selector("text=You're subscribed")
+        await shoot(page, "confirmed")
+        [confirmed] = app.store.list_subscriptions("daily")
+        assert confirmed.status is SubscriptionStatus.CONFIRMED
+
+        # A digest, with the reader's own preferences and unsubscribe links.
+        await app.send_now("daily")
+        digest = await next_message(smtpd, 2)
+        assert digest["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        found = links_in(digest)
+        (preferences,) = [url for url in found if "/p/" in url]
+        (unsubscribe,) = [url for url in found if "/u/" in url]
+
+        await page.goto(preferences)
+        assert await page.get_by_label("Silly dictators").is_checked()
+        await shoot(page, "preferences")
+        await page.get_by_label("Silly dictators").uncheck()
+        await page.get_by_role("button", name="Save my choices").click()
+        await page.wait_for_selector("text=Saved.")
+        assert not await page.get_by_label("Silly dictators").is_checked()
+        await shoot(page, "preferences-saved")
+        [chosen] = app.store.list_subscriptions("daily")
+        assert chosen.topics == ("asia",)
+
+        await page.goto(unsubscribe)
+        await shoot(page, "unsubscribe")
+        await page.get_by_role("button", name="Unsubscribe", exact=True).click()
+        await page.wait_for_selector("text=You're unsubscribed")
+        await shoot(page, "unsubscribed")
+        [gone] = app.store.list_subscriptions("daily")
+        assert gone.status is SubscriptionStatus.UNSUBSCRIBED
+
+        # The public archive of what went out.
+        await page.goto(deployment.base_url + "/archive/daily")
+        await shoot(page, "archive")
+        await page.locator(".editions a").first.click()
+        assert await page.get_by_role("link", name=SEED_TITLE).is_visible()
+        assert "/e/" in page.url

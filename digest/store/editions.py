@@ -212,11 +212,14 @@ def editions(
     *where: ColumnElement[bool],
     order: tuple[Any, ...] = NEWEST_FIRST,
     limit: int | None = None,
+    offset: int = 0,
 ) -> list[Edition]:
     """Editions matching ``where`` with their post keys, in ``order``."""
     statement = select(t.editions).where(*where).order_by(*order)
     if limit is not None:
         statement = statement.limit(limit)
+    if offset:
+        statement = statement.offset(offset)
     rows = connection.execute(statement).all()
     ids = [row.id for row in rows]
     keys, variants = _post_keys(connection, ids), _variant_counts(connection, ids)

@@ -51,6 +51,7 @@ from digest.store import tables as t
 from digest.store.engine import READ_ONLY, unreachable
 
 PAGE = 1000  # rows per transaction when listing an edition's deliveries or subscriptions
+ARCHIVED = (EditionStatus.SENDING, EditionStatus.PAUSED, EditionStatus.HELD, EditionStatus.SENT)
 
 
 def _aware(value: datetime, name: str) -> datetime:
@@ -377,6 +378,17 @@ class SqlStore:
         with self._transaction(read_only=True) as connection:
             return edition_queries.editions(
                 connection, t.editions.c.status == status.value, order=edition_queries.OLDEST_FIRST
+            )
+
+    def archived_editions(self, newsletter_id: str, *, offset: int, limit: int) -> list[Edition]:
+        e = t.editions.c
+        with self._transaction(read_only=True) as connection:
+            return edition_queries.editions(
+                connection,
+                e.newsletter_id == newsletter_id,
+                e.status.in_([status.value for status in ARCHIVED]),
+                limit=limit,
+                offset=offset,
             )
 
     def set_edition_status(

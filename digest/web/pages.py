@@ -41,6 +41,7 @@ TEMPLATES = (
     "unsubscribed.html",
     "preferences.html",
     "address.html",
+    "archive.html",
 )
 STYLESHEET = "site.css"
 CSRF_FIELD = "csrf"

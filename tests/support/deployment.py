@@ -45,9 +45,11 @@ def write_config(
     concurrency: int = 2,
     delivery: str = "",
     timeout_seconds: float = 5,
+    newsletter: str = "",
 ) -> Path:
     """A config file in ``folder``: SQLite under it (or ``database_url``), SMTP on
-    127.0.0.1:``smtp_port``; ``delivery`` adds lines to ``[delivery]``, ``extra`` at the end.
+    127.0.0.1:``smtp_port``; ``delivery`` adds lines to ``[delivery]``, ``newsletter`` to
+    ``[newsletters.daily]``, ``extra`` at the end.
     """
     folder.mkdir(parents=True, exist_ok=True)
     database = f'database_url = "{database_url}"' if database_url else ""
@@ -90,6 +92,7 @@ title = "Transmission Daily"
 description = "The day's analysis from Transmission."
 sources = ["posts"]
 max_items = 10
+{newsletter}
 
 [newsletters.daily.schedule]
 daily = "07:00"
@@ -109,13 +112,26 @@ class Deployment:
 
 @contextlib.asynccontextmanager
 async def running_deployment(
-    folder: Path, *, smtp_port: int, now: datetime, posts_dir: Path = SAMPLE_POSTS
+    folder: Path,
+    *,
+    smtp_port: int,
+    now: datetime,
+    posts_dir: Path = SAMPLE_POSTS,
+    newsletter: str = "",
+    extra: str = "",
 ) -> AsyncIterator[Deployment]:
     """Load a config pointing at the SMTP server, build the app, serve its web pages."""
     sock = listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
     config = load_config(
-        write_config(folder, smtp_port=smtp_port, web_port=port, posts_dir=posts_dir)
+        write_config(
+            folder,
+            smtp_port=smtp_port,
+            web_port=port,
+            posts_dir=posts_dir,
+            newsletter=newsletter,
+            extra=extra,
+        )
     )
     clock = Clock(now)
     app = build_app(config, environ=SECRET_ENV, clock=clock)

@@ -57,6 +57,7 @@ PENDING = DeliveryStatus.PENDING
 SENDING = DeliveryStatus.SENDING
 DEFERRED = DeliveryStatus.DEFERRED
 UNCERTAIN = DeliveryStatus.UNCERTAIN
+SENT = EditionStatus.SENT
 SUPPRESSED = DeliveryStatus.SUPPRESSED
 CONFIRMED = SubscriptionStatus.CONFIRMED
 LEFT_REPLY: dict[SubscriptionStatus | None, str] = {  # as in ``digest.store.ledger``
@@ -747,6 +748,15 @@ class MemoryStore:
     def edition_summary(self, edition_id: str) -> EditionSummary:
         with self._read() as t:
             return t.summary(t.edition(edition_id))
+
+    def archived_editions(self, newsletter_id: str, *, offset: int, limit: int) -> list[Edition]:
+        went_out = (EditionStatus.SENDING, EditionStatus.PAUSED, EditionStatus.HELD, SENT)
+        with self._read() as t:
+            found = t.ordered(
+                newest=True,
+                keep=lambda e: e.newsletter_id == newsletter_id and e.status in went_out,
+            )
+        return found[offset : offset + limit]
 
     def editions_with_status(self, status: EditionStatus) -> list[Edition]:
         with self._read() as t:

@@ -1,0 +1,90 @@
+"""Use cases of the public archive: a newsletter's past editions page by page, one
+edition as sent, and the Atom feed of its editions.
+
+Nothing here carries a reader's link: an edition is shown from its stored rendering
+with every per-reader slot replaced (:func:`digest.render.archive_html`), and the list
+and the feed name editions by their public address only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from xml.etree import ElementTree
+
+from digest import links
+from digest.config import NewsletterConfig, SiteConfig
+from digest.models import Edition
+from digest.planning import split_variant_id
+from digest.ports import Store
+from digest.render import archive_html
+
+ATOM = "http://www.w3.org/2005/Atom"
+FEED_ENTRIES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivePage:
+    editions: list[Edition]
+    page: int
+    has_next: bool
+
+
+def archive_page(store: Store, newsletter_id: str, page: int, size: int) -> ArchivePage:
+    """Page ``page`` (from 1) of the newsletter's editions that went out, newest first."""
+    found = store.archived_editions(newsletter_id, offset=(page - 1) * size, limit=size + 1)
+    return ArchivePage(found[:size], page, len(found) > size)
+
+
+def edition_page(store: Store, variant_id: str) -> str | None:
+    """The archived HTML of ``/e/{variant_id}`` with no reader's link, or None."""
+    found = split_variant_id(variant_id)
+    if found is None:
+        return None
+    rendering = store.get_renderings(found[0]).get(found[1])
+    return None if rendering is None else archive_html(rendering)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def atom_feed(
+    site: SiteConfig, newsletter: NewsletterConfig, editions: Sequence[Edition], now: datetime
+) -> bytes:
+    """The Atom (RFC 4287) document of ``editions``, newest first: one entry per edition,
+    linking to its public page."""
+
+    def add(parent: ElementTree.Element, tag: str, text: str = "", **attributes: str) -> None:
+        element = ElementTree.SubElement(parent, tag, attributes)
+        if text:
+            element.text = text
+
+    feed = ElementTree.Element("feed", xmlns=ATOM)
+    add(feed, "id", links.feed_url(site, newsletter.id))
+    add(feed, "title", newsletter.title)
+    if newsletter.description:
+        add(feed, "subtitle", newsletter.description)
+    add(feed, "updated", _stamp(editions[0].created_at if editions else now))
+    add(
+        feed,
+        "link",
+        rel="self",
+        type="application/atom+xml",
+        href=links.feed_url(site, newsletter.id),
+    )
+    add(
+        feed, "link", rel="alternate", type="text/html", href=links.archive_url(site, newsletter.id)
+    )
+    author = ElementTree.SubElement(feed, "author")
+    add(author, "name", site.name)
+    for edition in editions:
+        entry = ElementTree.SubElement(feed, "entry")
+        url = links.edition_url(site, edition.id)
+        add(entry, "id", url)
+        add(entry, "title", edition.subject or newsletter.title)
+        add(entry, "updated", _stamp(edition.created_at))
+        add(entry, "link", rel="alternate", type="text/html", href=url)
+    document: bytes = ElementTree.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return document
