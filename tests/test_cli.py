@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import mailbox
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from digest.app import build_app
 from digest.cli import _parser, main
@@ -668,3 +670,19 @@ def test_import_asks_which_newsletter_once_when_the_file_does_not_say(
     assert [(r["email"], r["newsletter"]) for r in listed(capsys, config)] == [
         ("ana@example.net", "weekly")
     ]
+
+
+def test_import_shows_a_progress_bar_on_a_terminal_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_readers_config(tmp_path)
+    path = tmp_path / "readers.csv"
+    path.write_text("email\n" + "".join(f"r{n}@example.net\n" for n in range(50)))
+    args = _parser().parse_args([*config, "subscribers", "import", str(path)])
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=80)
+    assert args.handler(args, terminal) == 0
+    assert "importing" in terminal.file.getvalue()  # type: ignore[attr-defined]
+    code, out, _ = run(capsys, *config, "subscribers", "import", str(path))
+    assert code == 0
+    assert "importing" not in out
+    assert "50 people (0 new, 50 already on the list)" in out
