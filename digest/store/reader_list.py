@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, select, text, update
 
 from digest.models import (
     REMOVED_ADDRESS,
@@ -32,6 +32,7 @@ from digest.store.subscribers import new_subscriber_id, subscription_of, subscri
 from digest.store.tables import utc_for_driver
 
 CHUNK = 1000  # values per IN (...) list: well inside every driver's parameter limit
+ANALYZE_AFTER = 1000  # new readers in one batch that may call for fresh planner statistics
 UNSENT = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
 
 _T = TypeVar("_T")
@@ -87,6 +88,14 @@ def add_readers(
             for (subscriber_id, newsletter_id), e in sorted(wanted.items())
         ],
     ).rowcount  # fmt: skip
+    if connection.dialect.name == "postgresql" and created >= ANALYZE_AFTER:
+        # Statistics that think the list is much smaller than it is make the planner page
+        # through it by sorting all of it. Fresh ones each time the list doubles.
+        believed = connection.execute(
+            text("SELECT reltuples FROM pg_class WHERE oid = 'subscribers'::regclass")
+        ).scalar_one()
+        if created >= believed:
+            connection.execute(text("ANALYZE subscribers, subscriptions"))
     return Added(people=created, subscriptions=subscribed)
 
 
