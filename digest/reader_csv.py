@@ -118,10 +118,13 @@ def _row(line: int, cells: list[str], columns: dict[str, int]) -> ReaderRow:
     name = cell("name") or " ".join(filter(None, (cell("first"), cell("last"))))
     if name[:1] == "'" and name[1:2] in ("=", "+", "-", "@"):
         name = name[1:]  # digest's export guards such names against spreadsheet formulas
+    name = " ".join(name.split())
+    if not name.isprintable():  # control, format or lone surrogate characters (rare)
+        name = " ".join(clean_identifier(name).split())
     return ReaderRow(
         line=line,
         email=cell("email"),
-        name=" ".join(clean_identifier(name).split())[:NAME_LENGTH],
+        name=name[:NAME_LENGTH],
         newsletters=tuple(filter(None, _SEPARATORS.split(cell("newsletters")))),
         cadence=cell("cadence"),
         topics=tuple(filter(None, _SEPARATORS.split(cell("topics")))) or None,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import mailbox
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from digest.app import build_app
 from digest.cli import _parser, main
@@ -650,3 +652,42 @@ def test_remove_erases_a_reader_keeps_the_editions_counts_and_suppresses_the_add
     code, out, _ = run(capsys, *config, "subscribers", "remove", "dee@example.net")
     assert code == 0
     assert out.startswith("dee@example.net was not on the list; suppressed since ")
+
+
+def test_import_asks_which_newsletter_once_when_the_file_does_not_say(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weekly = (
+        '[newsletters.weekly]\ntitle = "Weekly"\ndescription = "The week."\n'
+        'sources = ["posts"]\n[newsletters.weekly.schedule]\nweekly = "mon 07:00"\n'
+    )
+    config = ["--config", str(write_config(tmp_path, extra=weekly))]
+    path = tmp_path / "readers.csv"
+    path.write_text("email\nana@example.net\n")
+    code, out, err = run(capsys, *config, "subscribers", "import", str(path))
+    assert code == 1
+    assert "which newsletter? pass --newsletter (daily, weekly)" in err
+    assert listed(capsys, config) == []
+    path.write_text("email,newsletters\nana@example.net,weekly\nben@example.net,\n")
+    code, out, _ = run(capsys, *config, "subscribers", "import", str(path))
+    assert code == 1
+    assert f"{path}:3: no newsletter given" in out
+    assert [(r["email"], r["newsletter"]) for r in listed(capsys, config)] == [
+        ("ana@example.net", "weekly")
+    ]
+
+
+def test_import_shows_a_progress_bar_on_a_terminal_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_readers_config(tmp_path)
+    path = tmp_path / "readers.csv"
+    path.write_text("email\n" + "".join(f"r{n}@example.net\n" for n in range(50)))
+    args = _parser().parse_args([*config, "subscribers", "import", str(path)])
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=80)
+    assert args.handler(args, terminal) == 0
+    assert "importing" in terminal.file.getvalue()  # type: ignore[attr-defined]
+    code, out, _ = run(capsys, *config, "subscribers", "import", str(path))
+    assert code == 0
+    assert "importing" not in out
+    assert "50 people (0 new, 50 already on the list)" in out

@@ -64,7 +64,7 @@ def cmd_subscribers_list(args: argparse.Namespace, out: Console) -> int:
             record = dict(zip(EXPORT_COLUMNS, _fields(app, sub), strict=True))
             write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
-        Console(stderr=True, highlight=False).print(f"{count} subscription(s)")
+        Console(stderr=True, highlight=False, markup=False).print(f"{count} subscription(s)")
         return 0
     zone = ZoneInfo(app.config.site.timezone)
     newsletters = app.config.newsletters.values()
@@ -107,7 +107,9 @@ def cmd_subscribers_export(args: argparse.Namespace, out: Console) -> int:
             writer.writerow([email, name, *middle, " ".join(topics), subscribed, changed])
             count += 1
     where = f" to {args.output}" if args.output else ""
-    Console(stderr=True, highlight=False).print(f"{count} subscription(s) exported{where}")
+    Console(stderr=True, highlight=False, markup=False).print(
+        f"{count} subscription(s) exported{where}"
+    )
     return 0
 
 
@@ -116,10 +118,13 @@ def cmd_subscribers_import(args: argparse.Namespace, out: Console) -> int:
     app = app_of(args)
     path = Path(args.file)
     layout = reader_csv.scan(path)  # a malformed file is refused before anything is written
-    newsletters = (args.newsletter,) if args.newsletter else tuple(sole_newsletter(app.config))
-    defaults = ImportDefaults(newsletters, args.cadence or None, _ids(args.topics))
     if args.newsletter:
-        app.newsletter(args.newsletter)  # an unknown id is named before the first row
+        newsletters: tuple[str, ...] = (app.newsletter(args.newsletter).id,)
+    elif "newsletters" in layout.columns:
+        newsletters = tuple(sole_newsletter(app.config))
+    else:  # every row would need one: ask once instead
+        newsletters = (default_newsletter(app.config, None),)
+    defaults = ImportDefaults(newsletters, args.cadence or None, _ids(args.topics))
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=out, transient=True, disable=not out.is_terminal) as bar:
         task = bar.add_task("import", total=layout.rows)
