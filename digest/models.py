@@ -198,6 +198,7 @@ class Subscriber:
     ascii_email: str
     created_at: datetime
     name: str = ""  # as an import gave it; "" when unknown
+    timezone: str = ""  # the reader's IANA zone, for cadences sent at their local time
 
 
 @dataclass(frozen=True, slots=True)

@@ -212,6 +212,12 @@ class Readers(Protocol):
         """Since when the cadence has been scheduled: recorded as ``now`` the first time."""
         ...
 
+    def set_timezone(self, subscriber_id: str, zone: str) -> None:
+        """Store the reader's IANA time zone ("": none, the schedule's zone serves them),
+        used by cadences sent at a time of day in each reader's zone. ``NotFound`` for an
+        unknown reader; the caller checks the zone is one."""
+        ...
+
     def get_subscriber(self, subscriber_id: str) -> Subscriber:
         """The subscriber with this opaque id; ``NotFound`` otherwise."""
         ...

@@ -13,6 +13,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from zoneinfo import available_timezones
 
 from digest import links
 from digest.config import NewsletterConfig, SiteConfig
@@ -75,6 +77,19 @@ def join(
     return joined
 
 
+@cache
+def reader_zones() -> tuple[str, ...]:
+    """The IANA zones a reader may choose, sorted (the tz database's, via zoneinfo)."""
+    return tuple(sorted(zone for zone in available_timezones() if "/" in zone))
+
+
+def asks_for_zone(choices: Sequence[Choice]) -> bool:
+    """Whether any newsletter on the page sends at a time in each reader's own zone."""
+    return any(
+        cadence.schedule.reader_timezone for c in choices for cadence in c.newsletter.cadences
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Choice:
     """One newsletter on a reader's preference page, and what they chose of it."""
@@ -129,10 +144,14 @@ def save(
     *,
     client: str,
     now: datetime,
+    timezone: str | None = None,
 ) -> None:
     """Apply the preference page: join, leave, and store each newsletter's cadence and
-    topics (ids it does not offer are dropped). Newsletters not in ``wanted`` are left
-    as they are."""
+    topics (ids it does not offer are dropped), and the reader's time zone when given
+    ("" for none; an unknown zone is ignored). Newsletters not in ``wanted`` are left as
+    they are."""
+    if timezone is not None and (timezone == "" or timezone in reader_zones()):
+        store.set_timezone(subscriber_id, timezone)
     current = {c.newsletter.id: c for c in choices(store, newsletters, subscriber_id)}
     joining = [current[i].newsletter for i, w in wanted.items() if i in current and w.receive]
     join(

@@ -15,6 +15,7 @@ from datetime import datetime
 from email_validator import EmailNotValidError, validate_email
 
 from digest.config import NewsletterConfig
+from digest.config_table import is_zone
 from digest.errors import InvalidAddress, NotFound, Suppressed
 from digest.models import Added, NewReader, Removal, Subscription, SubscriptionStatus
 from digest.ports import Store
@@ -296,3 +297,14 @@ def _require_newsletter(newsletter_id: str, known: Collection[str]) -> None:
             f"unknown newsletter {newsletter_id!r}; the config declares: "
             f"{', '.join(sorted(known)) or 'none'}"
         )
+
+
+def check_timezone(zone: str) -> str:
+    """``zone`` stripped, if it is an IANA time zone or "" (none); else ``NotFound``."""
+    zone = zone.strip()
+    if zone and not is_zone(zone):
+        raise NotFound(
+            f"unknown time zone {zone!r}; use an IANA name like 'Europe/Prague' or"
+            " 'America/New_York'"
+        )
+    return zone

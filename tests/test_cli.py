@@ -473,6 +473,27 @@ def test_add_stores_cadence_and_topics_and_names_unknown_ids(
     }
 
 
+def test_add_sets_the_readers_time_zone_and_refuses_an_unknown_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_readers_config(tmp_path)
+    code, out, _ = run(
+        capsys, *config, "subscribers", "add", "ana@example.net", "--timezone", "Asia/Tokyo"
+    )
+    assert code == 0
+    assert out.strip().endswith("(daily; topics: tech, arts), time zone Asia/Tokyo")
+    code, _, err = run(
+        capsys, *config, "subscribers", "add", "ben@example.net", "--timezone", "Mars/Base"
+    )
+    assert code == 1
+    assert "unknown time zone 'Mars/Base'; use an IANA name like 'Europe/Prague'" in err
+    app = build_app(load_config(Path(config[1])), environ={"DIGEST_SECRET_KEY": "x" * 40})
+    found = app.store.find_subscription("ana@example.net", "daily")
+    assert found is not None
+    assert found.subscriber.timezone == "Asia/Tokyo"
+    assert app.store.find_subscription("ben@example.net", "daily") is None  # nothing added
+
+
 @pytest.mark.parametrize(
     ("fixture", "readers"),
     [

@@ -1124,3 +1124,40 @@ def test_the_archive_lists_editions_that_went_out_newest_first(store: Store, now
     assert found[1].subject == "Subject"
     assert [e.id for e in store.archived_editions("weekly", offset=1, limit=1)] == [ids[2]]
     assert store.archived_editions("weekly", offset=3, limit=10) == []
+
+
+def test_a_readers_time_zone_is_stored_and_given_to_due_when_an_edition_opens(
+    store: Store, now: datetime
+) -> None:
+    ana, _ = subscribe(store, "ana@x.org", now)
+    ben, _ = subscribe(store, "ben@x.org", now)
+    store.set_timezone(ana, "America/New_York")
+    assert store.get_subscriber(ana).timezone == "America/New_York"
+    assert store.get_subscriber(ben).timezone == ""
+    with pytest.raises(NotFound):
+        store.set_timezone("nobody", "Europe/Prague")
+    asked: list[str] = []
+
+    def due(zone: str, last_sent: datetime | None) -> bool:
+        asked.append(zone)
+        return zone == "America/New_York"
+
+    readers = CadenceReaders("daily", ("daily",), default=True)
+    verdicts = {
+        reader: Verdict(0, Mark(now)) for reader, _ in store.reader_groups("weekly", readers)
+    }
+    draft = Draft(
+        edition_id="zoned",
+        newsletter_id="weekly",
+        readers=readers,
+        period_key="z",
+        now=now,
+        source_ids=(),
+        released=0,
+        variants=(Variant(("k1",), RENDERED),),
+        verdicts=verdicts,
+    )
+    result = store.open_edition(draft, message_id=lambda sid: f"<{sid}@example.org>", due=due)
+    assert result is not None
+    assert sorted(asked) == ["", "America/New_York"]
+    assert [row.email for row in store.list_deliveries("zoned")] == ["ana@x.org"]

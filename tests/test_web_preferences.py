@@ -3,17 +3,21 @@ a change of address confirmed at the new address."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import datetime, timedelta
 
 import pytest
 
+from digest.config import CadenceConfig, ScheduleConfig
 from digest.models import SubscriptionStatus
 from digest.store import SqlStore
 from digest.tokens import preferences_token, unsubscribe_token
+from digest.web import reconfigure_web
 
+from support.edition import sample_site
 from support.records import subscribe
-from support.webapp import SECRET, Web, store, web
+from support.webapp import SECRET, Web, newsletters, store, web
 
 ANA = "ana@example.net"
 
@@ -179,3 +183,38 @@ def test_address_changes_share_the_confirmation_limits(web: Web, reader: str) ->
 
 
 __all__ = ["store", "web"]  # fixtures
+
+
+def test_a_reader_sets_their_time_zone_where_a_cadence_follows_it(
+    web: Web, store: SqlStore, reader: str
+) -> None:
+    url = url_of(reader)
+    assert 'name="timezone"' not in web.client.get(url).text  # no cadence follows it yet
+    offered = newsletters()
+    weekly = offered["weekly"]
+    morning = CadenceConfig(
+        "morning",
+        "At 07:00 your time",
+        ScheduleConfig("daily", "Europe/Prague", time="07:00", reader_timezone=True),
+    )
+    offered["weekly"] = dataclasses.replace(weekly, cadences=(*weekly.cadences, morning))
+    reconfigure_web(web.app, site=sample_site(), newsletters=offered)
+    page = web.client.get(url).text
+    assert '<select id="timezone" name="timezone">' in page
+    assert '<option value="" selected>' in page
+    assert '<option value="America/New_York">America/New York</option>' in page
+    form = {
+        "csrf": csrf_of(page, url),
+        "offered": ["weekly"],
+        "receive": ["weekly"],
+        "cadence-weekly": "morning",
+        "timezone": "America/New_York",
+    }
+    assert web.client.post(url, data=form).status_code == 200
+    assert store.get_subscriber(reader).timezone == "America/New_York"
+    assert store.subscriptions_of(reader)[-1].cadence == "morning"
+    assert '<option value="America/New_York" selected>' in web.client.get(url).text
+    web.client.post(url, data=form | {"timezone": "Mars/Olympus_Mons"})  # not a zone: kept
+    assert store.get_subscriber(reader).timezone == "America/New_York"
+    web.client.post(url, data=form | {"timezone": ""})
+    assert store.get_subscriber(reader).timezone == ""

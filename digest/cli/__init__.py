@@ -175,6 +175,11 @@ def _parser() -> argparse.ArgumentParser:
     add = command("add", cmd_subscribers_add, parent=subscribers_commands)
     add.add_argument("email", metavar="EMAIL")
     add.add_argument("--newsletter", metavar="N", help="newsletter id (optional if only one)")
+    add.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help='the reader\'s IANA time zone, for cadences with reader_timezone ("Asia/Tokyo")',
+    )
     importer = command("import", cmd_subscribers_import, parent=subscribers_commands)
     importer.add_argument("file", metavar="FILE.csv")
     importer.add_argument("--newsletter", metavar="N", help="for rows without a newsletters column")

@@ -37,6 +37,7 @@ def cmd_subscribers_add(args: argparse.Namespace, out: Console) -> int:
     """Add a reader to a newsletter (confirmed: you vouch for their consent)."""
     app = app_of(args)
     newsletter = app.newsletter(default_newsletter(app.config, args.newsletter))
+    zone = None if args.timezone is None else subscriptions.check_timezone(args.timezone)
     subscription, changed = subscriptions.add_reader(
         app.store,
         args.email,
@@ -49,6 +50,9 @@ def cmd_subscribers_add(args: argparse.Namespace, out: Console) -> int:
     cadence, topics = subscriptions.effective_choices(subscription, newsletter)
     verb = "added" if changed else "already subscribed:"
     chosen = f" ({cadence}; topics: {', '.join(topics)})" if topics else f" ({cadence})"
+    if zone is not None:
+        app.store.set_timezone(subscription.subscriber.id, zone)
+        chosen += f", time zone {zone or 'of the newsletter'}"
     out.print(f"{verb} {subscription.subscriber.email} -> {newsletter.id}{chosen}")
     return 0
 

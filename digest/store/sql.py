@@ -218,6 +218,10 @@ class SqlStore:
         with self._transaction() as connection:
             return reader_list.remove_subscriber(connection, email, suppression_key, now)
 
+    def set_timezone(self, subscriber_id: str, zone: str) -> None:
+        with self._transaction() as connection:
+            subscribers.set_timezone(connection, subscriber_id, zone)
+
     def get_subscriber(self, subscriber_id: str) -> Subscriber:
         with self._transaction(read_only=True) as connection:
             return subscribers.get_subscriber(connection, subscriber_id)

@@ -273,6 +273,7 @@ def _subscriber(row: Row[Any]) -> Subscriber:
         ascii_email=row.ascii_email,
         created_at=row.created_at,
         name=row.name,
+        timezone=row.timezone,
     )
 
 
@@ -306,3 +307,12 @@ def schedule_start(
         )
     ).scalar_one()
     return since
+
+
+def set_timezone(connection: Connection, subscriber_id: str, zone: str) -> None:
+    """See ``Readers.set_timezone``."""
+    found = connection.execute(
+        update(t.subscribers).where(t.subscribers.c.id == subscriber_id).values(timezone=zone)
+    ).rowcount
+    if not found:
+        raise NotFound(f"no subscriber with id {subscriber_id!r}")

@@ -83,6 +83,8 @@ class PreferencePages:
             status=status,
             masked_email=mask_email(subscriber.email),
             choices=found,
+            zones=preferences.reader_zones() if preferences.asks_for_zone(found) else (),
+            timezone=subscriber.timezone,
             form_url=links.absolute(pages.site, form_path),
             csrf=pages.csrf(form_path),
             address_url=links.absolute(pages.site, address_path),
@@ -108,6 +110,7 @@ class PreferencePages:
             wanted_of(form),
             client=request.client.host if request.client else "",
             now=pages.clock(),
+            timezone=zone if isinstance(zone := form.get("timezone"), str) else None,
         )
         return await self._page(request, subscriber, saved=True)
 

@@ -457,6 +457,14 @@ class MemoryStore:
                 edition_rows[anonymous] = row
             return Removal(True, since, subscriptions=len(mine), deliveries=rows)
 
+    def set_timezone(self, subscriber_id: str, zone: str) -> None:
+        with self._write() as t:
+            reader = t.subscribers.get(subscriber_id)
+            if reader is None:
+                raise NotFound(f"no subscriber with id {subscriber_id!r}")
+            t.subscribers[subscriber_id] = replace(reader, timezone=zone)
+            t.zones[subscriber_id] = zone
+
     def get_subscriber(self, subscriber_id: str) -> Subscriber:
         with self._read() as t:
             found = t.subscribers.get(subscriber_id)
