@@ -132,6 +132,19 @@ def test_one_click_urlencoded_unsubscribes_with_200_and_no_redirect(
     assert subscription.changed_at == now
 
 
+def test_one_click_for_a_reader_removed_from_the_list_still_answers_200(
+    client: TestClient, store: SqlStore, reader: Subscription, url: str, now: datetime
+) -> None:
+    store.remove_subscriber(reader.subscriber.email, "key", now)
+    response = client.post(url, data=ONE_CLICK)
+    assert response.status_code == 200
+    assert "location" not in response.headers
+    assert response.text.startswith("Not on the list of Transmission Daily")
+    page = client.post(url)  # the page's own button: the friendly page that says so
+    assert page.status_code == 404
+    assert "removed from our list" in page.text
+
+
 def test_one_click_multipart_unsubscribes(
     client: TestClient, store: SqlStore, reader: Subscription, url: str
 ) -> None:
@@ -213,18 +226,26 @@ def test_truncated_token_says_to_copy_the_whole_link(client: TestClient, url: st
     assert "copy the whole link from the email" in response.text
 
 
-def test_token_of_an_unknown_reader_is_404(client: TestClient) -> None:
+def test_token_of_an_unknown_reader_is_404_but_one_click_is_answered_200(
+    client: TestClient,
+) -> None:
+    # Only real readers get signed links: an unknown one was removed. The page says so;
+    # the one-click POST is acknowledged (idempotent: the address gets nothing more).
     url = f"/u/{unsubscribe_token(SECRET, 'no-such-reader', 'daily')}"
-    for response in (client.get(url), client.post(url, data=ONE_CLICK)):
+    for response in (client.get(url), client.post(url)):
         assert response.status_code == 404
         assert "no more emails" in response.text
+    one_click = client.post(url, data=ONE_CLICK)
+    assert one_click.status_code == 200
+    assert "no more emails will come" in one_click.text
 
 
-def test_token_for_a_newsletter_the_reader_is_not_on_is_404(
+def test_token_for_a_newsletter_the_reader_is_not_on(
     client: TestClient, reader: Subscription
 ) -> None:
     url = f"/u/{unsubscribe_token(SECRET, reader.subscriber.id, 'weekly')}"
-    assert client.post(url, data=ONE_CLICK).status_code == 404
+    assert client.post(url).status_code == 404
+    assert client.post(url, data=ONE_CLICK).status_code == 200
 
 
 def test_multipart_with_a_file_is_refused(client: TestClient, url: str) -> None:

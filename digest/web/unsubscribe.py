@@ -85,6 +85,11 @@ class UnsubscribePages:
                 unsubscribe, pages.store, subscriber_id, newsletter_id, pages.clock()
             )
         except NotFound:
+            if one_click:  # RFC 8058: the mailbox provider wants 200; the reader is gone
+                return PlainTextResponse(
+                    f"Not on the list of {pages.newsletter_title(newsletter_id)} (any more):"
+                    " no more emails will come.\n"
+                )
             raise NotFound(_GONE.format(what="subscription")) from None
         if changed:
             how = "one-click" if one_click else "web page"
