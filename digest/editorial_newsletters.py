@@ -294,7 +294,8 @@ def _templates(t: ConfigTable, base: Path) -> Path | None:
     if not folder.is_dir():
         t.fail(
             f"templates: {folder} is not a folder; give a folder holding any of digest.html,"
-            " _post.html, digest.txt and email.css (the shipped ones fill in the rest)"
+            " _post.html, _more.html, digest.txt and email.css (the shipped ones fill in"
+            " the rest)"
         )
         return None
     return folder

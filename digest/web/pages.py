@@ -41,6 +41,7 @@ TEMPLATES = (
     "unsubscribed.html",
     "preferences.html",
     "address.html",
+    "edition_posts.html",
 )
 STYLESHEET = "site.css"
 CSRF_FIELD = "csrf"
