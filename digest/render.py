@@ -137,8 +137,9 @@ def _load_templates(folders: Sequence[Path], what: str) -> _Templates:
 
 
 class Renderer:
-    """Renders editions from ``templates_dir`` (digest.html, _post.html, _more.html,
-    digest.txt, email.css), or for a newsletter in ``overrides`` from its editor's folder first.
+    """Renders editions from ``templates_dir`` (digest.html, _post.html, _post_compact.html,
+    _more.html, digest.txt, email.css), or for a newsletter in ``overrides`` from its
+    editor's folder first.
 
     Templates and stylesheets are loaded once, here; a missing or broken template is a
     ``ConfigError`` at construction, not at the first send.
@@ -222,6 +223,8 @@ class Renderer:
         titles = " · ".join(post.title for post in safe_posts)
         preheader = clean_header_text(titles, _PREHEADER_MAX_LENGTH)
         excerpts = [excerpt(post.summary_html or post.content_html) for post in safe_posts]
+        if newsletter.layout == "compact":
+            excerpts = [ex.line() for ex in excerpts]
         entries = list(zip(safe_posts, excerpts, strict=True))
         templates = self._overrides.get(newsletter.id, self._shipped)
         document = templates.html.render(context, preheader=preheader, entries=entries)
