@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/digest.toml
 
-.PHONY: run test install install-test lint typecheck pytest fmt check clean bench browser spamassassin
+.PHONY: run test install install-test lint typecheck pytest fmt check clean bench browser spamassassin \
+        screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +68,10 @@ spamassassin:
 	  else \
 	    echo "spamassassin not found: spam tests will be skipped (apt-get install spamassassin)"; \
 	  fi; }
+
+## screenshots: the sample digest in chromium (375/600 px, light/dark, compact) as docs/*.png
+screenshots: install-test browser
+	$(BIN)/python docs/screenshots.py
 
 ## bench: print the benchmarks' ratios against their baselines
 bench: install

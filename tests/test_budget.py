@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
+import jinja2
 import pytest
 
 from digest.budget import HTML_BUDGET
@@ -146,10 +147,10 @@ def test_the_budget_costs_no_second_premailer_run(
     assert len(premailer_calls) == 1
 
 
-def test_one_post_left_out_is_counted_in_the_singular(renderer: Renderer) -> None:
-    posts = long_posts(300)
-    page = render(renderer, posts).html
-    shown = len(shown_titles(page))
-    fewer = render(renderer, posts[: shown + 1]).html
-    assert "1 more post in this edition:" in fewer
-    assert len(shown_titles(fewer)) == shown
+def test_the_more_line_counts_one_post_in_the_singular() -> None:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    template = env.get_template("_more.html")
+    one = template.render(more_posts=1, archive_url=EDITION_URL)
+    assert "1 more post in this edition:" in one
+    assert f'href="{EDITION_URL}#all-posts"' in one
+    assert "2 more posts in this edition:" in template.render(more_posts=2, archive_url="x")
