@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/digest.toml
 
-.PHONY: messages run test install install-test lint typecheck pytest fmt check clean bench browser spamassassin
+.PHONY: messages run test install install-test lint typecheck pytest fmt check clean bench browser \
+        spamassassin screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +74,10 @@ messages: install
 	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ --no-location -o templates/locale/digest.pot .
 	$(BIN)/pybabel update -i templates/locale/digest.pot -d templates/locale -D digest \
 	  --no-fuzzy-matching --ignore-obsolete
+
+## screenshots: the sample digest in chromium (375/600 px, light/dark, compact) as docs/*.png
+screenshots: install-test browser
+	$(BIN)/python docs/screenshots.py
 
 ## bench: print the benchmarks' ratios against their baselines
 bench: install

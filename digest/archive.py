@@ -15,7 +15,7 @@ from xml.etree import ElementTree
 
 from digest import links
 from digest.config import NewsletterConfig, SiteConfig
-from digest.models import Edition
+from digest.models import Edition, Post
 from digest.planning import split_variant_id
 from digest.ports import Store
 from digest.render import archive_html
@@ -44,6 +44,12 @@ def edition_page(store: Store, variant_id: str) -> str | None:
         return None
     rendering = store.get_renderings(found[0]).get(found[1])
     return None if rendering is None else archive_html(rendering)
+
+
+def edition_posts(store: Store, edition_id: str) -> tuple[str, list[Post]]:
+    """The newsletter id of an edition and every post it held, in the edition's order."""
+    edition = store.get_edition(edition_id)
+    return edition.newsletter_id, store.get_posts(edition.post_keys)
 
 
 def _stamp(moment: datetime) -> str:

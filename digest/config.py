@@ -18,6 +18,8 @@ ScheduleKind = Literal["cron", "daily", "weekly", "monthly"]
 LAST_DAY = 31  # a monthly schedule's day for "the month's last day"
 TransportKind = Literal["outbox", "smtp"]
 TlsMode = Literal["starttls", "tls", "none"]
+Layout = Literal["full", "compact"]  # a post with image and excerpt, or one line of it
+LAYOUTS: tuple[Layout, ...] = ("full", "compact")
 
 DEFAULT_SUBJECT = (
     "{{ newsletter.title }}: {{ posts[0].title }}"
@@ -135,6 +137,7 @@ class NewsletterConfig:
     language: str = "en"  # a language tag: the templates' strings and the dates
     templates: Path | None = None  # the editor's templates, before the shipped ones
     branding: Branding = field(default_factory=Branding)
+    layout: Layout = "full"
     source_titles: tuple[str, ...] = ()  # each source's title, in the order of source_ids
 
     def source_label(self, source_id: str) -> str:

@@ -18,6 +18,7 @@ from digest.branding import MAX_LOGO_WIDTH, Branding, contrast_problems, parse_c
 from digest.config import (
     DEFAULT_SUBJECT,
     LAST_DAY,
+    LAYOUTS,
     CadenceConfig,
     NewsletterConfig,
     ScheduleConfig,
@@ -45,6 +46,7 @@ NEWSLETTER_KEYS = (
     "public",
     "language",
     "templates",
+    "layout",
     "branding",
     "schedule",
     "cadences",
@@ -281,6 +283,7 @@ def newsletter(
         language=_language(t),
         templates=_templates(t, base),
         branding=_branding(t),
+        layout=t.choice("layout", LAYOUTS, "full"),
         source_titles=tuple(sources[sid].title if sid in sources else "" for sid in source_ids),
     )
     _check_subject(t, result)
@@ -294,7 +297,8 @@ def _templates(t: ConfigTable, base: Path) -> Path | None:
     if not folder.is_dir():
         t.fail(
             f"templates: {folder} is not a folder; give a folder holding any of digest.html,"
-            " _post.html, digest.txt and email.css (the shipped ones fill in the rest)"
+            " _post.html, _post_compact.html, _more.html, digest.txt and email.css (the"
+            " shipped ones fill in the rest)"
         )
         return None
     return folder

@@ -21,6 +21,7 @@ from typing import Literal
 from digest.noise import clean_noise
 
 EXCERPT_CHARS = 600  # characters of text in a post's excerpt
+LINE_CHARS = 160  # characters of a compact digest's one-line excerpt
 ELLIPSIS = "…"
 BlockKind = Literal["p", "h", "quote", "pre", "ul", "ol"]  # ul, ol: one item of a list
 
@@ -129,6 +130,15 @@ class Excerpt:
     def within(self, budget: int) -> Excerpt:
         """This excerpt cut to ``budget`` characters of text (on a word, with "…")."""
         return _cut(list(self.blocks), budget, shortened=self.shortened)
+
+    def line(self, budget: int = LINE_CHARS) -> Excerpt:
+        """This excerpt as one paragraph of plain text (no links, lists or code) within
+        ``budget`` characters, on a word: the excerpt of a compact digest."""
+        texts = (_SPACE.sub(" ", block.text).strip() for block in self.blocks)
+        text = " ".join(piece for piece in texts if piece)
+        if not text:
+            return Excerpt()
+        return _cut([Block("p", (Span(text),))], budget, shortened=self.shortened)
 
 
 def _spans_html(spans: tuple[Span, ...]) -> str:

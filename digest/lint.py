@@ -15,14 +15,11 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 
+from digest.budget import HTML_BUDGET
 from digest.lint_html import COLUMN_WIDTH, Finding, Level, html_findings
 
 __all__ = ["COLUMN_WIDTH", "HTML_BUDGET", "Finding", "Level", "Lint", "lint_message"]
 
-# Gmail shows the first 102 KB of a message's HTML and hides the rest behind "View entire
-# message" (the unsubscribe link and the postal address with it); the budget leaves room
-# for what a relay or a reader's headers add.
-HTML_BUDGET = 95_000
 ONCE = ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post")
 ONE_CLICK = "List-Unsubscribe=One-Click"
 SHOWN_PER_CODE = 10  # findings of one code listed before the rest are counted

@@ -4,6 +4,10 @@ The result holds placeholders (the named per-reader link slots of :data:`LINK_SL
 :data:`UNSUBSCRIBE_URL`, :data:`PREFERENCES_URL`) instead of per-reader links, so the
 expensive work (Jinja2, premailer) happens once per edition and each reader's letter only
 fills them in.
+
+The HTML part is kept within :data:`digest.budget.HTML_BUDGET`: the Jinja2 document is
+parsed once, premailer inlines its CSS into that tree, and :func:`digest.budget.fit`
+trims the inlined tree by whole pieces (see there) before it is serialized once.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
+from lxml import etree
 
 from digest import links
 from digest.branding import brand_css
+from digest.budget import HTML_BUDGET, LINK_ALLOWANCE, fit, serialize
 from digest.config import NewsletterConfig, SiteConfig
 from digest.errors import ConfigError
 from digest.excerpts import Excerpt, excerpt
@@ -46,6 +52,7 @@ UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
 PREFERENCES_URL = "%%PREFERENCES_URL%%"
 # The templates' per-reader link variables and the placeholder each becomes.
 LINK_SLOTS = {"unsubscribe_url": UNSUBSCRIBE_URL, "preferences_url": PREFERENCES_URL}
+log = logging.getLogger(__name__)
 _ARCHIVE_LINK = "#"  # what a reader's link is in the public archive
 SUBJECT_MAX_LENGTH = 150
 _PREHEADER_MAX_LENGTH = 140
@@ -67,7 +74,7 @@ def _settle_placeholders(rendered: str, markers: dict[str, str]) -> str:
     return rendered
 
 
-def _zone(site: SiteConfig, newsletter: NewsletterConfig) -> ZoneInfo:
+def newsletter_zone(site: SiteConfig, newsletter: NewsletterConfig) -> ZoneInfo:
     """The newsletter's zone (its default schedule's), else the site's: dates show there."""
     name, table = newsletter.schedule.timezone, f"newsletters.{newsletter.id}.schedule"
     if not name:
@@ -85,6 +92,7 @@ class _Templates:
     html: jinja2.Template
     text: jinja2.Template
     css: str
+    more: jinja2.Template  # the row that links the posts a digest over its budget left out
 
 
 def _load_templates(
@@ -110,15 +118,17 @@ def _load_templates(
             env.get_template("digest.html"),
             env.get_template("digest.txt"),
             stylesheet.read_text(encoding="utf-8"),
+            env.get_template("_more.html"),
         )
     except (jinja2.TemplateError, OSError) as exc:
         raise ConfigError(f"{what} cannot be loaded: {exc}") from exc
 
 
 class Renderer:
-    """Renders editions from ``templates_dir`` (digest.html, _post.html, digest.txt,
-    email.css), or for a newsletter in ``overrides`` from its editor's folder first, in
-    the newsletter's language (catalogues in ``templates_dir/../locale``).
+    """Renders editions from ``templates_dir`` (digest.html, _post.html, _post_compact.html,
+    _more.html, digest.txt, email.css), or for a newsletter in ``overrides`` from its
+    editor's folder first, in the newsletter's language (catalogues in
+    ``templates_dir/../locale``).
 
     Templates, stylesheets and the catalogues of ``languages`` are loaded here; a missing
     or broken one is a ``ConfigError`` at construction, not at the first send.
@@ -192,7 +202,7 @@ class Renderer:
         """
         if not posts:
             raise ValueError(f"edition {edition_id!r} has no posts to render")
-        zone = _zone(site, newsletter)
+        zone = newsletter_zone(site, newsletter)
         safe_posts = list(posts)
         # The template gets markers no feed can guess; only after the excerpts and lxml
         # have decoded every entity are they turned into the placeholders, and any
@@ -230,10 +240,13 @@ class Renderer:
             "language": newsletter.language,
             "text_direction": babel_locale(newsletter.language).text_direction,
             "direction": post_direction,
+            "more_posts": len(safe_posts),  # in _more.html: the count once it is known
         }
         titles = " · ".join(post.title for post in safe_posts)
         preheader = clean_header_text(titles, _PREHEADER_MAX_LENGTH)
         excerpts = [excerpt(post.summary_html or post.content_html) for post in safe_posts]
+        if newsletter.layout == "compact":
+            excerpts = [ex.line() for ex in excerpts]
         entries = list(zip(safe_posts, excerpts, strict=True))
         templates = self._templates(newsletter.id, newsletter.language)
         document = templates.html.render(context, preheader=preheader, entries=entries)
@@ -242,9 +255,19 @@ class Renderer:
             context, entries=text_entries, wrap=wrap, rule="-" * TEXT_WIDTH
         )
         stylesheet = templates.css + brand_css(newsletter.branding)
+        tree = self._inline_css(document, stylesheet)
+        reader_links = sum(document.count(marker) for marker in markers.values())
+        fitted = fit(
+            tree,
+            [ex for _, ex in entries],
+            budget=HTML_BUDGET - LINK_ALLOWANCE * reader_links,
+            more_row=lambda count: templates.more.render(context, more_posts=count),
+        )
+        if fitted.step is not None:
+            log.info("edition %s is cut to the HTML size budget: %s", edition_id, fitted.describe())
         return Rendered(
             subject=subject,
-            html=_settle_placeholders(self._inline_css(document, stylesheet), markers),
+            html=_settle_placeholders(serialize(tree).decode("utf-8"), markers),
             text=_settle_placeholders(_tidy(text), markers),
         )
 
@@ -268,11 +291,14 @@ class Renderer:
             ) from exc
         return clean_header_text(raw, SUBJECT_MAX_LENGTH)
 
-    def _inline_css(self, document: str, stylesheet: str) -> str:
-        transform: Callable[..., str] = premailer.transform
+    def _inline_css(self, document: str, stylesheet: str) -> Any:
+        """The document's tree with ``stylesheet`` inlined (premailer's one run)."""
+        # Parsed as premailer parses a string; given a tree, it inlines in place and
+        # leaves the serializing (digest.budget.serialize) to us.
+        tree = etree.fromstring(document.strip(), etree.HTMLParser()).getroottree()
+        transform: Callable[..., Any] = premailer.transform
         return transform(
-            document,
-            pretty_print=True,
+            tree.getroot(),
             base_url=None,
             allow_network=False,
             css_text=stylesheet,

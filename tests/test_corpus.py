@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 
 import pytest
@@ -10,7 +12,8 @@ import pytest
 from digest.models import Rendered
 from digest.render import Renderer
 
-from support.corpus import TEMPLATES, corpus_posts, render_corpus
+from support.corpus import TEMPLATES, corpus_names, corpus_posts, render_corpus
+from support.edition import sample_newsletter
 
 
 class _Images(HTMLParser):
@@ -189,3 +192,20 @@ def test_a_long_title_is_wrapped_in_the_text_part(renderer: Renderer) -> None:
     assert len(title_lines) >= 3
     assert all(len(line) <= 72 for line in title_lines)
     assert " ".join(title_lines).startswith("A headline that the newsroom forgot to shorten")
+
+
+@pytest.mark.parametrize("name", corpus_names())
+def test_every_corpus_feed_gives_a_compact_digest_of_one_line_per_post(
+    renderer: Renderer, name: str
+) -> None:
+    compact = replace(sample_newsletter(), source_ids=(name,), layout="compact")
+    rendered = render_corpus(name, renderer=renderer, newsletter=compact)
+    assert _Images(rendered.html).images == []
+    assert "Read more" not in rendered.html
+    titles = rendered.html.count('class="compact-title"')
+    assert titles == len(corpus_posts(name))
+    lines = re.findall(r'class="excerpt compact-excerpt">(.*?)</div>', rendered.html, re.DOTALL)
+    assert 0 < len(lines) <= titles
+    for line in lines:
+        assert re.fullmatch(r'<p style="[^"]*">[^<]*</p>', line), line
+        assert len(html.unescape(line[line.index(">") + 1 : -4])) <= 160

@@ -712,6 +712,16 @@ def test_a_newsletters_language_is_checked_against_the_shipped_catalogues(
     assert "Traceback" not in message
 
 
+def test_a_newsletters_layout_is_full_or_compact(config_path: Path) -> None:
+    assert load(config_path, MINIMAL).newsletters["daily"].layout == "full"
+    compact = edit('sources = ["posts"]', 'sources = ["posts"]\nlayout = "compact"')
+    assert load(config_path, compact).newsletters["daily"].layout == "compact"
+    message = problem(
+        config_path, edit('sources = ["posts"]', 'sources = ["posts"]\nlayout = "list"')
+    )
+    assert "[newsletters.daily] layout 'list' is not one of 'full', 'compact'" in message
+
+
 def test_a_newsletters_templates_folder_and_branding_are_read_and_checked(
     config_path: Path,
 ) -> None:

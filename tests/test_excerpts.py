@@ -111,3 +111,19 @@ def test_an_empty_or_imageless_body_gives_no_excerpt() -> None:
     assert not excerpt("")
     assert not excerpt("<p> </p><img src='https://e.org/a.png'>")
     assert excerpt("").html() == ""
+
+
+def test_a_line_is_the_leading_text_of_every_block_as_one_plain_paragraph() -> None:
+    source = (
+        "<h2>Heading</h2><p>First <a href='https://example.org/a'>linked</a> words.</p>"
+        "<ul><li>one item</li></ul><pre>code\n  indented</pre>" + "<p>more words here</p>" * 20
+    )
+    line = excerpt(source).line()
+    [block] = line.blocks
+    assert block.kind == "p"
+    assert all(not span.href for span in block.spans)
+    assert block.text.startswith("Heading First linked words. one item code indented more")
+    assert len(block.text) <= 160
+    assert block.text.endswith("…")
+    assert excerpt("<p>Short.</p>").line().blocks[0].text == "Short."
+    assert not excerpt("").line()

@@ -6,9 +6,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import premailer
-import pytest
-
 from digest.config import TopicConfig
 from digest.models import Rendered
 from digest.planning import plan_edition, split_variant_id, variant_edition_id
@@ -21,20 +18,6 @@ from support.records import make_post, open_for_all, subscribe
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
 NOW = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
 TOPICS = (TopicConfig("europe", "Europe", ("europe",)), TopicConfig("asia", "Asia", ("asia",)))
-
-
-@pytest.fixture
-def premailer_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the real premailer's runs (each still runs)."""
-    calls: list[int] = []
-    real = premailer.transform
-
-    def counting(*args: object, **kwargs: object) -> str:
-        calls.append(1)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(premailer, "transform", counting)
-    return calls
 
 
 def test_premailer_runs_once_per_variant_never_per_reader(premailer_calls: list[int]) -> None:

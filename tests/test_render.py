@@ -192,22 +192,12 @@ def test_broken_subject_template_names_the_newsletter(render: Callable[..., Rend
 
 
 def test_premailer_runs_once_per_edition_not_per_reader(
-    render: Callable[..., Rendered], monkeypatch: pytest.MonkeyPatch
+    render: Callable[..., Rendered], premailer_calls: list[int]
 ) -> None:
-    import premailer
-
-    calls: list[str] = []
-    original = premailer.transform
-
-    def counting(html: str, **options: Any) -> str:
-        calls.append(html)
-        return str(original(html, **options))
-
-    monkeypatch.setattr(premailer, "transform", counting)
     rendered = render()
     for n in range(3):
         personalize(rendered, unsubscribe_url=f"https://digest.example.org/u/{n}")
-    assert len(calls) == 1
+    assert len(premailer_calls) == 1
 
 
 def test_premailer_cache_is_sized_from_the_environment() -> None:
@@ -351,3 +341,29 @@ def test_every_reader_link_slot_is_one_placeholder_a_feed_cannot_plant(
     assert "\nPreferences: %%PREFERENCES_URL%%\n" in rendered.text
     page = archive_html(rendered)
     assert not any(slot in page for slot in slots)
+
+
+def test_a_compact_digest_shows_a_title_byline_and_one_line_per_post(
+    render: Callable[..., Rendered],
+) -> None:
+    compact = replace(sample_newsletter(), layout="compact")
+    rendered = render(newsletter=compact)
+    elements = _Elements(rendered.html)
+    assert elements.with_class("lead-image") == []
+    assert elements.with_class("read-more") == []
+    assert len(elements.with_class("compact-title")) == 3
+    assert len(elements.with_class("compact-byline")) == 3
+    lines = re.findall(r'class="excerpt compact-excerpt"><p [^>]*>([^<]*)</p></div>', rendered.html)
+    assert len(lines) == 3
+    seed = lines[0]
+    assert len(seed) <= 160
+    assert seed.endswith("…")
+    assert seed.startswith("Belarus is proving again")
+    assert "Central Asia" not in rendered.html  # the excerpt's link is not in one line
+    assert f">{SEED_TITLE}</a>" in rendered.html
+    assert "By Bruce Pannier · 27 November 2026" in rendered.html
+    # The text part says the same line.
+    assert "Organization (CSTO) is not exactly a cohesive military alliance. The\nCSTO" in (
+        rendered.text
+    )
+    assert "[1]" not in rendered.text

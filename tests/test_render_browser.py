@@ -1,18 +1,21 @@
 """The digest in Debian's chromium: no horizontal overflow and no invisible text, at 375 px
-and 600 px, in light and dark mode, for the sample edition and every corpus feed."""
+and 600 px, in light and dark mode, for the sample edition, every corpus feed and a digest
+cut to its size budget, in the full and the compact layout."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser
 
+from digest.config import LAYOUTS
 from digest.models import Rendered
 from digest.render import Renderer, archive_html
 
 from support.corpus import NOW, corpus_names, render_corpus
-from support.edition import sample_newsletter, sample_posts, sample_site
+from support.edition import long_posts, sample_newsletter, sample_posts, sample_site
 from support.pictures import serve_pictures
 
 pytestmark = pytest.mark.browser
@@ -49,18 +52,18 @@ CONTRASTS = """() => {
 
 
 def _digests() -> dict[str, Rendered]:
+    """Each digest in both layouts, and one of 101 long posts cut to the size budget."""
     renderer = Renderer(TEMPLATES)
-    found = {
-        "sample": renderer.render_edition(
-            site=sample_site(),
-            newsletter=sample_newsletter(),
-            posts=sample_posts(),
-            edition_id="sample",
-            now=NOW,
-        )
-    }
-    for name in corpus_names():
-        found[name] = render_corpus(name, renderer=renderer)
+    found: dict[str, Rendered] = {}
+    for layout in LAYOUTS:
+        newsletter = replace(sample_newsletter(), layout=layout)
+        for name, posts in (("sample", sample_posts()), ("long", long_posts(101))):
+            found[f"{name}-{layout}"] = renderer.render_edition(
+                site=sample_site(), newsletter=newsletter, posts=posts, edition_id=name, now=NOW
+            )
+        for name in corpus_names():
+            chosen = replace(newsletter, source_ids=(name,))
+            found[f"{name}-{layout}"] = render_corpus(name, renderer=renderer, newsletter=chosen)
     return found
 
 
@@ -90,7 +93,7 @@ async def test_the_digest_fits_the_viewport_and_every_text_is_legible(
 
 async def test_dark_mode_changes_the_colours(browser: Browser) -> None:
     page = await browser.new_page(viewport={"width": 600, "height": 800})
-    await page.set_content(archive_html(DIGESTS["sample"]))
+    await page.set_content(archive_html(DIGESTS["sample-full"]))
     background = "getComputedStyle(document.querySelector('.container')).backgroundColor"
     light = await page.evaluate(background)
     await page.emulate_media(color_scheme="dark")

@@ -58,6 +58,7 @@ LIGHT_TEMPLATES = {
     "digest.txt": "{% for post, excerpt in entries %}{{ post.link }}\n{% endfor %}"
     "{{ unsubscribe_url }}\n",
     "email.css": "p { margin: 0; }\n",
+    "_more.html": "<p>{{ more_posts }} more</p>",
 }
 
 

@@ -1,6 +1,11 @@
 """The public archive: ``/archive/{newsletter_id}`` (past editions, newest first, a page
 at a time), its Atom feed, and ``/e/{edition_id}``, an edition as sent with no reader's
-link in it, under the strict archive CSP."""
+link in it, under the strict archive CSP.
+
+An edition that its size budget cut short ends with "N more posts in this edition",
+linking to its page; that page then lists every post of the edition (from the store)
+below the email, so that nothing a reader was sent the link to is lost.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,18 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from digest import archive, links
+from digest.budget import MORE_POSTS
 from digest.config import NewsletterConfig
 from digest.errors import NotFound
 from digest.i18n import long_date
+from digest.models import Post
+from digest.planning import split_variant_id
+from digest.render import newsletter_zone
 from digest.web.headers import ARCHIVE_CACHE_CONTROL, ARCHIVE_CSP
 from digest.web.pages import Pages, in_thread
 
 MAX_PAGE = 10_000
+POST_LIST = "edition_posts.html"
 
 
 class ArchivePages:
@@ -88,12 +98,29 @@ class ArchivePages:
 
     async def edition(self, request: Request) -> Response:
         """GET: the edition as sent (its variant), under the strict archive CSP."""
-        page = await in_thread(
-            archive.edition_page, self.pages.store, str(request.path_params["edition_id"])
-        )
-        if page is None:
+        variant_id = str(request.path_params["edition_id"])
+        page = await in_thread(archive.edition_page, self.pages.store, variant_id)
+        found = split_variant_id(variant_id)
+        if page is None or found is None:
             raise NotFound("there is no archived edition at this address")
+        if f'class="{MORE_POSTS}"' in page:
+            page = await in_thread(self._with_every_post, page, found[0])
         response = HTMLResponse(page)
         response.headers["Content-Security-Policy"] = ARCHIVE_CSP
         response.headers["Cache-Control"] = ARCHIVE_CACHE_CONTROL
         return response
+
+    def _with_every_post(self, page: str, edition_id: str) -> str:
+        """``page`` with the list of the edition's posts before its ``</body>``."""
+        newsletter_id, posts = archive.edition_posts(self.pages.store, edition_id)
+        newsletter = self.pages.newsletters.get(newsletter_id)
+        site = self.pages.site
+        zone = newsletter_zone(site, newsletter) if newsletter else ZoneInfo(site.timezone)
+        language = newsletter.language if newsletter else "en"
+
+        def format_date(post: Post) -> str:
+            return long_date(post.published, zone, language)
+
+        listing = self.pages.templates[POST_LIST].render(posts=posts, format_date=format_date)
+        head, body_end, tail = page.rpartition("</body>")
+        return head + listing + body_end + tail if body_end else page + listing

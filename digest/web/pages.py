@@ -42,6 +42,7 @@ TEMPLATES = (
     "preferences.html",
     "address.html",
     "archive.html",
+    "edition_posts.html",
 )
 STYLESHEET = "site.css"
 CSRF_FIELD = "csrf"

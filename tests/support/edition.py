@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from digest.config import NewsletterConfig, ScheduleConfig, SiteConfig, one_cadence
 from digest.models import Post
@@ -80,3 +80,40 @@ def sample_posts() -> list[Post]:
         summary_html="<p>Why 5 &lt; 6 &amp; what &quot;allies&quot; means.</p>",
     )
     return [seed, bare, special]
+
+
+LONG_PARAGRAPH = (
+    "The committee met again to discuss the pipeline, the dam and the calendar, and it agreed"
+    " on nothing except the date of its next meeting, which is itself a kind of progress in a"
+    " region where meetings are the main export and communiqués the main import. "
+)
+
+
+def long_posts(count: int) -> list[Post]:
+    """``count`` long posts, newest first, an hour apart: long titles and links, an author,
+    a lead image with a caption, and four paragraphs with links each (a busy day's feed)."""
+    newest = datetime(2026, 11, 26, 22, 0, tzinfo=UTC)
+    posts = []
+    for n in range(count):
+        slug = f"2026/11/{n:03}-the-committee-met-again-to-discuss-the-pipeline-the-dam-and-more"
+        paragraphs = "".join(
+            f"<p>{LONG_PARAGRAPH * 2}See <a href='https://transmission.example.org/{slug}"
+            f"#note-{k}'>note {k}</a>.</p>"
+            for k in range(4)
+        )
+        posts.append(
+            Post(
+                source_id="transmission",
+                guid=f"long-{n:03}",
+                title=f"Post {n}: the committee met again to discuss the pipeline, the dam,"
+                " the calendar and the date of its next meeting",
+                link=f"https://transmission.example.org/{slug}",
+                published=newest - timedelta(hours=n),
+                author="Bruce Pannier and the Central Asia desk",
+                summary_html=paragraphs,
+                image_url=f"https://transmission.example.org/images/{slug}.jpg?w=1200",
+                image_caption="The committee's meeting room, before the meeting, with coffee",
+                image_width=1200,
+            )
+        )
+    return posts
