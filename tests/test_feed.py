@@ -721,3 +721,29 @@ async def test_base_url_resolves_a_local_feed_files_relative_links(
     assert calendar.link == "https://transmission.example.org/2026/11/the-dictators-new-calendar/"
     assert calendar.image_url == "https://transmission.example.org/images/calendar.jpg"
     assert f'href="{calendar.link}#footnote-1"' in calendar.content_html
+
+
+async def test_an_item_cut_off_where_a_broken_feed_ends_is_skipped_not_stored_twice(
+    now: datetime,
+) -> None:
+    head = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+        b"<item><title>Whole</title><link>https://x.example/whole</link>"
+        b"<pubDate>Tue, 24 Nov 2026 08:00:00 GMT</pubDate></item>"
+    )
+    cut = await fetch_bytes(head + b"<item><title>Half an item</title><link>https://x.exa", now)
+    assert [post.title for post in cut.posts] == ["Whole"]
+    assert any("item 2 ('Half an item'): no link or id" in p for p in cut.problems)
+    assert any("not well-formed" in p for p in cut.problems)
+    fixed = await fetch_bytes(
+        head + b"<item><title>Half an item</title><link>https://x.example/1</link></item>"
+        b"</channel></rss>",
+        now,
+    )
+    assert [post.title for post in fixed.posts] == ["Whole", "Half an item"]
+    # An item without link or id in a well-formed feed is kept (keyed by its content).
+    whole = await fetch_bytes(
+        head + b"<item><title>No link</title><description>x</description></item></channel></rss>",
+        now,
+    )
+    assert [post.title for post in whole.posts] == ["Whole", "No link"]

@@ -78,6 +78,7 @@ def parse_feed(
         reason = cause if error is not None else "no RSS or Atom root element"
         raise SourceError(_not_a_feed(source_id, location, reason))
     problems: list[str] = []
+    broken = error is not None and not _is_encoding_issue(error)
     if error is not None and _is_encoding_issue(error):
         problems.append(f"feed: {cause}; read it anyway")
     elif error is not None and not entries:
@@ -103,6 +104,14 @@ def parse_feed(
             cuts=cuts,
             dropped=dropped,
         )
+        if broken and not has_guid and not post.link:
+            # Where the document breaks off, an item is often cut off too: stored now under
+            # its content's hash, it would be stored again once the feed is fixed.
+            problems.append(
+                f"item {number} ('{post.title}'): no link or id in a document that is not"
+                " well-formed (cut off?); skipped until the feed is fixed"
+            )
+            continue
         items.append((post, has_guid))
         problems.extend(entry_problems)
     posts = _without_link_twins(items, problems)
