@@ -68,6 +68,16 @@ def match(prefix: str, ids: Iterable[str]) -> Match:
     return Match(prefix, tuple(sorted(i for i in ids if prefix and i.startswith(prefix))))
 
 
+def shorten_middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, its middle given up for "…" (both ends of
+    an address say more than its middle: "ana.novakova…@example.org")."""
+    if len(text) <= width:
+        return text
+    keep = max(width - 1, 2)
+    tail = min(len(text) - text.rfind("@"), keep // 2) if "@" in text else keep // 2
+    return f"{text[: keep - tail]}…{text[len(text) - tail :]}"
+
+
 def iso_utc(moment: datetime | None) -> str | None:
     """The exact instant for machines: ISO-8601 in UTC (``...+00:00``); None stays None."""
     return moment.astimezone(UTC).isoformat() if moment is not None else None

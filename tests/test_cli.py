@@ -566,11 +566,14 @@ def test_a_malformed_file_is_refused_by_line_and_nothing_is_imported(
 
 
 def test_list_is_a_table_of_80_columns_or_json_lines_with_filters(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
     config = write_readers_config(tmp_path)
-    for email in ("ana@example.net", "ben@example.net", "cy@example.net"):
+    long = "a.very.long.address.of.someone@subdomain.department.example.org"
+    for email in ("ana@example.net", "ben@example.net", "cy@example.net", long):
         run(capsys, *config, "subscribers", "add", email)
+    run(capsys, *config, "subscribers", "add", "ana@example.net", "--topics", "tech")
     run(capsys, *config, "subscribers", "add", "ben@example.net", "--cadence", "weekly")
     app = build_app(load_config(Path(config[1])), environ={"DIGEST_SECRET_KEY": "x" * 40})
     cy = app.subscription(app.newsletter("daily"), "cy@example.net")
@@ -579,14 +582,17 @@ def test_list_is_a_table_of_80_columns_or_json_lines_with_filters(
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["email", "newsletter", "status", "cadence", "since", "topics"]
-    assert lines[1].split()[:4] == ["ana@example.net", "daily", "confirmed", "daily"]
-    assert lines[2].split()[:4] == ["ben@example.net", "daily", "confirmed", "weekly"]
-    assert lines[3].split()[:3] == ["cy@example.net", "daily", "unsubscribed"]
-    assert lines[-1] == "3 subscription(s)"
+    assert set(lines[1]) == {"─"}
+    assert lines[2].split()[:3] == ["a.very.lon…xample.org", "daily", "confirmed"]
+    assert lines[3].split()[:4] == ["ana@example.net", "daily", "confirmed", "daily"]
+    assert lines[3].split()[-1] == "tech"  # her choice replaced by the second add
+    assert lines[4].split()[:4] == ["ben@example.net", "daily", "confirmed", "weekly"]
+    assert lines[5].split()[:3] == ["cy@example.net", "daily", "unsubscribed"]
+    assert lines[-1] == "4 subscription(s)"
     assert max(len(line) for line in lines) <= 80
     gone = listed(capsys, config, "--status", "unsubscribed")
     assert [(r["email"], r["status"]) for r in gone] == [("cy@example.net", "unsubscribed")]
-    assert len(listed(capsys, config, "--newsletter", "daily", "--status", "confirmed")) == 2
+    assert len(listed(capsys, config, "--newsletter", "daily", "--status", "confirmed")) == 3
     code, _, err = run(capsys, *config, "subscribers", "list", "--newsletter", "monthly")
     assert code == 1
     assert "no newsletter 'monthly'" in err

@@ -23,6 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from digest import reader_csv, subscriptions
 from digest.app import App
 from digest.cli.common import app_of, default_newsletter, sole_newsletter
+from digest.cli.output import GAP, Column, Row, stream_listing
+from digest.display import shorten_middle
 from digest.errors import DigestError
 from digest.models import Subscription, SubscriptionStatus
 from digest.subscriptions import ImportDefaults, ImportReport
@@ -57,14 +59,17 @@ def cmd_subscribers_add(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+EMAIL_WIDTH = 40  # most addresses; a longer one is shown shortened in the middle
+TOPICS_WIDTH = 10  # what the table keeps for the last column, topics (cut with "…")
+
+
 def cmd_subscribers_list(args: argparse.Namespace, out: Console) -> int:
     """List subscriptions: a table (80 columns), or JSON lines with --json."""
     app = app_of(args)
-    rows = _subscriptions(app, args)
     write = out.file.write
     count = 0
     if args.json:
-        for sub in rows:
+        for sub in _subscriptions(app, args):
             record = dict(zip(EXPORT_COLUMNS, _fields(app, sub), strict=True))
             write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
@@ -72,28 +77,36 @@ def cmd_subscribers_list(args: argparse.Namespace, out: Console) -> int:
         return 0
     zone = ZoneInfo(app.config.site.timezone)
     newsletters = app.config.newsletters.values()
-    widths = (
-        max([len("newsletter"), *(len(n.id) for n in newsletters)]),
-        len(SubscriptionStatus.UNSUBSCRIBED),
-        max([len("cadence"), *(len(c.id) for n in newsletters for c in n.cadences)]),
-        len("2026-01-01"),
-    )
-    email_width = max(24, 80 - sum(widths) - 2 * len(widths) - len("topics") - 2)
+    widths = {
+        "newsletter": max([len("newsletter"), *(len(n.id) for n in newsletters)]),
+        "status": len(SubscriptionStatus.UNSUBSCRIBED),
+        "cadence": max([len("cadence"), *(len(c.id) for n in newsletters for c in n.cadences)]),
+        "since": len("2026-01-01"),
+    }
+    fixed = sum(widths.values()) + GAP * (len(widths) + 1) + TOPICS_WIDTH
+    email_width = max(20, min(EMAIL_WIDTH, out.width - fixed))
 
-    def line(email: str, *cells: str) -> str:
-        fixed = "  ".join(cell.ljust(width) for cell, width in zip(cells[:-1], widths, strict=True))
-        return f"{email.ljust(email_width)}  {fixed}  {cells[-1]}".rstrip() + "\n"
+    def table_rows() -> Iterator[Row]:
+        for sub in _subscriptions(app, args):
+            newsletter = app.config.newsletters.get(sub.newsletter_id)
+            cadence, topics = subscriptions.effective_choices(sub, newsletter)
+            every = newsletter is not None and sub.topics is None
+            yield {
+                "email": sub.subscriber.email,
+                "newsletter": sub.newsletter_id,
+                "status": sub.status,
+                "cadence": cadence,
+                "since": f"{sub.changed_at.astimezone(zone):%Y-%m-%d}",
+                "topics": "all" if every or not topics else ",".join(topics),
+            }
 
-    write(line("email", "newsletter", "status", "cadence", "since", "topics"))
-    for sub in rows:
-        newsletter = app.config.newsletters.get(sub.newsletter_id)
-        cadence, topics = subscriptions.effective_choices(sub, newsletter)
-        every = newsletter is not None and sub.topics is None
-        shown = "all" if every or not topics else ",".join(topics)
-        since = f"{sub.changed_at.astimezone(zone):%Y-%m-%d}"
-        write(line(sub.subscriber.email, sub.newsletter_id, sub.status, cadence, since, shown))
-        count += 1
-    write(f"{count} subscription(s)\n")
+    columns = [
+        Column("email", show=lambda email: shorten_middle(email, email_width), width=email_width),
+        *(Column(key, width=width) for key, width in widths.items()),
+        Column("topics"),
+    ]
+    count = stream_listing(out, table_rows(), columns, form="table")
+    out.file.write(f"{count} subscription(s)\n")
     return 0
 
 
