@@ -147,7 +147,7 @@ def _write_preview(
         webbrowser.open(Path(file.name).as_uri())
         notes.print(f"opened {file.name}")
     if show_text and not args.html and not args.eml and not args.open:
-        notes.print(text, markup=False, highlight=False)
+        notes.print(text, markup=False, highlight=False, soft_wrap=True)  # URLs stay whole
 
 
 def cmd_send_test(args: argparse.Namespace, out: Console) -> int:
