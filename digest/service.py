@@ -143,8 +143,9 @@ def apply_config(app: App, scheduler: DigestScheduler, web: Starlette, config: C
     Jobs whose schedule did not change keep their next run; a new cadence starts from
     its next slot. Keys that need a restart are kept as they were, with a warning.
     """
+    before = app.config
     kept = app.reconfigure(config)  # broken templates: ConfigError, and nothing changed
-    scheduler.reconfigure(app.config, _scheduled_since(app, app.config))
+    moved = scheduler.reconfigure(app.config, _scheduled_since(app, app.config))
     reconfigure_web(web, site=app.config.site, newsletters=app.config.newsletters)
     if kept:
         log.warning(
@@ -152,13 +153,29 @@ def apply_config(app: App, scheduler: DigestScheduler, web: Starlette, config: C
             ", ".join(f"[{key}]" if key in ("delivery", "web") else key for key in kept),
             config.path,
         )
-    log.info(
-        "reloaded %s: %d newsletter(s), %d source(s)",
-        config.path,
-        len(config.newsletters),
-        len(config.sources),
-    )
+    log.info("reloaded %s: %s", config.path, "; ".join(_changes(before, app.config, moved)))
     _log_next_runs(scheduler, app.config)
+
+
+def _changes(before: Config, after: Config, moved: list[str]) -> list[str]:
+    """What a reload changed, in words: tables added, removed or edited, jobs moved."""
+    said: list[str] = []
+    for what, old, new in (
+        ("newsletter", before.newsletters, after.newsletters),
+        ("source", before.sources, after.sources),
+    ):
+        for verb, ids in (
+            ("added", [i for i in new if i not in old]),
+            ("removed", [i for i in old if i not in new]),
+            ("changed", [i for i in new if i in old and new[i] != old[i]]),
+        ):
+            if ids:
+                said.append(f"{what}(s) {verb}: {', '.join(ids)}")
+    if before.site != after.site:
+        said.append("[site] changed")
+    if moved:
+        said.append(f"rescheduled: {', '.join(moved)}")
+    return said or ["nothing changed"]
 
 
 async def _reload_forever(
