@@ -30,7 +30,7 @@ from digest.models import (
     SourceState,
     Subscription,
 )
-from digest.planning import Plan, new_reader, plan_edition
+from digest.planning import Plan, cadence_readers, new_reader, plan_edition
 from digest.ports import Clock, Due, Ledger, Mailer, Store
 from digest.render import Renderer
 from digest.sending import RateLimits, SendPolicy
@@ -286,12 +286,24 @@ class App:
         *,
         cadence_id: str | None = None,
         due: Due | None = None,
-    ) -> editions.SendReport:
-        """What a schedule firing does: fetch the sources, open the edition once, send it."""
+    ) -> editions.SendReport | None:
+        """What a schedule firing does: fetch the sources, open the edition once, send it.
+
+        None, having done nothing, when ``due`` (a cadence sent at a time of day in each
+        reader's zone, checked every few minutes) says no reader is due now.
+        """
         newsletter = self.newsletter(newsletter_id)
         cadence = self.cadence(newsletter, cadence_id)
+        if due is not None and not await asyncio.to_thread(
+            self._anyone_due, newsletter, cadence, due
+        ):
+            return None
         opened = await self._fetch_and_open(newsletter, cadence, period_key, now, due)
         return await self._send(opened.edition, opened.renderings, on_progress, stop)
+
+    def _anyone_due(self, newsletter: NewsletterConfig, cadence: CadenceConfig, due: Due) -> bool:
+        zones = self.store.readers_by_zone(newsletter.id, cadence_readers(newsletter, cadence))
+        return any(due(zone, oldest) for zone, oldest in zones)
 
     async def _fetch_and_open(
         self,

@@ -204,6 +204,14 @@ class Readers(Protocol):
         how many readers are in each."""
         ...
 
+    def readers_by_zone(
+        self, newsletter_id: str, readers: CadenceReaders
+    ) -> list[tuple[str, datetime | None]]:
+        """Each time zone ("": none) of the cadence's confirmed readers, with the oldest
+        last send among them (None when one of them was never sent a digest): enough to
+        tell whether anyone is due, since a reader waiting longer is due sooner."""
+        ...
+
     def reader_state(self, subscriber_id: str, newsletter_id: str) -> Reader:
         """One subscription's selection state; ``NotFound`` without such a subscription."""
         ...

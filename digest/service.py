@@ -86,6 +86,9 @@ async def run_service(
         finally:
             if task is not None:
                 running.discard(task)
+        if report is None:  # a cadence in each reader's zone, and no reader's time yet
+            log.debug("%s %s: no reader is due", newsletter_id, period_key)
+            return
         log.info(
             "%s %s: edition %s %s, %d recipient(s) %s%s",
             newsletter_id,

@@ -177,6 +177,31 @@ async def test_no_readers_skips_the_firing_but_keeps_the_posts(tmp_path: Path) -
         assert len(smtpd.messages) == 1
 
 
+async def test_a_firing_in_readers_zones_with_nobody_due_does_nothing(tmp_path: Path) -> None:
+    async with (
+        running_smtpd() as smtpd,
+        running_deployment(tmp_path, smtp_port=smtpd.port, now=NOW) as deployment,
+    ):
+        app = deployment.app
+        sub, _ = add_subscriber(app.store, "ana@example.net", "daily", ["daily"], NOW)
+        app.store.set_timezone(sub.subscriber.id, "Asia/Tokyo")
+        asked: list[tuple[str, object]] = []
+
+        def nobody(zone: str, last_sent: datetime | None) -> bool:
+            asked.append((zone, last_sent))
+            return False
+
+        assert await app.run_newsletter("daily", "daily@t1", NOW, due=nobody) is None
+        assert asked == [("Asia/Tokyo", None)]
+        assert app.store.list_editions("daily") == []  # no skipped edition either
+        assert app.store.get_source_health("posts") is None  # and nothing was fetched
+
+        report = await app.run_newsletter("daily", "daily@t2", NOW, due=lambda z, s: True)
+        assert report is not None
+        assert report.edition.status is EditionStatus.SENT
+        assert [m.recipients[0] for m in smtpd.messages] == ["ana@example.net"]
+
+
 async def test_an_edition_is_never_sent_twice_at_once_by_one_process(tmp_path: Path) -> None:
     async with (
         running_smtpd() as smtpd,

@@ -1161,3 +1161,40 @@ def test_a_readers_time_zone_is_stored_and_given_to_due_when_an_edition_opens(
     assert result is not None
     assert sorted(asked) == ["", "America/New_York"]
     assert [row.email for row in store.list_deliveries("zoned")] == ["ana@x.org"]
+
+
+def test_readers_by_zone_give_the_oldest_last_send_of_each_zone(
+    store: Store, now: datetime
+) -> None:
+    readers = CadenceReaders("daily", ("daily",), default=True)
+    assert store.readers_by_zone("weekly", readers) == []
+    ana, _ = subscribe(store, "ana@x.org", now)
+    ben, _ = subscribe(store, "ben@x.org", now)
+    subscribe(store, "cy@x.org", now)
+    subscribe(store, "dee@x.org", now, status=SubscriptionStatus.UNSUBSCRIBED)
+    store.set_timezone(ana, "Asia/Tokyo")
+    store.set_timezone(ben, "Asia/Tokyo")
+    assert sorted(store.readers_by_zone("weekly", readers)) == [
+        ("", None),
+        ("Asia/Tokyo", None),
+    ]
+    verdicts = {r: Verdict(0, Mark(now)) for r, _ in store.reader_groups("weekly", readers)}
+    draft = Draft(
+        edition_id="tokyo-1",
+        newsletter_id="weekly",
+        readers=readers,
+        period_key="t1",
+        now=now,
+        source_ids=(),
+        released=0,
+        variants=(Variant(("k1",), RENDERED),),
+        verdicts=verdicts,
+    )
+    store.open_edition(
+        draft, message_id=lambda sid: f"<{sid}@example.org>", due=lambda z, _: z != ""
+    )
+    # Both Tokyo readers were sent at `now`; cy (no zone) never was.
+    assert sorted(store.readers_by_zone("weekly", readers)) == [
+        ("", None),
+        ("Asia/Tokyo", now),
+    ]

@@ -218,6 +218,12 @@ class SqlStore:
         with self._transaction() as connection:
             return reader_list.remove_subscriber(connection, email, suppression_key, now)
 
+    def readers_by_zone(
+        self, newsletter_id: str, readers: CadenceReaders
+    ) -> list[tuple[str, datetime | None]]:
+        with self._transaction(read_only=True) as connection:
+            return subscribers.readers_by_zone(connection, newsletter_id, readers)
+
     def set_timezone(self, subscriber_id: str, zone: str) -> None:
         with self._transaction() as connection:
             subscribers.set_timezone(connection, subscriber_id, zone)

@@ -238,6 +238,31 @@ def reader_groups(
     return list(groups.items())
 
 
+def readers_by_zone(
+    connection: Connection, newsletter_id: str, readers: CadenceReaders
+) -> list[tuple[str, datetime | None]]:
+    """See ``Readers.readers_by_zone``."""
+    s = t.subscriptions.c
+    zone = t.subscribers.c.timezone
+    statement = (
+        select(
+            zone,
+            func.min(s.last_sent_at),
+            func.count() - func.count(s.last_sent_at),  # readers never sent a digest
+        )
+        .join(t.subscribers, t.subscribers.c.id == s.subscriber_id)
+        .where(
+            s.newsletter_id == newsletter_id,
+            s.status == SubscriptionStatus.CONFIRMED.value,
+            cadence_filter(readers),
+        )
+        .group_by(zone)
+    )
+    return [
+        (name, None if never else oldest) for name, oldest, never in connection.execute(statement)
+    ]
+
+
 def reader_state(connection: Connection, subscriber_id: str, newsletter_id: str) -> Reader:
     """See ``Readers.reader_state``."""
     s = t.subscriptions.c

@@ -520,6 +520,19 @@ class MemoryStore:
             counts = Counter(t.selection_state(key) for key in t.of_cadence(newsletter_id, readers))
         return list(counts.items())
 
+    def readers_by_zone(
+        self, newsletter_id: str, readers: CadenceReaders
+    ) -> list[tuple[str, datetime | None]]:
+        oldest: dict[str, datetime | None] = {}
+        with self._read() as t:
+            for key in t.of_cadence(newsletter_id, readers):
+                zone, last = t.zones.get(key[0], ""), t.marks[key][1]
+                if zone not in oldest:
+                    oldest[zone] = last
+                elif oldest[zone] is not None:
+                    oldest[zone] = None if last is None else min(last, oldest[zone])  # type: ignore[type-var]
+        return list(oldest.items())
+
     def reader_state(self, subscriber_id: str, newsletter_id: str) -> Reader:
         key = (subscriber_id, newsletter_id)
         with self._read() as t:
