@@ -114,18 +114,19 @@ def select_for(
         matches = in_topics(post, reader.topics, rules.topics)
         if item.released_at > now:
             reason = f"dated in the future ({post.published:%Y-%m-%d %H:%M} UTC): waits"
+        elif not matches:  # first: whatever else holds, the reader's choice rules it out
+            reason = "not in the reader's topics"
         elif reader.mark.covers(item):
             reason = "already received, or passed over, in an earlier digest"
-            if matches:
-                spare.append(item)
+            spare.append(item)
         elif _back_catalogue(item, started) and (
             post.published <= reader.mark.at or not post.dated
         ):
-            reason = "back catalogue of the source's first fetch (dated before your last digest)"
-            if matches:
-                spare.append(item)
-        elif not matches:
-            reason = "not in the reader's topics"
+            reason = (
+                "back catalogue of the source's first fetch (dated before the reader's last"
+                " digest or sign-up)"
+            )
+            spare.append(item)
         else:
             owed.append(item)
             continue

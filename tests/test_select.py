@@ -96,6 +96,18 @@ def test_topics_filter_and_posts_in_no_topic_go_to_everyone() -> None:
     assert in_topics(europe.post, None, TOPICS)
 
 
+def test_a_post_outside_the_readers_topics_says_so_whatever_else_holds() -> None:
+    # Already behind the reader's mark, and outside their topics: the topic is the reason
+    # they will never get it, so that is what preview says.
+    old = stored("old-eu", NOW - timedelta(days=3), categories=("EU",))
+    new = stored("new-as", NOW - timedelta(hours=1), categories=("Asia",))
+    selection = select_for(
+        reader(NOW - timedelta(days=1), {"asia"}), [old, new], now=NOW, rules=Rules(topics=TOPICS)
+    )
+    reasons = {c.post.guid: c.reason for c in selection.candidates}
+    assert reasons == {"old-eu": "not in the reader's topics", "new-as": INCLUDED}
+
+
 def test_min_items_holds_until_enough_or_the_oldest_waited_max_wait() -> None:
     rules = Rules(min_items=3, max_wait=timedelta(days=2))
     posts = [stored("a", NOW - timedelta(hours=5)), stored("b", NOW - timedelta(hours=4))]
