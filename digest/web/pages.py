@@ -76,7 +76,12 @@ def origin_of(url: str) -> str:
 
 
 def load_templates(templates_dir: Path) -> tuple[dict[str, jinja2.Template], str]:
-    """The page templates and the stylesheet; ``ConfigError`` if one is missing or broken."""
+    """The page templates and the stylesheet; ``ConfigError`` if one is missing or broken.
+
+    ``trim_blocks`` eats the line break after a block tag: a tag that ends a line of text
+    is written ``{% endif +%}`` in the templates, so that the next line's first word is
+    not glued to that text.
+    """
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir),
         autoescape=True,
