@@ -9,10 +9,11 @@ from pathlib import Path
 
 from digest.models import Rendered
 from digest.store import SqlStore
+from digest.tokens import unsubscribe_token
 
 from support.pagetext import glued_words, visible_text
 from support.records import open_for_all, subscribe
-from support.webapp import Clock, Web, running_web, store, web
+from support.webapp import SECRET, Clock, Web, running_web, store, web
 
 
 def confirmation_link(web: Web) -> str:
@@ -67,3 +68,39 @@ def test_the_archive_pager_and_its_entries_are_separate_words(
 
 
 __all__ = ["store", "web"]  # fixtures
+
+
+# --- wording ----------------------------------------------------------------------------------
+def test_a_broken_link_says_each_thing_once_in_sentences(web: Web) -> None:
+    page = web.client.get("/u/garbage")
+    assert page.status_code == 400
+    lines = visible_text(page.text).split("\n")
+    assert "This link is incomplete; copy the whole link from the email." in lines
+    assert "If the whole link does not work either, use the one in a more recent email." in lines
+    assert visible_text(page.text).count("copy the whole link") == 1
+
+
+def test_the_link_of_a_removed_reader_ends_its_sentence(web: Web) -> None:
+    page = web.client.get(f"/u/{unsubscribe_token(SECRET, 'removed-reader', 'daily')}")
+    assert page.status_code == 404
+    assert visible_text(page.text).split("\n")[3].endswith("and will get no more emails.")
+
+
+def test_the_home_page_says_how_often_a_newsletter_with_cadences_comes(web: Web) -> None:
+    text = visible_text(web.client.get("/").text)
+    assert "How often: Every Monday or Once a month · Past editions" in text
+    assert "You choose" not in text
+
+
+def test_the_resubscribed_page_has_no_empty_row_of_buttons(
+    web: Web, store: SqlStore, now: datetime
+) -> None:
+    reader, _ = subscribe(store, "ana@example.net", now, newsletter="daily")
+    url = f"/u/{unsubscribe_token(SECRET, reader, 'daily')}"
+    left = web.client.post(url).text
+    match = re.search(r'action="https://digest\.example\.org(/u/[^"]+/resubscribe)"', left)
+    assert match is not None
+    back = web.client.post(match.group(1), data={"csrf": csrf_in(left[match.start() :])})
+    assert "You're subscribed again" in back.text
+    assert 'class="actions"' not in back.text
+    assert '<div class="actions">' in left  # where there is a button, the row stays

@@ -66,8 +66,12 @@ def mask_email(email: str) -> str:
 
 
 def sentence(message: str) -> str:
+    """``message`` as a sentence: a capital first, a full stop last (errors have neither)."""
     message = message.strip()
-    return message[:1].upper() + message[1:] if message else message
+    if not message:
+        return message
+    ending = "" if message[-1] in ".!?" else "."
+    return message[:1].upper() + message[1:] + ending
 
 
 def origin_of(url: str) -> str:
