@@ -89,9 +89,12 @@ def test_an_edition_page_has_no_readers_link(web: Web, store: SqlStore, now: dat
     assert "%%" not in page  # no placeholder left
     assert "/u/" not in page
     assert "/p/" not in page
-    assert ">Unsubscribe</a>" in page  # pointing at "#"
-    assert ">Preferences</a>" in page
-    assert page.count('href="#"') == 2
+    assert ">Unsubscribe</a>" not in page  # a visitor's footer instead of the reader's
+    assert ">Preferences</a>" not in page
+    assert "You receive this because" not in page
+    assert 'href="#"' not in page
+    assert 'href="https://digest.example.org/">Subscribe</a>' in page
+    assert 'href="https://digest.example.org/archive/daily">Past editions</a>' in page
 
 
 def test_the_archive_lists_past_editions_newest_first_a_page_at_a_time(
