@@ -8,7 +8,7 @@ and the feed name editions by their public address only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from xml.etree import ElementTree
@@ -52,15 +52,31 @@ def edition_posts(store: Store, edition_id: str) -> tuple[str, list[Post]]:
     return edition.newsletter_id, store.get_posts(edition.post_keys)
 
 
+def post_titles(store: Store, editions: Sequence[Edition]) -> dict[str, list[str]]:
+    """The titles of each edition's posts, in the edition's order, by edition id (one
+    store call for all of them; a post no longer stored is left out)."""
+    posts = store.get_posts([key for edition in editions for key in edition.post_keys])
+    title_of = {post.key: post.title for post in posts}
+    return {
+        edition.id: [title_of[key] for key in edition.post_keys if key in title_of]
+        for edition in editions
+    }
+
+
 def _stamp(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
 def atom_feed(
-    site: SiteConfig, newsletter: NewsletterConfig, editions: Sequence[Edition], now: datetime
+    site: SiteConfig,
+    newsletter: NewsletterConfig,
+    editions: Sequence[Edition],
+    now: datetime,
+    titles: Mapping[str, Sequence[str]],
 ) -> bytes:
     """The Atom (RFC 4287) document of ``editions``, newest first: one entry per edition,
-    linking to its public page."""
+    linking to its public page, its summary the titles of its posts (``titles``, by
+    edition id; the subject when there are none)."""
 
     def add(parent: ElementTree.Element, tag: str, text: str = "", **attributes: str) -> None:
         element = ElementTree.SubElement(parent, tag, attributes)
@@ -89,8 +105,11 @@ def atom_feed(
         entry = ElementTree.SubElement(feed, "entry")
         url = links.edition_url(site, edition.id)
         add(entry, "id", url)
-        add(entry, "title", edition.subject or newsletter.title)
+        subject = edition.subject or newsletter.title
+        add(entry, "title", subject)
+        add(entry, "published", _stamp(edition.created_at))
         add(entry, "updated", _stamp(edition.created_at))
         add(entry, "link", rel="alternate", type="text/html", href=url)
+        add(entry, "summary", " · ".join(titles.get(edition.id, ())) or subject, type="text")
     document: bytes = ElementTree.tostring(feed, encoding="utf-8", xml_declaration=True)
     return document

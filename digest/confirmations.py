@@ -23,17 +23,27 @@ from digest.config import SiteConfig
 from digest.errors import ConfigError
 from digest.message import BODY_POLICY, address_header, clean_header_text, from_address
 from digest.models import Letter
+from digest.plaintext import wrap
+
+# How each part tells the reader to act: the HTML part has a button, the text part a link.
+PRESS = "press the button"
+OPEN = "open this link"
 
 
 @dataclass(frozen=True, slots=True)
 class Wording:
-    """What one kind of confirmation says."""
+    """What one kind of confirmation says. Each paragraph may name the way to act as
+    ``{act}``: "press the button" in the HTML part, "open this link" in the text part."""
 
     subject: str
     heading: str
     paragraphs: tuple[str, ...]
     button: str
     ignore: str
+
+    def said(self, act: str) -> tuple[str, ...]:
+        """The paragraphs for the part whose way to act is ``act``."""
+        return tuple(paragraph.replace("{act}", act) for paragraph in self.paragraphs)
 
 
 def signup_wording(site: SiteConfig, titles: Sequence[str]) -> Wording:
@@ -43,8 +53,7 @@ def signup_wording(site: SiteConfig, titles: Sequence[str]) -> Wording:
         heading="Please confirm your subscription",
         paragraphs=(
             f"Someone, probably you, asked to receive {listed} from {site.name} at this address.",
-            "Nothing will be sent until you confirm: press the button, then confirm on the "
-            "page that opens.",
+            "Nothing will be sent until you confirm: {act}, then confirm on the page that opens.",
         ),
         button="Confirm my subscription",
         ignore="If you did not ask for this, ignore this email: you will not be subscribed "
@@ -59,8 +68,8 @@ def address_wording(site: SiteConfig) -> Wording:
         paragraphs=(
             f"Someone, probably you, asked to receive their {site.name} newsletters at this "
             "address instead of the one they use now.",
-            "Nothing changes until you confirm: press the button, then confirm on the page "
-            "that opens. Until then the emails keep going to the old address.",
+            "Nothing changes until you confirm: {act}, then confirm on the page that opens. "
+            "Until then the emails keep going to the old address.",
         ),
         button="Confirm this address",
         ignore="If you did not ask for this, ignore this email: nothing will change.",
@@ -108,7 +117,9 @@ class ConfirmationMail:
             "site": site,
             "subject": wording.subject,
             "heading": wording.heading,
-            "paragraphs": wording.paragraphs,
+            "paragraphs": wording.said(PRESS),
+            "text_paragraphs": wording.said(OPEN),
+            "wrap": wrap,
             "button": wording.button,
             "ignore": wording.ignore,
             "url": url,

@@ -16,6 +16,7 @@ import gettext
 import html
 import logging
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -236,6 +237,8 @@ class Renderer:
             "image_width": lambda post: display_width(post.image_width),
             **markers,
             "archive_url": edition_url(site, edition_id),
+            "home_url": links.home_url(site),  # for the archive page's visitors
+            "newsletter_archive_url": links.archive_url(site, newsletter.id),
             "branding": newsletter.branding,
             "language": newsletter.language,
             "text_direction": babel_locale(newsletter.language).text_direction,
@@ -330,12 +333,38 @@ def personalize(
     return page, text
 
 
+# The template's marks around what only a reader sees, and the inline styles of tags.
+_READER_PART = re.compile(r"<!--reader-->(.*?)<!--/reader-->(?:\s*<!--visitor (.*?)-->)?\n?", re.S)
+_STYLED = re.compile(r"""<[a-z0-9]+ class="([^"]+)"[^>]*? (style=(?:"[^"]*"|'[^']*'))""")
+_CLASSED = re.compile(r'(<[a-z0-9]+ class="([^"]+)")')
+
+
 def archive_html(rendered: Rendered) -> str:
-    """The public "view in browser" page: no reader's link in it (each points to "#")."""
-    page = rendered.html
+    """The public "view in browser" page: no reader's link in it.
+
+    What the template marked ``<!--reader-->…<!--/reader-->`` (the footer's links and
+    "You receive this because…") is dropped, or replaced by the ``<!--visitor …-->``
+    comment right after it, each of whose classed tags takes the inline style premailer
+    gave the reader's tag of that class. Any reader's link left (an older edition, an
+    editor's template without marks) points to "#".
+    """
+    page = _READER_PART.sub(_visitor_part, rendered.html)
     for slot in LINK_SLOTS.values():
         page = page.replace(slot, _ARCHIVE_LINK)
     return page
+
+
+def _visitor_part(found: re.Match[str]) -> str:
+    reader, visitor = found.group(1), found.group(2) or ""
+    styles: dict[str, str] = {}
+    for classes, style in _STYLED.findall(reader):
+        styles.setdefault(classes, style)
+    return _CLASSED.sub(
+        lambda tag: (
+            f"{tag.group(1)} {styles[tag.group(2)]}" if tag.group(2) in styles else tag.group(1)
+        ),
+        visitor.strip(),
+    )
 
 
 def post_direction(post: Post, excerpt: Excerpt) -> str:

@@ -218,8 +218,55 @@ def test_personalize_escapes_the_url_in_html_only(render: Callable[..., Rendered
 
 def test_archive_page_carries_no_reader_link(render: Callable[..., Rendered]) -> None:
     page = archive_html(render())
-    assert UNSUBSCRIBE_URL not in page
-    assert 'href="#"' in page
+    assert not any(slot in page for slot in LINK_SLOTS.values())
+    assert 'href="#"' not in page
+    assert "You receive this because" not in page
+    assert ">View in browser</a>" not in page  # the page itself
+    footer = page.split('class="footer"', 1)[1].split("</td>", 1)[0]
+    assert "<!--" not in footer  # the marks are gone
+    links = _Elements(page).with_class("footer-link")
+    assert [a["href"] for a in links] == [
+        "https://digest.example.org/",
+        "https://digest.example.org/archive/daily",
+    ]
+    assert {a["style"] for a in links} == {"color:#57606a"}  # as the email's links
+    assert ">Subscribe</a> · <a" in page
+    assert ">Past editions</a></p>" in page
+
+
+def test_the_email_keeps_its_footer_and_carries_the_visitors_one_unseen(
+    render: Callable[..., Rendered],
+) -> None:
+    html = render().html
+    footer = html.split('class="footer"', 1)[1]
+    assert "You receive this because you subscribed to Transmission Daily" in footer
+    assert '<a class="footer-link" href="%%UNSUBSCRIBE_URL%%"' in footer
+    shown = re.sub(r"<!--.*?-->", "", footer, flags=re.S)
+    assert "Subscribe<" not in shown  # only in a comment, which no mail client shows
+    assert "Past editions" not in shown
+
+
+def test_an_archived_edition_without_marks_points_reader_links_nowhere() -> None:
+    # An edition rendered before the marks, or by an editor's template without them.
+    html = (
+        '<p><a href="%%UNSUBSCRIBE_URL%%">Unsubscribe</a> <a href="%%PREFERENCES_URL%%">P</a></p>'
+    )
+    assert archive_html(Rendered("S", html, "t\n")) == (
+        '<p><a href="#">Unsubscribe</a> <a href="#">P</a></p>'
+    )
+
+
+def test_a_czech_archive_page_invites_visitors_in_czech(now: datetime) -> None:
+    rendered = Renderer(TEMPLATES, languages=["cs"]).render_edition(
+        site=sample_site(),
+        newsletter=replace(sample_newsletter(), language="cs"),
+        posts=sample_posts(),
+        edition_id="e1",
+        now=now,
+    )
+    page = archive_html(rendered)
+    assert ">Přihlásit se k odběru</a> · " in page
+    assert ">Starší vydání</a>" in page
 
 
 def test_feed_text_is_escaped_everywhere(render: Callable[..., Rendered]) -> None:

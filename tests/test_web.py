@@ -493,3 +493,22 @@ def test_the_result_page_leaves_everything_or_comes_back(
     assert consent.source == "resubscribe button of the unsubscribe page"
     assert consent.confirmed_at == now
     assert client.post(back["path"], data={"csrf": back["csrf"]}).status_code == 200  # idempotent
+
+
+def test_the_link_opened_again_after_leaving_says_so_and_offers_the_way_back(
+    client: TestClient, store: SqlStore, reader: Subscription, url: str
+) -> None:
+    assert client.post(url).status_code == 200
+    for _ in range(2):  # GET still changes nothing
+        again = client.get(url)
+        assert again.status_code == 200
+        assert status_of(store, reader) is SubscriptionStatus.UNSUBSCRIBED
+    page = again.text
+    assert "You're already unsubscribed from Transmission Daily" in page
+    assert "Unsubscribe from Transmission Daily?" not in page
+    assert '<button type="submit">Unsubscribe</button>' not in page
+    assert "/p/" in page  # the preferences link
+    back = form_of(page, "resubscribe")
+    assert client.post(back["path"], data={"csrf": back["csrf"]}).status_code == 200
+    assert status_of(store, reader) is SubscriptionStatus.CONFIRMED
+    assert "Unsubscribe from Transmission Daily?" in client.get(url).text  # on the list again

@@ -4,6 +4,7 @@ none of them with a reader's link, and no script from a feed."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,6 +37,7 @@ def publish(
     rendered: Rendered,
     *,
     newsletter: str = "daily",
+    post_keys: Sequence[str] = ("k1",),
 ) -> None:
     subscribe(store, "reader@example.org", now, newsletter=newsletter)
     opened = open_for_all(
@@ -43,7 +45,7 @@ def publish(
         newsletter_id=newsletter,
         period_key=edition_id,
         now=now,
-        post_keys=("k1",),
+        post_keys=post_keys,
         rendered=rendered,
         message_id=lambda sid: f"<{sid}.{edition_id}@example.org>",
         edition_id=edition_id,
@@ -87,9 +89,12 @@ def test_an_edition_page_has_no_readers_link(web: Web, store: SqlStore, now: dat
     assert "%%" not in page  # no placeholder left
     assert "/u/" not in page
     assert "/p/" not in page
-    assert ">Unsubscribe</a>" in page  # pointing at "#"
-    assert ">Preferences</a>" in page
-    assert page.count('href="#"') == 2
+    assert ">Unsubscribe</a>" not in page  # a visitor's footer instead of the reader's
+    assert ">Preferences</a>" not in page
+    assert "You receive this because" not in page
+    assert 'href="#"' not in page
+    assert 'href="https://digest.example.org/">Subscribe</a>' in page
+    assert 'href="https://digest.example.org/archive/daily">Past editions</a>' in page
 
 
 def test_the_archive_lists_past_editions_newest_first_a_page_at_a_time(
@@ -146,6 +151,40 @@ def test_the_atom_feed_lists_the_editions(web: Web, store: SqlStore, now: dateti
     ]
     assert b"/u/" not in response.content
     assert web.client.get("/archive/staff/feed.atom").status_code == 404
+
+
+ENTRY_CHILDREN = ["id", "title", "published", "updated", "link", "summary"]
+
+
+def test_each_feed_entry_has_a_summary_of_its_posts_and_its_dates(
+    web: Web, store: SqlStore, now: datetime
+) -> None:
+    posts = sample_posts()
+    store.upsert_posts(posts, now)
+    keys = [post.key for post in posts]
+    publish(store, now, "ed-posts", rendered_edition("ed-posts", now), post_keys=keys)
+    later = now + timedelta(days=1)
+    publish(store, later, "ed-gone", Rendered("Posts since purged", "<p>x</p>", "x\n"))
+    feed = ElementTree.fromstring(web.client.get("/archive/daily/feed.atom").content)
+
+    # RFC 4287: the feed's own id, title, updated and author; each entry's id, title,
+    # updated and a summary (it has no content), each element once.
+    for tag in ("id", "title", "updated", "author"):
+        assert len(feed.findall(f"{ATOM}{tag}")) == 1, tag
+    assert feed.findtext(f"{ATOM}author/{ATOM}name") == "Transmission"
+    newest, oldest = feed.findall(f"{ATOM}entry")
+    for entry in (newest, oldest):
+        assert [child.tag for child in entry] == [f"{ATOM}{tag}" for tag in ENTRY_CHILDREN]
+        for tag in ("published", "updated"):
+            stamp = datetime.fromisoformat(entry.findtext(f"{ATOM}{tag}") or "")
+            assert stamp.utcoffset() is not None  # RFC 3339: with its offset
+        summary = entry.find(f"{ATOM}summary")
+        assert summary is not None
+        assert summary.get("type") == "text"
+    assert oldest.findtext(f"{ATOM}published") == "2026-11-27T07:00:00+00:00"
+    assert oldest.findtext(f"{ATOM}summary") == " · ".join(post.title for post in posts)
+    assert newest.findtext(f"{ATOM}published") == "2026-11-28T07:00:00+00:00"
+    assert newest.findtext(f"{ATOM}summary") == "Posts since purged"  # no post: the subject
 
 
 __all__ = ["store", "web"]  # fixtures

@@ -229,9 +229,22 @@ async def test_a_reader_signs_up_confirms_chooses_topics_and_leaves(
         [gone] = app.store.list_subscriptions("daily")
         assert gone.status is SubscriptionStatus.UNSUBSCRIBED
 
+        # The link opened again says so, and offers the way back.
+        await page.goto(unsubscribe)
+        await page.wait_for_selector("text=You're already unsubscribed")
+        await shoot(page, "unsubscribe-again")
+        await page.get_by_role("button", name="Resubscribe to Transmission Daily").click()
+        await page.wait_for_selector("text=You're subscribed again")
+        await shoot(page, "resubscribed")
+        [back] = app.store.list_subscriptions("daily")
+        assert back.status is SubscriptionStatus.CONFIRMED
+
         # The public archive of what went out.
         await page.goto(deployment.base_url + "/archive/daily")
         await shoot(page, "archive")
         await page.locator(".editions a").first.click()
         assert await page.get_by_role("link", name=SEED_TITLE).is_visible()
         assert "/e/" in page.url
+        assert await page.get_by_role("link", name="Subscribe", exact=True).is_visible()
+        assert not await page.get_by_role("link", name="Unsubscribe").count()
+        await shoot(page, "edition")

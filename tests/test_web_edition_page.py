@@ -18,6 +18,7 @@ from digest.web import create_web_app
 
 from support.databases import migrated_engine
 from support.edition import long_posts, sample_newsletter, sample_posts, sample_site
+from support.pagetext import glued_words, visible_text
 from support.records import open_for_all, subscribe
 
 with warnings.catch_warnings():
@@ -83,6 +84,9 @@ def test_the_page_of_a_cut_edition_lists_all_its_posts(store: SqlStore, now: dat
     assert listing.count('class="all-posts-date"') == 101
     assert "26 November 2026" in listing  # the newest post, in the newsletter's zone
     assert listing.index("</section>") < listing.index("</body>")
+    newest = f"{posts[0].title} 26 November 2026"  # the title and its date, apart
+    assert newest in visible_text(listing)
+    assert glued_words(listing) == []
 
 
 def test_the_page_of_an_edition_in_full_has_no_list(store: SqlStore, now: datetime) -> None:

@@ -41,6 +41,10 @@ _LINK_HINT = (
     "If you came here from an email, copy the whole link from it, or use the link in a "
     "more recent email."
 )
+_COPY_ADVICE = "copy the whole link"  # what the token's own message may already say
+_LINK_HINT_AFTER_COPY = (
+    "If the whole link does not work either, use the one in a more recent email."
+)
 
 
 class ErrorAnswer(NamedTuple):
@@ -85,9 +89,11 @@ class _Handlers:
         answer = next(ERRORS[cls] for cls in type(exc).__mro__ if cls in ERRORS)
         if answer.status >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc)
-        response = self.pages.error_page(
-            answer.status, answer.title, answer.public or str(exc), answer.hint
-        )
+        message = answer.public or str(exc)
+        hint = answer.hint
+        if hint == _LINK_HINT and _COPY_ADVICE in message:  # say it once
+            hint = _LINK_HINT_AFTER_COPY
+        response = self.pages.error_page(answer.status, answer.title, message, hint)
         if answer.status == 503:
             response.headers["Retry-After"] = "60"
         return response

@@ -90,7 +90,8 @@ class ArchivePages:
         found = await in_thread(
             archive.archive_page, pages.store, newsletter.id, 1, archive.FEED_ENTRIES
         )
-        body = archive.atom_feed(pages.site, newsletter, found.editions, pages.clock())
+        titles = await in_thread(archive.post_titles, pages.store, found.editions)
+        body = archive.atom_feed(pages.site, newsletter, found.editions, pages.clock(), titles)
         response = Response(body, media_type="application/atom+xml")
         response.headers["Cache-Control"] = ARCHIVE_CACHE_CONTROL
         response.headers["X-Robots-Tag"] = "all"

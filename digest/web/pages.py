@@ -66,8 +66,12 @@ def mask_email(email: str) -> str:
 
 
 def sentence(message: str) -> str:
+    """``message`` as a sentence: a capital first, a full stop last (errors have neither)."""
     message = message.strip()
-    return message[:1].upper() + message[1:] if message else message
+    if not message:
+        return message
+    ending = "" if message[-1] in ".!?" else "."
+    return message[:1].upper() + message[1:] + ending
 
 
 def origin_of(url: str) -> str:
@@ -76,7 +80,12 @@ def origin_of(url: str) -> str:
 
 
 def load_templates(templates_dir: Path) -> tuple[dict[str, jinja2.Template], str]:
-    """The page templates and the stylesheet; ``ConfigError`` if one is missing or broken."""
+    """The page templates and the stylesheet; ``ConfigError`` if one is missing or broken.
+
+    ``trim_blocks`` eats the line break after a block tag: a tag that ends a line of text
+    is written ``{% endif +%}`` in the templates, so that the next line's first word is
+    not glued to that text.
+    """
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir),
         autoescape=True,

@@ -34,9 +34,11 @@ MAX_EMAIL = 320
 
 
 def schedule_words(newsletter: NewsletterConfig) -> str:
-    """How often it comes, for the home page: "Daily at 07:00 (Europe/Prague)"."""
+    """How often it comes, for the home page: "Daily at 07:00 (Europe/Prague)", or for a
+    newsletter with a choice of cadences "How often: Daily, Every Monday or Once a month"."""
     if len(newsletter.cadences) > 1:
-        return "You choose: " + " or ".join(c.title for c in newsletter.cadences)
+        *first, last = (c.title for c in newsletter.cadences)
+        return f"How often: {', '.join(first)} or {last}"
     words = describe(newsletter.schedule)
     return words[:1].upper() + words[1:]
 

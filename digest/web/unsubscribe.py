@@ -62,8 +62,14 @@ class UnsubscribePages:
         )
 
     async def ask(self, request: Request) -> Response:
-        """GET: ask; never change anything (mail scanners fetch every link)."""
+        """GET: ask; never change anything (mail scanners fetch every link). A reader who
+        has already left is told so, with the way back, instead of being asked again."""
         subscriber, newsletter_id = await self._reader(request)
+        subscriptions = await in_thread(self.pages.store.subscriptions_of, subscriber.id)
+        if any(
+            s.newsletter_id == newsletter_id and s.status is preferences.LEFT for s in subscriptions
+        ):
+            return await self._result(request, subscriber, newsletter_id, "already")
         return self._page("unsubscribe.html", subscriber, newsletter_id)
 
     async def unsubscribe(self, request: Request) -> Response:
