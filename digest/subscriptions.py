@@ -20,6 +20,7 @@ from digest.errors import InvalidAddress, NotFound, Suppressed
 from digest.models import Added, NewReader, Removal, Subscription, SubscriptionStatus
 from digest.ports import Store
 from digest.reader_csv import ReaderRow, rows_of_text
+from digest.tokens import Keys
 
 
 def normalize_address(raw: str) -> tuple[str, str]:
@@ -102,8 +103,15 @@ def effective_choices(
     return newsletter.cadence(subscription.cadence).id, topics
 
 
-def _refuse_suppressed(store: Store, secret: bytes, email: str) -> None:
-    removed = store.suppressions([suppression_key(secret, email)])
+def suppression_keys(keys: Keys | bytes, email: str) -> list[str]:
+    """The keys ``email`` may be suppressed under: one per signing key still accepted, so
+    that a key rotation (``DIGEST_PREVIOUS_SECRET_KEYS``) keeps the suppression list."""
+    ring = keys if isinstance(keys, Keys) else Keys(keys)
+    return [suppression_key(key, email) for key in (ring.current, *ring.previous)]
+
+
+def _refuse_suppressed(store: Store, keys: Keys | bytes, email: str) -> None:
+    removed = store.suppressions(suppression_keys(keys, email))
     for when in removed.values():
         raise Suppressed(
             f"{email} is suppressed (removed on {when:%Y-%m-%d}): digest does not add a"
@@ -118,7 +126,7 @@ def add_reader(
     *,
     cadence: str | None = None,
     topics: Sequence[str] | None = None,
-    secret: bytes,
+    secret: Keys | bytes,
     now: datetime,
 ) -> tuple[Subscription, bool]:
     """The editor adds a reader (confirmed at once, reviving an unsubscribe) with the
@@ -181,7 +189,7 @@ def import_readers(
     *,
     defaults: ImportDefaults,
     newsletters: Mapping[str, NewsletterConfig],
-    secret: bytes,
+    secret: Keys | bytes,
     now: datetime,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
@@ -243,15 +251,15 @@ def _import(
     batch: list[tuple[int, list[NewReader]]],
     report: ImportReport,
     people: set[str],
-    secret: bytes,
+    secret: Keys | bytes,
     now: datetime,
 ) -> None:
-    keys = {entries[0].email: suppression_key(secret, entries[0].email) for _, entries in batch}
-    removed = store.suppressions(list(keys.values()))
+    keys = {entries[0].email: suppression_keys(secret, entries[0].email) for _, entries in batch}
+    removed = store.suppressions([key for each in keys.values() for key in each])
     wanted: list[NewReader] = []
     for line, entries in batch:
         email = entries[0].email
-        when = removed.get(keys[email])
+        when = next((removed[key] for key in keys[email] if key in removed), None)
         if when is not None:
             report.suppressed.append((line, email, when))
             continue
@@ -271,7 +279,7 @@ def import_csv(
     newsletters: Mapping[str, NewsletterConfig],
     now: datetime,
     *,
-    secret: bytes,
+    secret: Keys | bytes,
 ) -> ImportReport:
     """Import CSV text (tests and benchmarks seeding a list); see ``import_readers``."""
     return import_readers(

@@ -640,6 +640,28 @@ def test_export_writes_csv_that_import_reads_back(
     }
 
 
+def test_a_key_rotation_keeps_the_suppressions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_readers_config(tmp_path)
+    old_key = "cli-test-" + "k" * 32
+    run(capsys, *config, "subscribers", "add", "ana@example.net")
+    assert run(capsys, *config, "subscribers", "remove", "ana@example.net")[0] == 0
+    monkeypatch.setenv("DIGEST_SECRET_KEY", "rotated-" + "n" * 32)
+    monkeypatch.setenv("DIGEST_PREVIOUS_SECRET_KEYS", old_key)
+    code, _, err = run(capsys, *config, "subscribers", "add", "ana@example.net")
+    assert code == 1
+    assert "ana@example.net is suppressed (removed on " in err
+    csv_file = tmp_path / "readers.csv"
+    csv_file.write_text("email\nana@example.net\nben@example.net\n")
+    code, out, _ = run(capsys, *config, "subscribers", "import", str(csv_file))
+    assert "suppressed" in out
+    assert [r["email"] for r in listed(capsys, config)] == ["ben@example.net"]
+    # Without the old key listed, the suppression made under it can no longer be read.
+    monkeypatch.delenv("DIGEST_PREVIOUS_SECRET_KEYS")
+    assert run(capsys, *config, "subscribers", "add", "ana@example.net")[0] == 0
+
+
 def test_remove_erases_a_reader_keeps_the_editions_counts_and_suppresses_the_address(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -46,7 +46,7 @@ def cmd_subscribers_add(args: argparse.Namespace, out: Console) -> int:
         newsletter,
         cadence=args.cadence,
         topics=_ids(args.topics),
-        secret=app.secret,
+        secret=app.keys,
         now=app.clock(),
     )
     cadence, topics = subscriptions.effective_choices(subscription, newsletter)
@@ -150,7 +150,7 @@ def cmd_subscribers_import(args: argparse.Namespace, out: Console) -> int:
             reader_csv.read_rows(path, layout),
             defaults=defaults,
             newsletters=app.config.newsletters,
-            secret=app.secret,
+            secret=app.keys,
             now=app.clock(),
             progress=lambda done: bar.update(task, completed=done),
         )
