@@ -19,7 +19,7 @@ from zoneinfo import available_timezones
 from digest import links
 from digest.config import NewsletterConfig, SiteConfig
 from digest.confirmations import ConfirmationMail, address_wording
-from digest.models import Consent, Subscription, SubscriptionStatus
+from digest.models import Consent, Subscriber, Subscription, SubscriptionStatus
 from digest.ports import Mailer, Store
 from digest.signup import (
     SignupRules,
@@ -35,6 +35,16 @@ log = logging.getLogger("digest.preferences")
 
 LEFT = SubscriptionStatus.UNSUBSCRIBED
 KEPT = (SubscriptionStatus.CONFIRMED, SubscriptionStatus.PENDING)
+
+
+def reader(store: Store, subscriber_id: str) -> Subscriber:
+    """The reader a personal link names; ``NotFound`` when they were removed."""
+    return store.get_subscriber(subscriber_id)
+
+
+def subscriptions_of(store: Store, subscriber_id: str) -> list[Subscription]:
+    """Every subscription of the reader, by newsletter id."""
+    return store.subscriptions_of(subscriber_id)
 
 
 def unsubscribe_all(store: Store, subscriber_id: str, now: datetime) -> list[str]:

@@ -60,7 +60,7 @@ class PreferencePages:
     async def _reader(self, request: Request) -> Subscriber:
         subscriber_id = read_preferences_token(self.pages.keys, request.path_params["token"])
         try:
-            return await in_thread(self.pages.store.get_subscriber, subscriber_id)
+            return await in_thread(preferences.reader, self.pages.store, subscriber_id)
         except NotFound:
             raise NotFound(_GONE) from None
 

@@ -43,7 +43,7 @@ class UnsubscribePages:
             pages.keys, request.path_params["token"]
         )
         try:
-            return await in_thread(pages.store.get_subscriber, subscriber_id), newsletter_id
+            return await in_thread(preferences.reader, pages.store, subscriber_id), newsletter_id
         except NotFound:
             raise NotFound(_GONE.format(what="reader")) from None
 
@@ -65,7 +65,9 @@ class UnsubscribePages:
         """GET: ask; never change anything (mail scanners fetch every link). A reader who
         has already left is told so, with the way back, instead of being asked again."""
         subscriber, newsletter_id = await self._reader(request)
-        subscriptions = await in_thread(self.pages.store.subscriptions_of, subscriber.id)
+        subscriptions = await in_thread(
+            preferences.subscriptions_of, self.pages.store, subscriber.id
+        )
         if any(
             s.newsletter_id == newsletter_id and s.status is preferences.LEFT for s in subscriptions
         ):
@@ -104,7 +106,7 @@ class UnsubscribePages:
             return PlainTextResponse(
                 f"Unsubscribed from {pages.newsletter_title(newsletter_id)}.\n"
             )
-        subscriber = await in_thread(pages.store.get_subscriber, subscriber_id)
+        subscriber = await in_thread(preferences.reader, pages.store, subscriber_id)
         return await self._result(request, subscriber, newsletter_id, "left")
 
     async def _result(
@@ -114,7 +116,7 @@ class UnsubscribePages:
         token = request.path_params["token"]
         others = [
             s
-            for s in await in_thread(pages.store.subscriptions_of, subscriber.id)
+            for s in await in_thread(preferences.subscriptions_of, pages.store, subscriber.id)
             if s.newsletter_id != newsletter_id and s.status in preferences.KEPT
         ]
         all_path = links.path(links.UNSUBSCRIBE_ALL, token=token)
