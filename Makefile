@@ -82,5 +82,6 @@ screenshots: install-test browser
 ## bench: print the benchmarks' ratios against their baselines
 bench: install
 	$(BIN)/python benchmarks/render_once.py
+	$(BIN)/python benchmarks/corpus.py
 	$(BIN)/python benchmarks/import.py
 	$(BIN)/python benchmarks/send.py --readers 20000 100000 --workers 1 2
