@@ -7,6 +7,7 @@ outbox mailer, HTTP client); tests call it with their own config, clock and envi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -171,14 +172,21 @@ class App:
         failures. A source's alert goes to ``[site] editors`` through the mailer.
         """
         sources = self.sources(source_ids)
-        # Two clients, so that no connection to a private address is ever reused for a
-        # source that does not allow them.
-        async with feed_client() as public, feed_client(allow_private_addresses=True) as private:
+        # A client for the sources that may reach private addresses and one for the rest,
+        # so that no connection to a private address is ever reused for a source that does
+        # not allow them; none at all when only files and folders are read.
+        async with contextlib.AsyncExitStack() as stack:
+            clients = {
+                private: await stack.enter_async_context(
+                    feed_client(allow_private_addresses=private)
+                )
+                for private in sorted({s.allow_private_addresses for s in sources if s.url})
+            }
 
             async def read(
                 source: SourceConfig, state: SourceState | None, at: datetime
             ) -> FetchResult:
-                client = private if source.allow_private_addresses else public
+                client = clients.get(source.allow_private_addresses) if source.url else None
                 return await fetch_source(source, state, client=client, now=at)
 
             return await fetching.fetch_all(

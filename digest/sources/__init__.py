@@ -46,13 +46,14 @@ async def fetch_source(
     source: SourceConfig,
     state: SourceState | None,
     *,
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient | None,
     now: datetime,
 ) -> FetchResult:
     """Fetch ``source`` and return its posts; raises ``SourceError`` when it cannot be read.
 
-    A feed comes from ``source.url`` (through ``client``, conditional on ``state``)
-    or from the local file ``source.path``; a folder source reads ``source.path``.
+    A feed comes from ``source.url`` (through ``client``, conditional on ``state``; a
+    source with a url needs one) or from the local file ``source.path``; a folder source
+    reads ``source.path``.
     """
     if source.kind == "folder":
         if source.path is None:
@@ -72,6 +73,8 @@ async def fetch_source(
             f'use "feed" or "folder" in [sources.{source.id}]'
         )
     if source.url:
+        if client is None:
+            raise ValueError(f"source {source.id!r} is fetched over HTTP: give it a client")
         fetched = await download(source, state, client=client)
         new_state = SourceState(
             source.id,
