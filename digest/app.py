@@ -20,6 +20,7 @@ from pathlib import Path
 from digest import editions, fetching, source_alerts
 from digest.config import CadenceConfig, Config, NewsletterConfig, SourceConfig
 from digest.delivery import build_mailer
+from digest.editorial_newsletters import SAMPLE_POST
 from digest.errors import DigestError, NotFound
 from digest.fetching import FetchReport
 from digest.models import (
@@ -141,9 +142,7 @@ class App:
         here and nothing changes). The database, the data folder, the transport and the web
         address stay as they were until the next start: their keys are returned.
         """
-        renderer = Renderer.for_newsletters(
-            self.templates_dir / "email", config.newsletters.values()
-        )
+        renderer = checked_renderer(self.templates_dir, config, self.clock())
         kept = [key for key in RESTART_KEYS if getattr(config, key) != getattr(self.config, key)]
         self.config = replace(config, **{key: getattr(self.config, key) for key in kept})
         self.renderer = renderer
@@ -457,6 +456,22 @@ def open_store(config: Config, *, apply_migrations: bool) -> Store:
     else:
         check_schema(engine)
     return SqlStore(engine)
+
+
+def checked_renderer(templates_dir: Path, config: Config, now: datetime) -> Renderer:
+    """The renderer of ``config``, having rendered a sample digest of every newsletter:
+    an editor's template that fails on a real edition (an undefined name, a broken
+    include) is a ``ConfigError`` naming the newsletter now, not at its next send."""
+    renderer = Renderer.for_newsletters(templates_dir / "email", config.newsletters.values())
+    for newsletter in config.newsletters.values():
+        renderer.render_edition(
+            site=config.site,
+            newsletter=newsletter,
+            posts=[SAMPLE_POST],
+            edition_id="check",
+            now=now,
+        )
+    return renderer
 
 
 def build_app(

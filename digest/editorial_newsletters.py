@@ -67,7 +67,7 @@ _HOURS_PER_YEAR = 8760.0
 
 # What `digest check` renders each subject template with: every field filled, so that a
 # template which fails on a real edition fails here first.
-_SAMPLE_POST = Post(
+SAMPLE_POST = Post(
     source_id="sample",
     guid="urn:digest:sample",
     title="A sample post",
@@ -354,7 +354,7 @@ def _check_subject(t: ConfigTable, config: NewsletterConfig) -> None:
         t.fail(f"subject is not a valid Jinja2 template: {exc.message}")
         return
     try:
-        template.render(newsletter=config, posts=[_SAMPLE_POST])
+        template.render(newsletter=config, posts=[SAMPLE_POST])
     except Exception as exc:  # whatever it is, it would stop every edition of this newsletter
         t.fail(
             f"subject cannot be rendered ({type(exc).__name__}: {' '.join(str(exc).split())}):"

@@ -115,14 +115,24 @@ def _load_templates(
             (folder / "email.css" for folder in folders if (folder / "email.css").is_file()),
             folders[-1] / "email.css",
         )
+        # Every template of the folders, the included ones too: Jinja compiles an include
+        # only when it is first rendered, which would be the first send.
+        for name in env.list_templates(filter_func=lambda name: name.endswith(_TEMPLATE_ENDS)):
+            env.get_template(name)
         return _Templates(
             env.get_template("digest.html"),
             env.get_template("digest.txt"),
             stylesheet.read_text(encoding="utf-8"),
             env.get_template("_more.html"),
         )
+    except jinja2.TemplateSyntaxError as exc:
+        where = f"{exc.filename or exc.name}, line {exc.lineno}"
+        raise ConfigError(f"{what} cannot be loaded: {where}: {exc.message}") from exc
     except (jinja2.TemplateError, OSError) as exc:
         raise ConfigError(f"{what} cannot be loaded: {exc}") from exc
+
+
+_TEMPLATE_ENDS = (".html", ".txt")
 
 
 class Renderer:
@@ -252,11 +262,21 @@ class Renderer:
             excerpts = [ex.line() for ex in excerpts]
         entries = list(zip(safe_posts, excerpts, strict=True))
         templates = self._templates(newsletter.id, newsletter.language)
-        document = templates.html.render(context, preheader=preheader, entries=entries)
+        try:
+            document = templates.html.render(context, preheader=preheader, entries=entries)
+        except jinja2.TemplateError as exc:  # an editor's template: theirs to fix
+            raise ConfigError(
+                f"[newsletters.{newsletter.id}] the email templates fail to render: {exc}"
+            ) from exc
         text_entries = [(post, excerpt_text(ex)) for post, ex in entries]
-        text = templates.text.render(
-            context, entries=text_entries, wrap=wrap, rule="-" * TEXT_WIDTH
-        )
+        try:
+            text = templates.text.render(
+                context, entries=text_entries, wrap=wrap, rule="-" * TEXT_WIDTH
+            )
+        except jinja2.TemplateError as exc:
+            raise ConfigError(
+                f"[newsletters.{newsletter.id}] the text template fails to render: {exc}"
+            ) from exc
         stylesheet = templates.css + brand_css(newsletter.branding)
         tree = self._inline_css(document, stylesheet)
         reader_links = sum(document.count(marker) for marker in markers.values())

@@ -198,3 +198,21 @@ def test_reload_without_a_running_service_says_how_to_start_one(
     err = capsys.readouterr().err
     assert "no running `digest run` found" in err
     assert "make run" in err
+
+
+def test_check_renders_each_newsletter_so_a_broken_template_fails_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = cli.write_config(tmp_path)
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "_post.html").write_text("<tr><td>{{ nosuch(post) }}</td></tr>\n")
+    text = path.read_text().replace(
+        "[newsletters.daily]\n", '[newsletters.daily]\ntemplates = "own"\n', 1
+    )
+    path.write_text(text)
+    code, _, err = run(capsys, "--config", str(path), "check")
+    assert code == 1
+    assert "[newsletters.daily] the email templates fail to render" in err
+    assert "nosuch" in err
+    assert "Traceback" not in err

@@ -76,3 +76,20 @@ def test_branding_colours_and_logo_reach_the_inlined_email() -> None:
     assert 'alt="Transmission"' in html  # the site's name when no logo_alt is given
     plain, _ = render(Renderer(TEMPLATES))
     assert 'class="logo"' not in plain
+
+
+def test_a_broken_included_template_is_found_when_the_renderer_is_built(tmp_path: Path) -> None:
+    post = (TEMPLATES / "_post.html").read_text()
+    (tmp_path / "_post.html").write_text(post.rsplit("{% endif %}", 1)[0])  # an if left open
+    with pytest.raises(ConfigError, match=r"\[newsletters.daily\] templates in .*_post\.html"):
+        Renderer(TEMPLATES, {"daily": tmp_path})
+
+
+def test_an_undefined_name_in_a_template_is_a_config_error_naming_the_newsletter(
+    tmp_path: Path,
+) -> None:
+    post = (TEMPLATES / "_post.html").read_text()
+    (tmp_path / "_post.html").write_text(post.replace("{{ post.title }}", "{{ nosuch(post) }}"))
+    renderer = Renderer(TEMPLATES, {"daily": tmp_path})
+    with pytest.raises(ConfigError, match=r"\[newsletters.daily\] the email templates fail"):
+        render(renderer)

@@ -9,7 +9,7 @@ import signal
 
 from rich.console import Console
 
-from digest.app import build_app, open_store, utc_now
+from digest.app import TEMPLATES_DIR, build_app, checked_renderer, open_store, utc_now
 from digest.cli.common import app_of, config_of, reload_on_hangup, stop_on_signals
 from digest.cli.editor import NEXT_SEND_COLUMNS, next_sends
 from digest.cli.output import Column, Row, print_json, show_listing
@@ -20,8 +20,9 @@ from digest.store import masked
 
 
 def cmd_check(args: argparse.Namespace, out: Console) -> int:
-    """Validate the config: keys, types, sources, schedules, time zones."""
+    """Validate the config: keys, types, sources, schedules, time zones, templates."""
     config = config_of(args)
+    checked_renderer(TEMPLATES_DIR, config, utc_now())
     sends = next_sends(config, list(config.newsletters), utc_now(), 1)
     if args.json:
         print_json(out, {"config": config.path, "sources": list(config.sources), "next": sends})
