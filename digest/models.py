@@ -10,7 +10,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r")
 
@@ -86,7 +86,14 @@ class Mark:
     key: str = ALL_AT
 
     def covers(self, item: StoredPost) -> bool:
-        return (item.released_at, item.post.key) <= (self.at, self.key)
+        return (item.released_at, release_order(item)) <= (self.at, self.key)
+
+
+def release_order(item: StoredPost) -> str:
+    """How posts released at the same instant (one fetch's) are ordered: by their date,
+    then key, so that ``max_items`` sends the oldest and carries the newest over. A
+    mark's key is this of the last post it settled (:data:`ALL_AT` sorts after every one)."""
+    return f"{item.post.published.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}|{item.post.key}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from digest.config import NewsletterConfig, TopicConfig
-from digest.models import Mark, Post, Reader, StoredPost
+from digest.models import Mark, Post, Reader, StoredPost, release_order
 
 INCLUDED = "included"
 CAUGHT_UP = "included: catch-up for a new reader"
@@ -109,7 +109,7 @@ def select_for(
     verdicts: dict[str, Candidate] = {}
     owed: list[StoredPost] = []
     spare: list[StoredPost] = []  # not owed, in the reader's topics: catch-up material
-    for item in sorted(stored, key=lambda s: (s.released_at, s.post.key)):
+    for item in sorted(stored, key=lambda s: (s.released_at, release_order(s))):
         post = item.post
         matches = in_topics(post, reader.topics, rules.topics)
         if item.released_at > now:
@@ -135,7 +135,7 @@ def select_for(
     for item in carried:
         reason = f"over max_items ({rules.max_items}): carried over to the next digest"
         verdicts[item.post.key] = Candidate(item.post, item.first_seen, False, reason)
-    mark = Mark(taken[-1].released_at, taken[-1].post.key) if carried else Mark(now)
+    mark = Mark(taken[-1].released_at, release_order(taken[-1])) if carried else Mark(now)
     caught: list[StoredPost] = []
     if reader.first and rules.catch_up:
         room = min(rules.catch_up, rules.max_items - len(taken))

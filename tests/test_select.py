@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.config import TopicConfig
-from digest.models import Mark, Post, Reader, StoredPost
+from digest.models import Mark, Post, Reader, StoredPost, release_order
 from digest.select import CAUGHT_UP, INCLUDED, Rules, in_topics, select_for
 
 NOW = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
@@ -46,7 +46,7 @@ def test_owed_posts_oldest_first_up_to_max_items_and_the_rest_carries_over() -> 
     posts = [stored(f"p{i}", NOW - timedelta(hours=10 - i)) for i in range(5)]
     selection = select_for(reader(NOW - timedelta(days=1)), posts, now=NOW, rules=Rules(3))
     assert [p.guid for p in selection.posts] == ["p2", "p1", "p0"]  # shown newest first
-    assert selection.mark == Mark(posts[2].released_at, posts[2].post.key)
+    assert selection.mark == Mark(posts[2].released_at, release_order(posts[2]))
     carried = [c.reason for c in selection.candidates if not c.included]
     assert carried == ["over max_items (3): carried over to the next digest"] * 2
     # Next time the carried posts go first.
@@ -94,6 +94,21 @@ def test_topics_filter_and_posts_in_no_topic_go_to_everyone() -> None:
     reasons = {c.post.guid: c.reason for c in selection.candidates}
     assert reasons["eu"] == "not in the reader's topics"
     assert in_topics(europe.post, None, TOPICS)
+
+
+def test_posts_of_one_fetch_go_oldest_first_and_the_newest_carry_over() -> None:
+    # One fetch brought 12 posts: all released at the same instant, in no date order.
+    fetched = NOW - timedelta(hours=1)
+    dates = [NOW - timedelta(days=2, hours=h) for h in (5, 11, 2, 9, 0, 7, 3, 10, 1, 8, 4, 6)]
+    posts = [stored(f"p{d:%d%H}", d, first_seen=fetched) for d in dates]
+    first = select_for(reader(NOW - timedelta(days=3)), posts, now=NOW, rules=Rules(5))
+    oldest = sorted(posts, key=lambda s: s.post.published)
+    assert [p.guid for p in first.posts] == [s.post.guid for s in oldest[:5]][::-1]
+    second = select_for(Reader(first.mark), posts, now=NOW, rules=Rules(5))
+    assert [p.guid for p in second.posts] == [s.post.guid for s in oldest[5:10]][::-1]
+    third = select_for(Reader(second.mark), posts, now=NOW, rules=Rules(5))
+    assert [p.guid for p in third.posts] == [s.post.guid for s in oldest[10:]][::-1]
+    assert select_for(Reader(third.mark), posts, now=NOW, rules=Rules(5)).posts == ()
 
 
 def test_a_post_outside_the_readers_topics_says_so_whatever_else_holds() -> None:
