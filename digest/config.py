@@ -23,8 +23,8 @@ LAYOUTS: tuple[Layout, ...] = ("full", "compact")
 
 DEFAULT_SUBJECT = (
     "{{ newsletter.title }}: {{ posts[0].title }}"
-    "{% if posts|length > 1 %} {{ _('(+%(count)s more)') % {'count': posts|length - 1} }}"
-    "{% endif %}"
+    "{% if posts|length > 1 %} {{ ngettext('(+%(count)s more)', '(+%(count)s more)',"
+    " posts|length - 1) % {'count': posts|length - 1} }}{% endif %}"
 )
 
 

@@ -38,8 +38,13 @@ def N_(message: str) -> str:
     return message
 
 
+def NP_(singular: str, plural: str) -> tuple[str, str]:
+    """Mark a message with a plural form, like :func:`N_`."""
+    return singular, plural
+
+
 # Strings that only appear inside templates kept in Python code (config defaults).
-IN_PYTHON_TEMPLATES = (N_("(+%(count)s more)"),)  # DEFAULT_SUBJECT
+IN_PYTHON_TEMPLATES = (NP_("(+%(count)s more)", "(+%(count)s more)"),)  # DEFAULT_SUBJECT
 
 
 def babel_locale(language: str) -> Locale:

@@ -36,6 +36,9 @@ def render(language: str, posts: list | None = None) -> tuple[str, str, str]:  #
 def test_a_czech_newsletter_speaks_czech_in_every_part() -> None:
     subject, html, text = render("cs")
     assert subject.endswith("(+2 další)")
+    many = sample_posts() * 3  # 9 posts: Czech counts 5 and more in the genitive
+    many = [dataclasses.replace(p, guid=f"{p.guid}-{n}") for n, p in enumerate(many)]
+    assert render("cs", many)[0].endswith("(+8 dalších)")
     assert '<html lang="cs" dir="ltr">' in html
     assert "Autor: Bruce Pannier · 27. listopadu 2026" in html
     assert "Číst dál →" in html
@@ -81,12 +84,12 @@ def test_every_marked_string_is_translated_in_every_catalogue() -> None:
             str(REPO),
             method_map=method_map,
             options_map=options,
-            keywords={"_": None, "gettext": None, "ngettext": (1, 2), "N_": None},
+            keywords={"_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "NP_": (1, 2)},
         )
     }
     assert "Read more →" in marked  # the extraction saw the templates
     assert "By %(author)s" in marked  # ... and the Python code
-    assert "(+%(count)s more)" in marked  # ... and the strings of templates kept in code
+    assert ("(+%(count)s more)", "(+%(count)s more)") in marked  # ... and those kept in code
     catalogues = sorted(LOCALES.glob("*/LC_MESSAGES/digest.po"))
     assert catalogues
     for path in catalogues:
