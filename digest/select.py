@@ -117,7 +117,12 @@ def select_for(
         elif not matches:  # first: whatever else holds, the reader's choice rules it out
             reason = "not in the reader's topics"
         elif reader.mark.covers(item):
-            reason = "already received, or passed over, in an earlier digest"
+            reason = (
+                f"from before the reader signed up: a first digest catches up on the newest"
+                f" {rules.catch_up} only"
+                if reader.first
+                else "already received, or passed over, in an earlier digest"
+            )
             spare.append(item)
         elif _back_catalogue(item, started) and (
             post.published <= reader.mark.at or not post.dated

@@ -111,6 +111,19 @@ def test_posts_of_one_fetch_go_oldest_first_and_the_newest_carry_over() -> None:
     assert select_for(Reader(third.mark), posts, now=NOW, rules=Rules(5)).posts == ()
 
 
+def test_a_new_readers_older_posts_beyond_the_catch_up_say_why() -> None:
+    posts = [stored(f"p{i}", NOW - timedelta(days=10 - i)) for i in range(5)]
+    selection = select_for(
+        reader(NOW - timedelta(hours=1), first=True), posts, now=NOW, rules=Rules(catch_up=2)
+    )
+    assert [p.guid for p in selection.posts] == ["p4", "p3"]
+    reasons = {c.post.guid: c.reason for c in selection.candidates if not c.included}
+    assert set(reasons) == {"p0", "p1", "p2"}
+    assert set(reasons.values()) == {
+        "from before the reader signed up: a first digest catches up on the newest 2 only"
+    }
+
+
 def test_a_post_outside_the_readers_topics_says_so_whatever_else_holds() -> None:
     # Already behind the reader's mark, and outside their topics: the topic is the reason
     # they will never get it, so that is what preview says.
