@@ -3,14 +3,18 @@ line break (Jinja's trim_blocks eats the newline after a block tag), and the wor
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from digest.config import CadenceConfig, ScheduleConfig
 from digest.models import Rendered
 from digest.store import SqlStore
 from digest.tokens import unsubscribe_token
+from digest.web.signup import schedule_words
 
+from support.edition import sample_newsletter
 from support.pagetext import glued_words, visible_text
 from support.records import open_for_all, subscribe
 from support.webapp import SECRET, Clock, Web, running_web, store, web
@@ -104,3 +108,20 @@ def test_the_resubscribed_page_has_no_empty_row_of_buttons(
     assert "You're subscribed again" in back.text
     assert 'class="actions"' not in back.text
     assert '<div class="actions">' in left  # where there is a button, the row stays
+
+
+def test_cadence_titles_with_commas_of_their_own_are_listed_with_semicolons() -> None:
+    newsletter = dataclasses.replace(
+        sample_newsletter(),
+        cadences=tuple(
+            CadenceConfig(f"c{n}", title, ScheduleConfig("daily", "Europe/Prague"))
+            for n, title in enumerate(
+                ["Every morning", "The week's analysis, Monday mornings", "As it happens"]
+            )
+        ),
+    )
+    assert schedule_words(newsletter) == (
+        "How often: Every morning; The week's analysis, Monday mornings; or As it happens"
+    )
+    plain = dataclasses.replace(newsletter, cadences=newsletter.cadences[::2])
+    assert schedule_words(plain) == "How often: Every morning or As it happens"

@@ -37,8 +37,11 @@ def schedule_words(newsletter: NewsletterConfig) -> str:
     """How often it comes, for the home page: "Daily at 07:00 (Europe/Prague)", or for a
     newsletter with a choice of cadences "How often: Daily, Every Monday or Once a month"."""
     if len(newsletter.cadences) > 1:
-        *first, last = (c.title for c in newsletter.cadences)
-        return f"How often: {', '.join(first)} or {last}"
+        titles = [c.title for c in newsletter.cadences]
+        # Titles with commas of their own ("The week, on Mondays") are listed with ";".
+        sep = "; " if any("," in title for title in titles) else ", "
+        before_or = ";" if sep == "; " and len(titles) > 2 else ""
+        return f"How often: {sep.join(titles[:-1])}{before_or} or {titles[-1]}"
     words = describe(newsletter.schedule)
     return words[:1].upper() + words[1:]
 
