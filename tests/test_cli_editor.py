@@ -113,3 +113,21 @@ def test_preview_as_json_is_the_candidates_and_the_subject_alone(
     assert json.loads(out)["subject"] is None  # nothing new for her
     assert json.loads(out)["candidates"] == []
     assert "nothing new" in err
+
+
+def test_schedule_says_when_a_cadence_goes_by_each_readers_own_clock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = cli.write_config(tmp_path)
+    text = path.read_text()
+    assert 'daily = "07:00"\n' in text
+    path.write_text(
+        text.replace('daily = "07:00"\n', 'daily = "07:00"\nreader_timezone = true\n', 1)
+    )
+    code, out, _ = run(capsys, "--config", str(path), "schedule", "daily", "-n", "1")
+    assert code == 0
+    assert widest(out) <= 80
+    [row] = [line for line in out.splitlines() if line.startswith("daily ")]
+    assert row.split()[-4:] == ["07:00,", "reader's", "zone", "varies"]
+    code, out, _ = run(capsys, "--config", str(path), "schedule", "daily", "-n", "1", "--json")
+    assert json.loads(out)[0]["each_reader"] is True

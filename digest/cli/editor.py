@@ -189,7 +189,7 @@ NEXT_SEND_COLUMNS = [
     Column("newsletter"),
     Column("cadence"),
     Column("local", "local time", whole_row=True, show=lambda row: _wall_clock(row)),
-    Column("at", "UTC", show=lambda at: f"{at:%Y-%m-%d %H:%M}"),
+    Column("at", "UTC", whole_row=True, show=lambda row: _utc(row)),
 ]
 
 
@@ -197,7 +197,16 @@ def _wall_clock(row: Row) -> str:
     at, zone = row["at"], row["timezone"]
     assert isinstance(at, datetime)
     assert isinstance(zone, str)
-    return f"{at.astimezone(ZoneInfo(zone)):%a %Y-%m-%d %H:%M %Z}"
+    local = at.astimezone(ZoneInfo(zone))
+    if row.get("each_reader"):  # at this time of day in every reader's own zone
+        return f"{local:%a %Y-%m-%d %H:%M}, reader's zone"
+    return f"{local:%a %Y-%m-%d %H:%M %Z}"
+
+
+def _utc(row: Row) -> str:
+    at = row["at"]
+    assert isinstance(at, datetime)
+    return "varies" if row.get("each_reader") else f"{at:%Y-%m-%d %H:%M}"
 
 
 def next_sends(config: Config, newsletter_ids: list[str], now: datetime, count: int) -> list[Row]:
@@ -217,6 +226,8 @@ def next_sends(config: Config, newsletter_ids: list[str], now: datetime, count: 
                         "timezone": zone.key,
                         "at": fire.astimezone(UTC),
                         "local": fire.astimezone(zone).isoformat(),
+                        # The times are those of readers without a zone of their own.
+                        "each_reader": cadence.schedule.reader_timezone,
                     }
                 )
     return rows
