@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -162,24 +163,39 @@ def apply_config(app: App, scheduler: DigestScheduler, web: Starlette, config: C
 
 
 def _changes(before: Config, after: Config, moved: list[str]) -> list[str]:
-    """What a reload changed, in words: tables added, removed or edited, jobs moved."""
+    """What a reload changed, in words: tables added, removed or edited (and which of
+    their keys), and the sends and fetches scheduled anew."""
     said: list[str] = []
     for what, old, new in (
         ("newsletter", before.newsletters, after.newsletters),
         ("source", before.sources, after.sources),
     ):
-        for verb, ids in (
-            ("added", [i for i in new if i not in old]),
-            ("removed", [i for i in old if i not in new]),
-            ("changed", [i for i in new if i in old and new[i] != old[i]]),
-        ):
+        added = [i for i in new if i not in old]
+        removed = [i for i in old if i not in new]
+        edited = [
+            f"{i} ({', '.join(_edited(old[i], new[i]))})"
+            for i in new
+            if i in old and new[i] != old[i]
+        ]
+        for verb, ids in (("added", added), ("removed", removed), ("changed", edited)):
             if ids:
                 said.append(f"{what}(s) {verb}: {', '.join(ids)}")
     if before.site != after.site:
-        said.append("[site] changed")
+        said.append(f"[site] changed ({', '.join(_edited(before.site, after.site))})")
+    jobs = {"newsletter": "send", "fetch": "fetch"}
     if moved:
-        said.append(f"rescheduled: {', '.join(moved)}")
+        named = [
+            f"{jobs.get(kind, kind)} of {rest.replace(':', '/')}"
+            for kind, _, rest in (job.partition(":") for job in moved)
+        ]
+        said.append(f"scheduled anew: {', '.join(named)}")
     return said or ["nothing changed"]
+
+
+def _edited(old: object, new: object) -> list[str]:
+    """The fields of two config tables of one kind that differ."""
+    names = [f.name for f in dataclasses.fields(old)]  # type: ignore[arg-type]
+    return [name for name in names if getattr(old, name) != getattr(new, name)]
 
 
 async def _reload_forever(

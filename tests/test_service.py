@@ -174,7 +174,7 @@ async def test_a_reload_applies_the_new_config_and_refuses_a_broken_one(
             assert app.config.delivery.transport == "outbox"  # a restart key: kept
             assert "[delivery] changed" in caplog.text
             assert "reloaded " in caplog.text
-            assert ": newsletter(s) changed: daily" in caplog.text  # what changed, in words
+            assert ": newsletter(s) changed: daily (title)" in caplog.text  # what changed, in words
 
             path.write_text(
                 renamed.replace("[newsletters.daily]", "[newsletters.daily]\nbogus = 1")
