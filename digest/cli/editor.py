@@ -102,7 +102,7 @@ def cmd_preview(args: argparse.Namespace, out: Console) -> int:
     if rendered is None:
         notes.print(f"newsletter {newsletter.id!r} has no posts yet: nothing to show")
         return 0
-    notes.print(f"subject: {rendered.subject}")
+    notes.print(f"subject: {rendered.subject}", soft_wrap=True)
     _write_preview(app, args, notes, rendered, now, show_text=not args.json)
     return 0
 

@@ -55,7 +55,7 @@ def cmd_subscribers_add(args: argparse.Namespace, out: Console) -> int:
     if zone is not None:
         app.store.set_timezone(subscription.subscriber.id, zone)
         chosen += f", time zone {zone or 'of the newsletter'}"
-    out.print(f"{verb} {subscription.subscriber.email} -> {newsletter.id}{chosen}")
+    out.print(f"{verb} {subscription.subscriber.email} -> {newsletter.id}{chosen}", soft_wrap=True)
     return 0
 
 

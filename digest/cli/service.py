@@ -71,7 +71,10 @@ def cmd_reload(args: argparse.Namespace, out: Console) -> int:
             "`make run`: it reads the config when it starts"
         )
     os.kill(pid, signal.SIGHUP)
-    out.print(f"{config.path}: OK; sent to digest run (pid {pid}), which logs what changed")
+    out.print(
+        f"{config.path}: OK; sent to digest run (pid {pid}), which logs what changed",
+        soft_wrap=True,
+    )
     return 0
 
 
