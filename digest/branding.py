@@ -60,6 +60,18 @@ def contrast_ratio(foreground: str, background: str) -> float:
     return (lighter + 0.05) / (darker + 0.05)
 
 
+def for_dark_mode(colour: str) -> str:
+    """``colour`` lightened (mixed with white, in tenths) until it reads on the dark
+    background: the dark-mode accent of a newsletter that chose only a light one."""
+    red, green, blue = parse_colour(colour)
+    for tenth in range(11):
+        mixed = tuple(round(c + (255 - c) * tenth / 10) for c in (red, green, blue))
+        candidate = "#{:02x}{:02x}{:02x}".format(*mixed)
+        if contrast_ratio(candidate, DARK_BACKGROUND) >= MIN_CONTRAST:
+            return candidate
+    return "#ffffff"
+
+
 def contrast_problems(branding: Branding) -> list[str]:
     """Why an accent colour would be hard to read, one sentence per colour ([] if none)."""
     problems: list[str] = []

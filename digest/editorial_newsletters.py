@@ -14,7 +14,13 @@ from pathlib import Path
 
 import jinja2
 
-from digest.branding import MAX_LOGO_WIDTH, Branding, contrast_problems, parse_colour
+from digest.branding import (
+    MAX_LOGO_WIDTH,
+    Branding,
+    contrast_problems,
+    for_dark_mode,
+    parse_colour,
+)
 from digest.config import (
     DEFAULT_SUBJECT,
     LAST_DAY,
@@ -323,6 +329,8 @@ def _branding(t: ConfigTable) -> Branding:
             " images from plain http, and a relative address means nothing in an inbox)"
         )
         logo_url = ""
+    if "accent" in table.data and "accent_dark" not in table.data:
+        colours["accent_dark"] = for_dark_mode(colours["accent"])  # the brand in both schemes
     branding = Branding(
         accent=colours["accent"],
         accent_dark=colours["accent_dark"],

@@ -11,6 +11,7 @@ from digest.branding import (
     brand_css,
     contrast_problems,
     contrast_ratio,
+    for_dark_mode,
     parse_colour,
 )
 
@@ -50,3 +51,12 @@ def test_brand_css_is_empty_for_the_defaults_and_covers_both_schemes_otherwise()
     assert "border-bottom-color: #9a1b1b" in light
     assert "color: #ff9e9e !important" in dark
     assert "#9a1b1b" not in dark
+
+
+def test_a_dark_mode_accent_is_derived_from_the_light_one_and_reads_there() -> None:
+    for colour in ("#9a1b1b", "#0b5cad", "#1f7a1f", "#000000"):
+        dark = for_dark_mode(colour)
+        assert contrast_ratio(dark, DARK_BACKGROUND) >= 4.5
+        assert dark != colour
+    assert for_dark_mode("#9a1b1b") == "#c27676"  # the same hue, lighter
+    assert for_dark_mode("#ffffff") == "#ffffff"

@@ -735,7 +735,7 @@ def test_a_newsletters_templates_folder_and_branding_are_read_and_checked(
     daily = load(config_path, text).newsletters["daily"]
     assert daily.templates == config_path.parent / "look"
     assert daily.branding.accent == "#9a1b1b"
-    assert daily.branding.accent_dark == "#58a6ff"
+    assert daily.branding.accent_dark == "#c27676"  # the accent, lightened for dark mode
     assert (daily.branding.logo_url, daily.branding.logo_width) == (
         "https://transmission.example.org/logo.png",
         200,
