@@ -85,8 +85,12 @@ class Mark:
     at: datetime
     key: str = ALL_AT
 
-    def covers(self, item: StoredPost) -> bool:
-        return (item.released_at, release_order(item)) <= (self.at, self.key)
+    def covers(self, item: StoredPost, order: str | None = None) -> bool:
+        """Whether the mark settled ``item`` (``order``: its :func:`release_order`, if known)."""
+        order = release_order(item) if order is None else order
+        if self.key != ALL_AT and "|" not in self.key:  # set before dates ordered a fetch
+            order = order.rpartition("|")[2]  # then compared by post key alone
+        return (item.released_at, order) <= (self.at, self.key)
 
 
 def release_order(item: StoredPost) -> str:

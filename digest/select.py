@@ -109,14 +109,15 @@ def select_for(
     verdicts: dict[str, Candidate] = {}
     owed: list[StoredPost] = []
     spare: list[StoredPost] = []  # not owed, in the reader's topics: catch-up material
-    for item in sorted(stored, key=lambda s: (s.released_at, release_order(s))):
+    orders = {id(item): release_order(item) for item in stored}  # computed once each
+    for item in sorted(stored, key=lambda s: (s.released_at, orders[id(s)])):
         post = item.post
         matches = in_topics(post, reader.topics, rules.topics)
         if item.released_at > now:
             reason = f"dated in the future ({post.published:%Y-%m-%d %H:%M} UTC): waits"
         elif not matches:  # first: whatever else holds, the reader's choice rules it out
             reason = "not in the reader's topics"
-        elif reader.mark.covers(item):
+        elif reader.mark.covers(item, orders[id(item)]):
             reason = (
                 f"from before the reader signed up: a first digest catches up on the newest"
                 f" {rules.catch_up} only"
@@ -140,7 +141,7 @@ def select_for(
     for item in carried:
         reason = f"over max_items ({rules.max_items}): carried over to the next digest"
         verdicts[item.post.key] = Candidate(item.post, item.first_seen, False, reason)
-    mark = Mark(taken[-1].released_at, release_order(taken[-1])) if carried else Mark(now)
+    mark = Mark(taken[-1].released_at, orders[id(taken[-1])]) if carried else Mark(now)
     caught: list[StoredPost] = []
     if reader.first and rules.catch_up:
         room = min(rules.catch_up, rules.max_items - len(taken))

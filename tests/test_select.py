@@ -124,6 +124,18 @@ def test_a_new_readers_older_posts_beyond_the_catch_up_say_why() -> None:
     }
 
 
+def test_a_mark_set_before_dates_ordered_a_fetch_still_compares_by_post_key() -> None:
+    fetched = NOW - timedelta(hours=1)
+    posts = [
+        stored(f"p{i}", NOW - timedelta(days=2, hours=i), first_seen=fetched) for i in range(4)
+    ]
+    by_key = sorted(posts, key=lambda s: s.post.key)
+    legacy = Mark(fetched, by_key[1].post.key)  # a bare post key, as marks once held
+    assert [legacy.covers(s) for s in by_key] == [True, True, False, False]
+    selection = select_for(Reader(legacy), posts, now=NOW, rules=Rules())
+    assert sorted(p.guid for p in selection.posts) == sorted(s.post.guid for s in by_key[2:])
+
+
 def test_a_post_outside_the_readers_topics_says_so_whatever_else_holds() -> None:
     # Already behind the reader's mark, and outside their topics: the topic is the reason
     # they will never get it, so that is what preview says.
