@@ -59,11 +59,6 @@ SUBJECT_MAX_LENGTH = 150
 _PREHEADER_MAX_LENGTH = 140
 
 
-def edition_url(site: SiteConfig, edition_id: str) -> str:
-    """The public "view in browser" address of an edition."""
-    return links.edition_url(site, edition_id)
-
-
 def _settle_placeholders(rendered: str, markers: dict[str, str]) -> str:
     # A placeholder in feed content is defanged first ("%%UNSUBSCRIBE URL%%": visible on
     # purpose, header cleaning would remove an invisible separator again), so that no feed
@@ -246,7 +241,7 @@ class Renderer:
             "byline": byline,
             "image_width": lambda post: display_width(post.image_width),
             **markers,
-            "archive_url": edition_url(site, edition_id),
+            "archive_url": links.edition_url(site, edition_id),
             "home_url": links.home_url(site),  # for the archive page's visitors
             "newsletter_archive_url": links.archive_url(site, newsletter.id),
             "branding": newsletter.branding,

@@ -60,7 +60,7 @@ class ArchivePages:
         )
         if page > 1 and not found.editions:
             raise NotFound("there is no such page of this archive")
-        zone = ZoneInfo(pages.site.timezone)
+        zone = newsletter_zone(pages.site, newsletter)  # as in its emails
         site = pages.site
         response = pages.page(
             "archive.html",
