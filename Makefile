@@ -71,7 +71,7 @@ spamassassin:
 
 ## messages: gather the email templates' translatable strings into every catalogue
 messages: install
-	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k NP_:1,2 --no-location -o templates/locale/digest.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k NP_:1,2 --no-location -o templates/locale/digest.pot .
 	$(BIN)/pybabel update -i templates/locale/digest.pot -d templates/locale -D digest \
 	  --no-fuzzy-matching --ignore-obsolete
 

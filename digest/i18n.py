@@ -33,13 +33,9 @@ DOMAIN = "digest"
 CATALOGUE = "{language}/LC_MESSAGES/" + DOMAIN + ".po"
 
 
-def N_(message: str) -> str:
-    """Mark ``message`` for the catalogues where it is used inside a template string."""
-    return message
-
-
 def NP_(singular: str, plural: str) -> tuple[str, str]:
-    """Mark a message with a plural form, like :func:`N_`."""
+    """Mark a message with a plural form for the catalogues where it is used inside a
+    template string kept in Python code (``make messages`` finds it by this name)."""
     return singular, plural
 
 
