@@ -19,10 +19,10 @@ from html.parser import HTMLParser
 from typing import Literal
 
 from digest.noise import clean_noise
+from digest.sanitize import ELLIPSIS, LONGEST_WORD, TRAILING
 
 EXCERPT_CHARS = 600  # characters of text in a post's excerpt
 LINE_CHARS = 160  # characters of a compact digest's one-line excerpt
-ELLIPSIS = "…"
 BlockKind = Literal["p", "h", "quote", "pre", "ul", "ol"]  # ul, ol: one item of a list
 
 _BLOCKS = frozenset(
@@ -37,8 +37,6 @@ _EM = frozenset({"em", "i", "cite", "q"})
 _CODE = frozenset({"code", "kbd", "samp"})
 _SPACE = re.compile(r"\s+")
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
-_TRAILING = " \t\n,;:.-–—"
-_WORD = 24  # characters: a longer run without a space may be cut inside
 
 _READ_MORE_TAIL = re.compile(r"\s*(?:\[(?:…|\.\.\.|&hellip;)\]|\[\s*(?:…|\.\.\.)\s*\])\s*\Z")
 _APPEARED_FIRST = re.compile(r"\AThe post .{1,400} appeared first on .{1,200}\.?\Z", re.DOTALL)
@@ -208,12 +206,12 @@ def _cut_block(block: Block, room: int, *, first: bool) -> Block | None:
         space = max(piece.rfind(" "), piece.rfind("\n"))
         if space > 0:
             piece = piece[:space]
-        elif spans or len(span.text) <= _WORD or not first:
+        elif spans or len(span.text) <= LONGEST_WORD or not first:
             piece = ""  # the word does not fit: end before it
-        if piece.rstrip(_TRAILING):
-            spans.append(replace(span, text=piece.rstrip(_TRAILING)))
+        if piece.rstrip(TRAILING):
+            spans.append(replace(span, text=piece.rstrip(TRAILING)))
         break
-    while spans and not spans[-1].text.rstrip(_TRAILING):
+    while spans and not spans[-1].text.rstrip(TRAILING):
         spans.pop()
     if not spans:
         return None
@@ -228,7 +226,7 @@ def _with_ellipsis(block: Block) -> Block:
     elif last.href or last.code:  # the ellipsis is not part of the link
         spans.append(Span(ELLIPSIS))
     else:
-        spans[-1] = replace(last, text=last.text.rstrip(_TRAILING) + ELLIPSIS)
+        spans[-1] = replace(last, text=last.text.rstrip(TRAILING) + ELLIPSIS)
     return replace(block, spans=tuple(spans))
 
 

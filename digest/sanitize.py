@@ -16,6 +16,12 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
+# Cutting text short (a capped feed field, an excerpt): the mark of a cut, what is dropped
+# before it, and the longest run without a space that is still a word to keep whole.
+ELLIPSIS = "…"
+TRAILING = " \t\n,;:.-–—"
+LONGEST_WORD = 24
+
 ALLOWED_SCHEMES = frozenset({"http", "https", "mailto"})
 
 _TAGS = frozenset(

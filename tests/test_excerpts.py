@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from digest.excerpts import ELLIPSIS, Block, Span, excerpt
+from digest.excerpts import Block, Span, excerpt
+from digest.sanitize import ELLIPSIS
 
 
 def test_bare_text_becomes_paragraphs_at_blank_lines() -> None:

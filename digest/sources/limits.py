@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from digest.models import Post
-from digest.sanitize import clean_html, plain_text
+from digest.sanitize import ELLIPSIS, LONGEST_WORD, TRAILING, clean_html, plain_text
 
 MAX_ITEMS = 500  # items kept from one fetch of one source
 MAX_TITLE = 300  # characters
@@ -32,15 +32,12 @@ MAX_CONTENT = 200_000
 MAX_URL = 2_048
 MAX_GUID = 1_000
 
-ELLIPSIS = "…"
-_TRAILING = " \t\n,;:.-–—"
 # A tag (quoted attribute values may hold ">"), an entity, a run of text, a lone "&".
 _TOKEN = re.compile(
     r"""<(?:[^>"']|"[^"]*"|'[^']*')*>?|&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);|[^<&]+|&"""
 )
 _OPEN_TAGS_AT_END = re.compile(r"""(?:<[A-Za-z](?:[^>"']|"[^"]*"|'[^']*')*>\s*)+\Z""")
 _SPACE = re.compile(r"\s")
-_WORD = 24  # characters: a longer run without a space is no word to keep whole
 
 
 def shorten_text(text: str, limit: int) -> str:
@@ -51,7 +48,7 @@ def shorten_text(text: str, limit: int) -> str:
     space = cut.rfind(" ")
     if space >= limit // 2:  # a word boundary not too far back; else cut inside the word
         cut = cut[:space]
-    return cut.rstrip(_TRAILING) + ELLIPSIS
+    return cut.rstrip(TRAILING) + ELLIPSIS
 
 
 def shorten_html(clean: str, limit: int) -> str:
@@ -84,11 +81,11 @@ def _cut_between_tags(clean: str, budget: int) -> str:
             piece = clean[token.start() : budget]
             spaces = [m.start() for m in _SPACE.finditer(piece)]
             # No space: cut inside the word, unless only a word's end would be lost.
-            keep = spaces[-1] if spaces else (len(piece) if len(piece) > _WORD else 0)
+            keep = spaces[-1] if spaces else (len(piece) if len(piece) > LONGEST_WORD else 0)
             if keep:
-                return (clean[: token.start()] + piece[:keep]).rstrip(_TRAILING) + ELLIPSIS
+                return (clean[: token.start()] + piece[:keep]).rstrip(TRAILING) + ELLIPSIS
         break
-    return _OPEN_TAGS_AT_END.sub("", clean[:end]).rstrip(_TRAILING) + ELLIPSIS
+    return _OPEN_TAGS_AT_END.sub("", clean[:end]).rstrip(TRAILING) + ELLIPSIS
 
 
 @dataclass
