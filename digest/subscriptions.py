@@ -106,8 +106,7 @@ def effective_choices(
 def suppression_keys(keys: Keys | bytes, email: str) -> list[str]:
     """The keys ``email`` may be suppressed under: one per signing key still accepted, so
     that a key rotation (``DIGEST_PREVIOUS_SECRET_KEYS``) keeps the suppression list."""
-    ring = keys if isinstance(keys, Keys) else Keys(keys)
-    return [suppression_key(key, email) for key in (ring.current, *ring.previous)]
+    return [suppression_key(key, email) for key in Keys.of(keys).accepted]
 
 
 def _refuse_suppressed(store: Store, keys: Keys | bytes, email: str) -> None:

@@ -51,6 +51,11 @@ class Keys:
     def of(cls, keys: Keys | bytes) -> Keys:
         return keys if isinstance(keys, Keys) else cls(keys)
 
+    @property
+    def accepted(self) -> tuple[bytes, ...]:
+        """Every key a signature may have been made with: the current one first."""
+        return (self.current, *self.previous)
+
 
 def _mac(secret: bytes, purpose: str, payload: bytes) -> bytes:
     message = purpose.encode() + b"\x00" + payload
@@ -98,10 +103,7 @@ def read_token(
         mac = _unb64(encoded_mac)
     except (binascii.Error, ValueError) as exc:
         raise InvalidToken("this link is damaged; copy the whole link from the email") from exc
-    if not any(
-        hmac.compare_digest(mac, _mac(key, purpose, payload))
-        for key in (ring.current, *ring.previous)
-    ):
+    if not any(hmac.compare_digest(mac, _mac(key, purpose, payload)) for key in ring.accepted):
         raise InvalidToken("this link is not valid (wrong signature or purpose)")
     fields = tuple(payload.decode("utf-8", errors="replace").split(_SEPARATOR))
     if max_age is None:
