@@ -459,10 +459,16 @@ def open_store(config: Config, *, apply_migrations: bool) -> Store:
 
 
 def checked_renderer(templates_dir: Path, config: Config, now: datetime) -> Renderer:
-    """The renderer of ``config``, having rendered a sample digest of every newsletter:
-    an editor's template that fails on a real edition (an undefined name, a broken
-    include) is a ``ConfigError`` naming the newsletter now, not at its next send."""
+    """The renderer of ``config``, checked with :func:`check_renderer`."""
     renderer = Renderer.for_newsletters(templates_dir / "email", config.newsletters.values())
+    check_renderer(renderer, config, now)
+    return renderer
+
+
+def check_renderer(renderer: Renderer, config: Config, now: datetime) -> None:
+    """Render a sample digest of every newsletter of ``config``: an editor's template that
+    fails on a real edition (an undefined name, a broken include) is a ``ConfigError``
+    naming the newsletter now, not at its next send."""
     for newsletter in config.newsletters.values():
         renderer.render_edition(
             site=config.site,
@@ -471,7 +477,6 @@ def checked_renderer(templates_dir: Path, config: Config, now: datetime) -> Rend
             edition_id="check",
             now=now,
         )
-    return renderer
 
 
 def build_app(

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from starlette.applications import Starlette
 
 from digest import display
-from digest.app import App, checked_renderer
+from digest.app import App, check_renderer
 from digest.config import Config
 from digest.errors import DigestError
 from digest.ports import Due
@@ -56,7 +56,7 @@ async def run_service(
         log.info("delivering over SMTP via %s:%s", delivery.smtp.host, delivery.smtp.port)
     log.info("database: %s", masked(config.database_url))
     app.mailer()  # a delivery config error (e.g. a missing password variable) stops us now
-    app.renderer = checked_renderer(app.templates_dir, config, app.clock())  # a broken template too
+    check_renderer(app.renderer, config, app.clock())  # and a template that fails to render
 
     web = create_web_app(
         store=app.store,
