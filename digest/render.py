@@ -39,7 +39,6 @@ from digest.images import display_width
 from digest.message import clean_header_text
 from digest.models import Post, Rendered
 from digest.plaintext import TEXT_WIDTH, excerpt_text, wrap
-from digest.sanitize import plain_text
 
 # premailer sizes its one memo cache (stylesheet parses, selectors, declaration lists)
 # from this variable when it is first imported. The default of 128 entries is smaller than
@@ -384,4 +383,4 @@ def _visitor_part(found: re.Match[str]) -> str:
 
 def post_direction(post: Post, excerpt: Excerpt) -> str:
     """ "rtl" for a post written right to left (its title, else its excerpt, tells)."""
-    return text_direction(f"{post.title} {plain_text(excerpt.html())}")
+    return text_direction(" ".join([post.title, *(block.text for block in excerpt.blocks)]))
