@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from digest import links, preferences
 from digest.errors import NotFound
-from digest.models import Subscriber
+from digest.models import Subscriber, Subscription
 from digest.subscriptions import unsubscribe
 from digest.tokens import preferences_token, read_unsubscribe_token
 from digest.web.pages import Pages, in_thread, mask_email
@@ -71,7 +71,9 @@ class UnsubscribePages:
         if any(
             s.newsletter_id == newsletter_id and s.status is preferences.LEFT for s in subscriptions
         ):
-            return await self._result(request, subscriber, newsletter_id, "already")
+            return await self._result(
+                request, subscriber, newsletter_id, "already", subscriptions=subscriptions
+            )
         return self._page("unsubscribe.html", subscriber, newsletter_id)
 
     async def unsubscribe(self, request: Request) -> Response:
@@ -110,13 +112,24 @@ class UnsubscribePages:
         return await self._result(request, subscriber, newsletter_id, "left")
 
     async def _result(
-        self, request: Request, subscriber: Subscriber, newsletter_id: str, state: str
+        self,
+        request: Request,
+        subscriber: Subscriber,
+        newsletter_id: str,
+        state: str,
+        *,
+        subscriptions: list[Subscription] | None = None,
     ) -> Response:
+        """The result page; ``subscriptions`` are the reader's, when the caller read them."""
         pages = self.pages
         token = request.path_params["token"]
+        if subscriptions is None:
+            subscriptions = await in_thread(
+                preferences.subscriptions_of, pages.store, subscriber.id
+            )
         others = [
             s
-            for s in await in_thread(preferences.subscriptions_of, pages.store, subscriber.id)
+            for s in subscriptions
             if s.newsletter_id != newsletter_id and s.status in preferences.KEPT
         ]
         all_path = links.path(links.UNSUBSCRIBE_ALL, token=token)
