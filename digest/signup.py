@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -204,7 +204,3 @@ def purge_expired(store: Store, rules: SignupRules, now: datetime) -> int:
     if purged:
         log.info("forgot %d unconfirmed sign-up(s)", purged)
     return purged
-
-
-def titles_of(newsletters: Mapping[str, NewsletterConfig], ids: Sequence[str]) -> list[str]:
-    return [newsletters[i].title if i in newsletters else i for i in ids]

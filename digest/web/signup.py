@@ -188,7 +188,7 @@ class SignupPages:
         return pages.page(
             "confirm.html",
             state="ask",
-            titles=signup.titles_of(pages.newsletters, [s.newsletter_id for s in pending]),
+            titles=[pages.newsletter_title(s.newsletter_id) for s in pending],
             csrf=pages.csrf(request.url.path),
         )
 
@@ -211,7 +211,7 @@ class SignupPages:
         ids = confirmed or [s.newsletter_id for s in current]
         return pages.page(
             "confirmed.html",
-            titles=signup.titles_of(pages.newsletters, ids),
+            titles=[pages.newsletter_title(i) for i in ids],
             already=not confirmed,
             preferences_url=links.preferences_url(
                 pages.site, preferences_token(pages.keys, subscriber_id)
